@@ -1,0 +1,49 @@
+# copyloop — the two README commands are `make run` and `make test`; everything else helps them.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+GEN_TMP := build/gen
+PROTOS := $(wildcard protos/copyloop/v1/*.proto)
+
+.PHONY: setup protos lint run test test-fast bench clean
+
+# Virtualenv with the pinned stack (torch 2.13.0 CPU comes from the machine's wheel dir via pip's
+# find-links), generated stubs, and the package installed in editable mode.
+setup: $(VENV)/.installed services/v1/__init__.py
+
+$(VENV)/.installed: requirements.lock pyproject.toml setup.py
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (pyenv or apt)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel setuptools
+	$(PIP) install -q -r requirements.lock
+	$(PIP) install -q --no-deps -e .
+	touch $@
+
+# Python stubs (grpcio-tools) and type stubs (mypy-protobuf) into services/v1 = copyloop.v1.
+services/v1/__init__.py: $(PROTOS) $(VENV)/.installed
+	rm -rf $(GEN_TMP) services/v1 && mkdir -p $(GEN_TMP)
+	PATH=$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -Iprotos --python_out=$(GEN_TMP) --grpc_python_out=$(GEN_TMP) \
+		--mypy_out=$(GEN_TMP) --mypy_grpc_out=$(GEN_TMP) $(PROTOS)
+	mv $(GEN_TMP)/copyloop/v1 services/v1 && rm -rf $(GEN_TMP)
+	echo '"""Generated from protos/copyloop/v1 by `make protos`; do not edit."""' > $@
+
+protos: services/v1/__init__.py
+
+lint: setup
+	$(VENV)/bin/buf lint
+	$(VENV)/bin/buf format --diff --exit-code
+
+run: setup
+	$(PY) -m copyloop.main
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(VENV)/bin/buf lint
+
+bench: setup
+	$(PY) bench/profile_ingest.py
+
+clean:
+	rm -rf $(VENV) build services/v1 var

@@ -1,0 +1,173 @@
+"""Server start/stop for every service: grpc.aio server, health tied to dependency readiness,
+reflection, the shared interceptor, metrics endpoint, and graceful shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from copyloop.common.config import ServiceSettings
+from copyloop.common.interceptor import ServiceInterceptor
+from copyloop.common.observability import READY, MetricsEndpoint
+
+log = logging.getLogger("copyloop.server")
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass
+class ServiceSpec:
+    """What a service contributes: its full proto name, how to register its servicer, and a
+    readiness check over its dependencies (database reachable, model loaded, ...)."""
+
+    full_name: str
+    register: Callable[[grpc.aio.Server], None]
+    readiness: ReadinessCheck | None = None
+    # Extra health entries (e.g. "copyloop.v1.GenerationService/llm") with their own checks.
+    sub_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
+
+
+class RunningServer:
+    """A started server; `port` is the bound port (useful when asked for port 0)."""
+
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        port: int,
+        specs: Sequence[ServiceSpec],
+        health_servicer: health.aio.HealthServicer,
+        metrics: MetricsEndpoint | None,
+        settings: ServiceSettings,
+        label: str,
+    ) -> None:
+        self.server = server
+        self.port = port
+        self.specs = list(specs)
+        self.health = health_servicer
+        self.metrics = metrics
+        self.settings = settings
+        self.label = label
+        self._ready_task: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.port}"
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.metrics.port if self.metrics else None
+
+    async def refresh_health(self) -> bool:
+        """Re-runs every readiness check; overall health is SERVING only if all pass."""
+        all_ready = True
+        for spec in self.specs:
+            ready = await _run_check(spec.readiness)
+            all_ready &= ready
+            await self.health.set(spec.full_name, SERVING if ready else NOT_SERVING)
+            for name, check in spec.sub_checks.items():
+                await self.health.set(name, SERVING if await _run_check(check) else NOT_SERVING)
+        await self.health.set("", SERVING if all_ready else NOT_SERVING)
+        READY.labels(self.label).set(1 if all_ready else 0)
+        return all_ready
+
+    async def _watch_readiness(self) -> None:
+        while not self._stopped.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(
+                    self._stopped.wait(), timeout=self.settings.readiness_interval_s
+                )
+            if not self._stopped.is_set():
+                await self.refresh_health()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stops accepting calls at once, lets in-flight calls finish within the grace period."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        await self.health.enter_graceful_shutdown()
+        grace = self.settings.shutdown_grace_s if grace is None else grace
+        await self.server.stop(grace)
+        if self._ready_task:
+            self._ready_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ready_task
+        if self.metrics:
+            self.metrics.close()
+        READY.labels(self.label).set(0)
+        log.info("server stopped", extra={"service": self.label})
+
+    async def wait_for_termination(self) -> None:
+        await self.server.wait_for_termination()
+
+
+async def create_server(
+    specs: Sequence[ServiceSpec],
+    settings: ServiceSettings,
+    label: str,
+    extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+) -> RunningServer:
+    """Builds, binds and starts a server; tests call it with port 0."""
+    interceptors = [ServiceInterceptor(label, settings.tenant_keys()), *extra_interceptors]
+    server = grpc.aio.server(
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", 32 * 1024 * 1024),
+            ("grpc.max_send_message_length", 32 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    for spec in specs:
+        spec.register(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [spec.full_name for spec in specs]
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME],
+        server,
+    )
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        raise OSError(f"could not bind {settings.host}:{settings.port}")
+    metrics = MetricsEndpoint(settings.metrics_port, settings.host) if settings.metrics_port >= 0 else None
+    await server.start()
+    running = RunningServer(server, port, specs, health_servicer, metrics, settings, label)
+    await running.refresh_health()
+    running._ready_task = asyncio.create_task(running._watch_readiness())
+    log.info(
+        "server started",
+        extra={"service": label, "address": running.address, "metrics_port": running.metrics_port},
+    )
+    return running
+
+
+async def serve_until_signal(running: RunningServer) -> None:
+    """Serves until SIGTERM/SIGINT, then shuts down gracefully (stop accepting, drain)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("signal received; draining", extra={"grace_s": running.settings.shutdown_grace_s})
+    await running.stop()
+
+
+async def _run_check(check: ReadinessCheck | None) -> bool:
+    if check is None:
+        return True
+    try:
+        return bool(await asyncio.wait_for(check(), timeout=5))
+    except Exception:  # noqa: BLE001 - a failing check means "not ready", never a crash
+        log.warning("readiness check failed", exc_info=True)
+        return False

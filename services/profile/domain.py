@@ -1,0 +1,103 @@
+"""ProfileService's use cases, independent of gRPC: the servicer converts messages and calls
+these; tests can call them directly."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from copyloop.common.db import BlockingRunner, ping
+from copyloop.common.tenancy import current_tenant
+from copyloop.profile.catalog import ItemData
+from copyloop.profile.profiles import DAY_S, EventIn, ProfileView, view_profile
+from copyloop.profile.recall import Candidate, RecallWeights, ScoredCandidate, rank_candidates
+from copyloop.profile.segments import label, load_rules
+from copyloop.profile.settings import KNOWN_FIGURES, ProfileSettings
+from copyloop.profile.store import (
+    IngestResult, ItemQuery, ProfileStore, StoredItem, WriteResult,
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    view: ProfileView
+    segments: list[str]
+
+
+@dataclass(frozen=True)
+class Recalled:
+    item: StoredItem
+    scored: ScoredCandidate
+
+
+class ProfileDomain:
+    def __init__(self, store: ProfileStore, settings: ProfileSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.half_life_s = settings.half_life_days * DAY_S
+        self.bands = settings.bands()
+        self.rules = load_rules(settings.segment_rules_path, KNOWN_FIGURES)
+        self.recall_weights = RecallWeights(*map(float, settings.recall_weights.split(",")))
+        self._runner = BlockingRunner(workers=4, name="profile-store")
+
+    async def ready(self) -> bool:
+        return await self._runner.run(ping, self.store.engine)
+
+    def close(self) -> None:
+        self._runner.close()
+
+    async def upsert_items(self, items: Sequence[ItemData], idempotency_key: str) -> list[WriteResult]:
+        return await self._runner.run(self.store.upsert_items, current_tenant(), items, idempotency_key)
+
+    async def get_items(self, item_ids: Sequence[str]) -> dict[str, StoredItem]:
+        return await self._runner.run(self.store.get_items, current_tenant(), item_ids)
+
+    async def list_items(self, query: ItemQuery, after: str, limit: int) -> list[StoredItem]:
+        return await self._runner.run(self.store.list_items, current_tenant(), query, after, limit)
+
+    async def ingest(self, events: Sequence[tuple[int, EventIn]]) -> IngestResult:
+        return await self._runner.run(self.store.ingest, current_tenant(), events)
+
+    async def ingest_stream(self, chunks: AsyncIterator[list[tuple[int, EventIn]]], rejected: IngestResult) -> IngestResult:
+        """Commits every `ingest_commit_batch` events: a broken stream keeps what was committed,
+        and a replay of it counts those as duplicates."""
+        total = IngestResult()
+        total.add(rejected)
+        pending: list[tuple[int, EventIn]] = []
+        async for chunk in chunks:
+            pending.extend(chunk)
+            if len(pending) >= self.settings.ingest_commit_batch:
+                total.add(await self.ingest(pending))
+                pending = []
+        if pending:
+            total.add(await self.ingest(pending))
+        return total
+
+    async def get_profile(self, user_id: str, now: float | None = None) -> Profile:
+        state = await self._runner.run(self.store.get_state, current_tenant(), user_id)
+        view = view_profile(user_id, state, now or time.time(), self.half_life_s, self.bands)
+        return Profile(view, [] if view.cold_start else label(self.rules, view.figures()))
+
+    async def recall(self, user_id: str, k: int, query: ItemQuery, now: float | None = None) -> tuple[list[Recalled], bool]:
+        tenant = current_tenant()
+        now = now or time.time()
+        profile = await self.get_profile(user_id, now)
+        pool = await self._runner.run(self.store.recall_pool, tenant, query, now)
+        recent = profile.view.state.recent_item_ids[:5]
+        recent_facts = await self._runner.run(self.store.item_categories, tenant, recent) if recent else []
+        by_id = {item.data.item_id: item for item, _ in pool}
+        candidates = [
+            Candidate(i.data.item_id, i.data.top_category, i.data.leaf_category, i.data.brand, pop)
+            for i, pop in pool
+        ]
+        ranked = rank_candidates(
+            profile.view, candidates,
+            recent_leaf_categories={leaf for leaf, _ in recent_facts if leaf},
+            recent_brands={brand for _, brand in recent_facts if brand},
+            k=k, weights=self.recall_weights,
+        )
+        return [Recalled(by_id[s.item_id], s) for s in ranked], profile.view.cold_start
+
+    async def delete_user(self, user_id: str) -> tuple[int, bool]:
+        return await self._runner.run(self.store.delete_user, current_tenant(), user_id)

@@ -1,0 +1,67 @@
+"""Builds and runs ProfileService: `python -m copyloop.profile.main`."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from copyloop.common.config import load_or_exit
+from copyloop.common.db import make_engine, migrate
+from copyloop.common.observability import configure_logging
+from copyloop.common.server import RunningServer, ServiceSpec, create_server, serve_until_signal
+from copyloop.profile.domain import ProfileDomain
+from copyloop.profile.servicer import FULL_NAME, ProfileServicer
+from copyloop.profile.settings import ProfileSettings
+from copyloop.profile.store import ProfileStore
+from copyloop.v1 import profile_pb2_grpc
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+@dataclass
+class ProfileService:
+    """A running ProfileService: its server and domain, stopped together."""
+
+    server: RunningServer
+    domain: ProfileDomain
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self.server.stop(grace)
+        self.domain.close()
+        self.domain.store.engine.dispose()
+
+
+async def start_profile_service(settings: ProfileSettings) -> ProfileService:
+    engine = make_engine(settings.database_url)
+    migrate(engine, MIGRATIONS, "alembic_version_profile")
+    domain = ProfileDomain(ProfileStore(engine, settings.half_life_days * 86_400.0), settings)
+    servicer = ProfileServicer(domain)
+    spec = ServiceSpec(
+        full_name=FULL_NAME,
+        register=lambda server: profile_pb2_grpc.add_ProfileServiceServicer_to_server(servicer, server),
+        readiness=domain.ready,
+    )
+    server = await create_server([spec], settings, label="profile")
+    return ProfileService(server, domain)
+
+
+async def _main() -> None:
+    settings = load_or_exit(ProfileSettings)
+    configure_logging(settings.log_level)
+    service = await start_profile_service(settings)
+    print(f"ProfileService listening on {service.address}", flush=True)
+    await serve_until_signal(service.server)
+    service.domain.close()
+
+
+def main() -> None:
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""Incremental user profiles: each event updates a small state, so reads never scan events.
+
+Affinities decay exponentially. Scores are stored as of a reference time; a newer event first
+decays everything to its own time, an older (late) event is added already decayed, so the
+result does not depend on arrival order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DAY_S = 86_400.0
+RECENT_ITEMS = 20
+FREQUENCY_DAYS = 30
+
+# How much each kind of event says about interest.
+EVENT_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 2.0,
+    "add_to_cart": 4.0,
+    "purchase": 8.0,
+    "impression": 0.0,  # exposure, not interest
+    "search": 0.0,
+}
+INTEREST_TYPES = frozenset(t for t, w in EVENT_WEIGHTS.items() if w > 0)
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    """What the profile needs to know of an item an event refers to."""
+
+    item_id: str
+    top_category: str
+    brand: str
+    price: float
+    discounted: bool
+
+
+@dataclass(frozen=True)
+class EventIn:
+    """A validated event, ready to apply and store."""
+
+    event_id: str
+    user_id: str
+    type: str
+    item_id: str
+    event_time: float
+    quantity: int = 1
+    price: float = 0.0
+    query: str = ""
+    request_id: str = ""
+    creative_id: str = ""
+    channel: str = ""
+
+
+@dataclass
+class ProfileState:
+    """The stored, incrementally maintained part of a profile (JSON in the database)."""
+
+    ref_time: float = 0.0
+    categories: dict[str, float] = field(default_factory=dict)
+    brands: dict[str, float] = field(default_factory=dict)
+    price_weighted_sum: float = 0.0
+    price_weight: float = 0.0
+    first_time: float = 0.0
+    last_time: float = 0.0
+    event_count: int = 0
+    view_count: int = 0
+    click_count: int = 0
+    cart_count: int = 0
+    impression_count: int = 0
+    purchase_count: int = 0
+    discounted_purchase_count: int = 0
+    monetary_total: float = 0.0
+    daily_counts: dict[str, int] = field(default_factory=dict)  # epoch day -> events
+    recent_item_ids: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProfileState:
+        return cls(**data)
+
+
+def decay_factor(from_time: float, to_time: float, half_life_s: float) -> float:
+    return math.pow(0.5, max(0.0, to_time - from_time) / half_life_s)
+
+
+def apply_event(state: ProfileState, event: EventIn, item: ItemFacts | None, half_life_s: float) -> None:
+    """Folds one event into the state (mutates it)."""
+    t = event.event_time
+    is_newest = t >= state.last_time
+    state.event_count += 1
+    if not state.first_time or t < state.first_time:
+        state.first_time = t
+    state.last_time = max(state.last_time, t)
+    day = str(int(t // DAY_S))
+    if event.type != "impression":
+        state.daily_counts[day] = state.daily_counts.get(day, 0) + 1
+        newest_day = int(state.last_time // DAY_S)
+        state.daily_counts = {
+            d: n for d, n in state.daily_counts.items() if newest_day - int(d) < FREQUENCY_DAYS
+        }
+
+    counters = {
+        "view": "view_count", "click": "click_count", "add_to_cart": "cart_count",
+        "impression": "impression_count",
+    }
+    if event.type in counters:
+        setattr(state, counters[event.type], getattr(state, counters[event.type]) + 1)
+    if event.type == "purchase":
+        quantity = max(1, event.quantity)
+        unit_price = event.price or (item.price if item else 0.0)
+        state.purchase_count += 1
+        state.monetary_total += unit_price * quantity
+        if item and item.discounted:
+            state.discounted_purchase_count += 1
+
+    weight = EVENT_WEIGHTS.get(event.type, 0.0)
+    if weight <= 0 or item is None:
+        return
+    if t >= state.ref_time:
+        factor = decay_factor(state.ref_time, t, half_life_s) if state.ref_time else 1.0
+        _scale(state, factor)
+        state.ref_time = t
+        contribution = weight
+    else:
+        contribution = weight * decay_factor(t, state.ref_time, half_life_s)
+    if item.top_category:
+        state.categories[item.top_category] = state.categories.get(item.top_category, 0.0) + contribution
+    if item.brand:
+        state.brands[item.brand] = state.brands.get(item.brand, 0.0) + contribution
+    price = event.price or item.price
+    state.price_weighted_sum += price * contribution
+    state.price_weight += contribution
+    if is_newest or item.item_id not in state.recent_item_ids:
+        _push_recent(state, item.item_id, newest=is_newest)
+
+
+def _scale(state: ProfileState, factor: float) -> None:
+    if factor == 1.0:
+        return
+    for table in (state.categories, state.brands):
+        for key in table:
+            table[key] *= factor
+    state.price_weighted_sum *= factor
+    state.price_weight *= factor
+
+
+def _push_recent(state: ProfileState, item_id: str, newest: bool) -> None:
+    recent = [i for i in state.recent_item_ids if i != item_id]
+    if newest:
+        recent.insert(0, item_id)
+    else:
+        recent.append(item_id)
+    state.recent_item_ids = recent[:RECENT_ITEMS]
+
+
+@dataclass(frozen=True)
+class Affinity:
+    key: str
+    score: float
+    share: float
+
+
+@dataclass(frozen=True)
+class ProfileView:
+    """A profile as of a moment: decayed scores plus the figures segment rules look at."""
+
+    user_id: str
+    cold_start: bool
+    categories: list[Affinity]
+    brands: list[Affinity]
+    price_band: str
+    mean_engaged_price: float
+    recency_days: float
+    frequency_30d: int
+    state: ProfileState
+
+    def figures(self) -> dict[str, Any]:
+        """Flat figures for the rule engine; names are documented in segments.py."""
+        s = self.state
+        top = self.categories[0] if self.categories else None
+        return {
+            "event_count": s.event_count,
+            "view_count": s.view_count,
+            "click_count": s.click_count,
+            "cart_count": s.cart_count,
+            "purchase_count": s.purchase_count,
+            "monetary_total": s.monetary_total,
+            "discounted_purchase_share": (
+                s.discounted_purchase_count / s.purchase_count if s.purchase_count else 0.0
+            ),
+            "price_band": self.price_band,
+            "mean_engaged_price": self.mean_engaged_price,
+            "recency_days": self.recency_days,
+            "frequency_30d": self.frequency_30d,
+            "top_category": top.key if top else "",
+            "top_category_share": top.share if top else 0.0,
+            "tenure_days": (s.last_time - s.first_time) / DAY_S if s.first_time else 0.0,
+        }
+
+
+@dataclass(frozen=True)
+class PriceBands:
+    """Upper bounds of the budget, mid and premium bands; above is luxury."""
+
+    budget_max: float = 25.0
+    mid_max: float = 100.0
+    premium_max: float = 300.0
+
+    def band(self, price: float, has_evidence: bool) -> str:
+        if not has_evidence:
+            return ""
+        if price <= self.budget_max:
+            return "budget"
+        if price <= self.mid_max:
+            return "mid"
+        if price <= self.premium_max:
+            return "premium"
+        return "luxury"
+
+
+def view_profile(
+    user_id: str, state: ProfileState | None, now: float, half_life_s: float, bands: PriceBands
+) -> ProfileView:
+    """Decays the stored state to `now`; O(size of the state), never touches events."""
+    if state is None or state.event_count == 0:
+        return ProfileView(user_id, True, [], [], "", 0.0, 0.0, 0, state or ProfileState())
+    factor = decay_factor(state.ref_time, now, half_life_s) if state.ref_time else 1.0
+    mean_price = state.price_weighted_sum / state.price_weight if state.price_weight else 0.0
+    today = int(now // DAY_S)
+    frequency = sum(n for d, n in state.daily_counts.items() if 0 <= today - int(d) < FREQUENCY_DAYS)
+    return ProfileView(
+        user_id=user_id,
+        cold_start=False,
+        categories=_ranked(state.categories, factor),
+        brands=_ranked(state.brands, factor),
+        price_band=bands.band(mean_price, state.price_weight > 0),
+        mean_engaged_price=mean_price,
+        recency_days=max(0.0, (now - state.last_time) / DAY_S),
+        frequency_30d=frequency,
+        state=state,
+    )
+
+
+def _ranked(scores: dict[str, float], factor: float) -> list[Affinity]:
+    total = sum(scores.values())
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [
+        Affinity(key, score * factor, score / total if total else 0.0) for key, score in ranked
+    ]

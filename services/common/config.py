@@ -18,7 +18,7 @@ DEFAULT_API_KEYS = "demo-key:demo"
 class ServiceSettings(BaseSettings):
     """Settings every service has. Environment variables override the documented defaults."""
 
-    model_config = SettingsConfigDict(env_prefix="COPYLOOP_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="COPYLOOP_", extra="ignore", populate_by_name=True)
 
     host: str = Field("127.0.0.1", description="Address the gRPC server binds to.")
     port: int = Field(0, ge=0, le=65535, description="gRPC port; 0 picks a free port.")

@@ -221,7 +221,7 @@ class ProfileStore:
             if event.event_id in stored:
                 result.duplicate += 1
             elif event.item_id and event.item_id not in facts:
-                result.reject(Rejection(index, event.event_id, "item_id", "unknown item"))
+                result.reject(Rejection(index, event.event_id, "item_id", "item_id: unknown item"))
             else:
                 to_apply.append(event)
         if not to_apply:

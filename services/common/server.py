@@ -152,12 +152,18 @@ async def create_server(
     return running
 
 
-async def serve_until_signal(running: RunningServer) -> None:
-    """Serves until SIGTERM/SIGINT, then shuts down gracefully (stop accepting, drain)."""
+async def serve_until_signal(
+    running: RunningServer, announce: Callable[[], None] | None = None
+) -> None:
+    """Serves until SIGTERM/SIGINT, then shuts down gracefully (stop accepting, drain).
+    `announce` runs once the signal handlers are in place (so a supervisor that reads the
+    announcement can signal at once)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if announce:
+        announce()
     await stop.wait()
     log.info("signal received; draining", extra={"grace_s": running.settings.shutdown_grace_s})
     await running.stop()

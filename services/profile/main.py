@@ -54,8 +54,9 @@ async def _main() -> None:
     settings = load_or_exit(ProfileSettings)
     configure_logging(settings.log_level)
     service = await start_profile_service(settings)
-    print(f"ProfileService listening on {service.address}", flush=True)
-    await serve_until_signal(service.server)
+    await serve_until_signal(
+        service.server, lambda: print(f"ProfileService listening on {service.address}", flush=True)
+    )
     service.domain.close()
 
 

@@ -123,8 +123,7 @@ def apply_event(state: ProfileState, event: EventIn, item: ItemFacts | None, hal
     if weight <= 0 or item is None:
         return
     if t >= state.ref_time:
-        factor = decay_factor(state.ref_time, t, half_life_s) if state.ref_time else 1.0
-        _scale(state, factor)
+        _scale(state, decay_factor(state.ref_time, t, half_life_s))
         state.ref_time = t
         contribution = weight
     else:
@@ -230,7 +229,7 @@ def view_profile(
     """Decays the stored state to `now`; O(size of the state), never touches events."""
     if state is None or state.event_count == 0:
         return ProfileView(user_id, True, [], [], "", 0.0, 0.0, 0, state or ProfileState())
-    factor = decay_factor(state.ref_time, now, half_life_s) if state.ref_time else 1.0
+    factor = decay_factor(state.ref_time, now, half_life_s)
     mean_price = state.price_weighted_sum / state.price_weight if state.price_weight else 0.0
     today = int(now // DAY_S)
     frequency = sum(n for d, n in state.daily_counts.items() if 0 <= today - int(d) < FREQUENCY_DAYS)

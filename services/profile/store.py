@@ -297,7 +297,7 @@ class ProfileStore:
             for ev in evs:  # already in time order
                 w = EVENT_WEIGHTS[ev.type]
                 if ev.event_time >= ref:
-                    pop = pop * (decay_factor(ref, ev.event_time, self.half_life_s) if ref else 1.0) + w
+                    pop = pop * decay_factor(ref, ev.event_time, self.half_life_s) + w
                     ref = ev.event_time
                 else:
                     pop += w * decay_factor(ev.event_time, ref, self.half_life_s)

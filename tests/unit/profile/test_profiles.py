@@ -1,0 +1,112 @@
+"""Profile maintenance logic without gRPC or a database."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from copyloop.profile.profiles import (
+    DAY_S, EventIn, ItemFacts, PriceBands, ProfileState, apply_event, view_profile,
+)
+from copyloop.profile.recall import Candidate, rank_candidates
+from copyloop.profile.segments import DEFAULT_RULES, label, parse_rules
+from copyloop.profile.settings import KNOWN_FIGURES
+
+HL = 7 * DAY_S
+TOY = ItemFacts("toy", "Toys", "Brickwell", 15.0, discounted=True)
+BOOK = ItemFacts("book", "Books", "Pagely", 40.0, discounted=False)
+FACTS = {"toy": TOY, "book": BOOK}
+
+
+def ev(n: int, kind: str, item: str, t: float) -> EventIn:
+    return EventIn(f"e{n}", "u", kind, item, t)
+
+
+def build(events: list[EventIn]) -> ProfileState:
+    state = ProfileState()
+    for e in events:
+        apply_event(state, e, FACTS.get(e.item_id), HL)
+    return state
+
+
+def test_affinity_decays_with_half_life() -> None:
+    state = build([ev(1, "view", "toy", 0.0), ev(2, "view", "book", HL)])
+    view = view_profile("u", state, HL, HL, PriceBands())
+    scores = {a.key: a.score for a in view.categories}
+    assert scores["Books"] == pytest.approx(1.0)
+    assert scores["Toys"] == pytest.approx(0.5)  # one half-life older
+    later = view_profile("u", state, 2 * HL, HL, PriceBands())
+    assert {a.key: a.score for a in later.categories}["Books"] == pytest.approx(0.5)
+
+
+def test_result_does_not_depend_on_arrival_order() -> None:
+    events = [
+        ev(1, "view", "toy", 0.0), ev(2, "purchase", "book", 2 * DAY_S),
+        ev(3, "click", "toy", 5 * DAY_S), ev(4, "add_to_cart", "book", 9 * DAY_S),
+    ]
+    reference = view_profile("u", build(events), 10 * DAY_S, HL, PriceBands())
+    for order in itertools.permutations(events):
+        view = view_profile("u", build(list(order)), 10 * DAY_S, HL, PriceBands())
+        assert [(a.key, round(a.score, 9)) for a in view.categories] == [
+            (a.key, round(a.score, 9)) for a in reference.categories
+        ]
+        assert view.mean_engaged_price == pytest.approx(reference.mean_engaged_price)
+        assert view.state.recent_item_ids == reference.state.recent_item_ids
+
+
+def test_weights_price_band_monetary_and_frequency() -> None:
+    state = build([
+        ev(1, "view", "book", 0.0),
+        EventIn("p", "u", "purchase", "toy", 1.0, quantity=3, price=10.0),
+        ev(3, "impression", "book", 2.0),
+    ])
+    view = view_profile("u", state, 3.0, HL, PriceBands())
+    shares = {a.key: a.share for a in view.categories}
+    assert shares["Toys"] == pytest.approx(8 / 9)  # purchase weighs 8, a view 1, impressions 0
+    assert state.monetary_total == pytest.approx(30.0)
+    assert state.impression_count == 1 and state.discounted_purchase_count == 1
+    assert view.frequency_30d == 2  # impressions are exposure, not activity
+    assert view.price_band == "budget"  # (40*1 + 10*8) / 9 = 13.3
+
+
+def test_frequency_counts_only_last_30_days() -> None:
+    state = build([ev(n, "view", "toy", n * DAY_S) for n in range(40)])
+    assert view_profile("u", state, 39 * DAY_S, HL, PriceBands()).frequency_30d == 30
+    assert view_profile("u", state, 60 * DAY_S, HL, PriceBands()).frequency_30d == 9
+
+
+def test_cold_start_view() -> None:
+    view = view_profile("nobody", None, 0.0, HL, PriceBands())
+    assert view.cold_start and view.categories == [] and view.price_band == ""
+
+
+def test_segment_rules_label_and_validate() -> None:
+    rules = parse_rules(DEFAULT_RULES, KNOWN_FIGURES)
+    figures = dict.fromkeys(KNOWN_FIGURES, 0)
+    figures.update(
+        event_count=20, purchase_count=4, monetary_total=500.0, top_category="Toys",
+        top_category_share=0.8, price_band="premium", recency_days=1.0,
+    )
+    assert label(rules, figures) == ["loyal_high_value", "premium_shopper", "fan:Toys"]
+    with pytest.raises(ValueError, match="unknown figure"):
+        parse_rules([{"label": "x", "all": [["nope", ">", 1]]}], KNOWN_FIGURES)
+    with pytest.raises(ValueError, match="unknown operator"):
+        parse_rules([{"label": "x", "all": [["event_count", "~", 1]]}], KNOWN_FIGURES)
+    with pytest.raises(ValueError, match="needs 'all' or 'any'"):
+        parse_rules([{"label": "x"}], KNOWN_FIGURES)
+
+
+def test_recall_blends_affinity_popularity_and_recent_interest() -> None:
+    state = build([ev(1, "purchase", "book", 0.0)])
+    view = view_profile("u", state, 1.0, HL, PriceBands())
+    candidates = [
+        Candidate("b1", "Books", "Novels", "Other", popularity=1.0),
+        Candidate("t1", "Toys", "Blocks", "Brickwell", popularity=100.0),
+        Candidate("b2", "Books", "Cookbooks", "Pagely", popularity=0.0),
+    ]
+    ranked = rank_candidates(view, candidates, {"Cookbooks"}, {"Pagely"}, k=3)
+    assert [r.item_id for r in ranked] == ["b2", "b1", "t1"]
+    assert "recently_viewed_similar" in ranked[0].reasons and "popular" in ranked[2].reasons
+    cold = rank_candidates(view_profile("x", None, 0, HL, PriceBands()), candidates, set(), set(), k=2)
+    assert [r.item_id for r in cold] == ["t1", "b1"]

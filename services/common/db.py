@@ -13,7 +13,7 @@ from typing import ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 P = ParamSpec("P")
@@ -74,3 +74,20 @@ class BlockingRunner:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+def run_migrations_env(target_metadata: MetaData) -> None:
+    """The body of every service's Alembic env.py: migrate on the connection `migrate` hands
+    over, recording the version in the service's own table."""
+    from alembic import context
+
+    config = context.config
+    connection = config.attributes["connection"]
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        version_table=config.attributes["version_table"],
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()

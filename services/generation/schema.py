@@ -1,0 +1,57 @@
+"""GenerationService tables: the creative pool and pre-generation jobs, per tenant."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON, BigInteger, Column, DateTime, Float, Index, MetaData, String, Table, Text,
+)
+
+from copyloop.common.idempotency import idempotency_table
+
+metadata = MetaData()
+
+creatives = Table(
+    "creatives",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("creative_id", String(64), primary_key=True),
+    Column("item_id", String(128), nullable=False),
+    Column("item_version", BigInteger, nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("locale", String(16), nullable=False),
+    Column("segment", String(128), nullable=False),
+    Column("template_version", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("text_hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("quality", Float, nullable=False),
+    Column("variant", JSON, nullable=False),  # the generated Variant (reports, model) as JSON
+    Column("reviewer", String(128), nullable=False, default=""),
+    Column("status_reason", Text, nullable=False, default=""),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("update_time", DateTime(timezone=True), nullable=False),
+    # The pool key: one row per distinct text for an (item version, channel, locale, segment,
+    # template version); storing the same text again is a no-op.
+    Index(
+        "ux_creatives_pool_key", "tenant_id", "item_id", "item_version", "channel", "locale",
+        "segment", "template_version", "text_hash", unique=True,
+    ),
+    Index("ix_creatives_lookup", "tenant_id", "channel", "locale", "status", "item_id"),
+)
+
+pregeneration_jobs = Table(
+    "pregeneration_jobs",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("job_id", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("total_count", BigInteger, nullable=False),
+    Column("done_count", BigInteger, nullable=False, default=0),
+    Column("failed_count", BigInteger, nullable=False, default=0),
+    Column("creative_count", BigInteger, nullable=False, default=0),
+    Column("error", Text, nullable=False, default=""),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("update_time", DateTime(timezone=True), nullable=False),
+)
+
+idempotency_records = idempotency_table(metadata)

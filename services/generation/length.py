@@ -78,6 +78,9 @@ def _can_break_before(text: str, pos: int) -> bool:
     before, after = text[pos - 1], text[pos]
     if _is_joiner(after) or before == "\u200d":
         return False
+    # Keep amounts whole: "$|19.99", "19.99|%", "8|+" are not boundaries.
+    if "Sc" in (unicodedata.category(before), unicodedata.category(after)) or after in "%‰°+":
+        return False
     if before.isspace() or after.isspace():
         return True
     if is_cjk(before) or is_cjk(after):
@@ -160,6 +163,7 @@ def fit_to_length(text: str, max_chars: int) -> LengthResult:
     pos = _word_cut(text, max_chars)
     candidate = _tidy_end(text[:pos])
     if candidate:
-        kind = "char" if is_cjk(text[pos - 1]) or (pos < len(text) and is_cjk(text[pos])) else "word"
+        at_cjk = is_cjk(text[pos - 1]) or (pos < len(text) and is_cjk(text[pos]))
+        kind = "char" if at_cjk else "word"
         return LengthResult(candidate, max_chars, original, True, kind)
     return LengthResult("", max_chars, original, True, "nothing_fits")

@@ -50,7 +50,7 @@ def validate_brief(brief: CopyBrief) -> list[tuple[str, str]]:
     """
     problems: list[tuple[str, str]] = []
     if brief.channel not in CHANNELS:
-        problems.append(("channel", f"unknown channel {brief.channel!r}; expected one of {CHANNELS}"))
+        problems.append(("channel", f"unknown channel {brief.channel!r}; expected {CHANNELS}"))
     if brief.locale not in LOCALES:
         problems.append(("locale", f"unknown locale {brief.locale!r}; expected one of {LOCALES}"))
     if brief.tone not in TONES:

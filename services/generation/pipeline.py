@@ -1,0 +1,245 @@
+"""From raw LLM outputs to checked, de-duplicated, ordered copy variants.
+
+The caller (the gRPC servicer) owns the LLM loop: it calls `process_variants` with what the
+model wrote, regenerates `result.shortfall(wanted)` more if it can afford to (marking them
+attempt >= 1 and passing all outputs again), and finally calls `fill_with_fallbacks` so a
+request always gets its variants. Every step is pure and deterministic.
+
+Per output: clean -> remove personal data -> fit the length (leaving room for a missing
+disclaimer) -> compliance -> coverage and quality. Passing variants are ordered by quality
+and near-duplicates of a better one are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from copyloop.generation.compliance import (
+    ComplianceReport,
+    CopyConstraints,
+    Violation,
+    check_compliance,
+    contains_term,
+    disclaimer_reserve,
+)
+from copyloop.generation.coverage import CoverageReport, attribute_coverage
+from copyloop.generation.dedupe import DEFAULT_THRESHOLD, dedupe
+from copyloop.generation.fallback import build_fallbacks
+from copyloop.generation.length import LengthResult, effective_max_chars, fit_to_length
+from copyloop.generation.pii import redact_pii
+from copyloop.generation.prompts.brief import CopyBrief, validate_brief
+from copyloop.generation.quality import QualityReport, QualityWeights, quality_score
+
+SOURCE_MODEL = "model"
+SOURCE_MODEL_REGENERATED = "model_regenerated"
+SOURCE_TEMPLATE_FALLBACK = "template_fallback"
+
+
+@dataclass(frozen=True)
+class RawOutput:
+    """One text the LLM returned, with its scores when the backend reports them."""
+
+    text: str
+    cumulative_logprob: float | None = None
+    num_output_tokens: int | None = None
+    attempt: int = 0  # 0 = first generation; >= 1 = a regeneration
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    dedupe_threshold: float = DEFAULT_THRESHOLD
+    weights: QualityWeights = QualityWeights()
+    # Variants whose attribute coverage is below this are rejected (rule "coverage").
+    # 0.3 = at least one of product, brand, selling point; copy that names none of them
+    # (e.g. "Free shipping!") is useless in a feed. Fallbacks are exempt.
+    min_coverage: float = 0.3
+
+
+@dataclass
+class CheckedVariant:
+    text: str
+    source: str  # model | model_regenerated | template_fallback
+    compliance: ComplianceReport
+    coverage: CoverageReport
+    quality: QualityReport
+    raw_index: int | None = None  # position in raw_outputs; None for fallbacks
+    length: LengthResult | None = None  # None for fallbacks (built to fit)
+    template: str = ""  # the fallback template used
+
+
+@dataclass
+class RejectedOutput:
+    raw_index: int
+    raw_text: str
+    source: str
+    reasons: list[Violation]  # compliance violations, or rule "duplicate" / "coverage"
+    compliance: ComplianceReport | None = None
+
+
+@dataclass
+class PipelineResult:
+    variants: list[CheckedVariant]  # best first; fallbacks (if any) after model variants
+    rejected: list[RejectedOutput]
+    max_chars: int
+    constraints: CopyConstraints  # request constraints merged with the brief's
+
+    def shortfall(self, wanted: int) -> int:
+        """How many more variants are needed to reach `wanted`."""
+        return max(0, wanted - len(self.variants))
+
+
+_SPECIAL_TOKEN_RE = re.compile(r"<\|[a-z_]+\|>|</?s>|\[/?INST\]", re.IGNORECASE)
+_LEADING_LABEL_RE = re.compile(r"^\s*(?:copy|文案|广告语|answer|output)\s*[:：]\s*", re.IGNORECASE)
+_LIST_MARKER_RE = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)、])\s+")
+_QUOTE_PAIRS = (('"', '"'), ("'", "'"), ("“", "”"), ("「", "」"), ("『", "』"), ("‘", "’"))
+
+
+def clean_model_output(text: str) -> str:
+    """Strip what models wrap copy in: special tokens, 'Copy:' labels, list markers, quotes."""
+    text = _SPECIAL_TOKEN_RE.sub(" ", text or "").strip()
+    text = _LEADING_LABEL_RE.sub("", text)
+    text = _LIST_MARKER_RE.sub("", text).strip()
+    for left, right in _QUOTE_PAIRS:
+        inner = text[len(left) : -len(right)]
+        if len(text) >= 2 and text.startswith(left) and text.endswith(right) and left not in inner:
+            text = inner.strip()
+            break
+    return text
+
+
+def merge_constraints(brief: CopyBrief, constraints: CopyConstraints) -> CopyConstraints:
+    """The request's constraints plus the brief's must-include terms and limit."""
+    return CopyConstraints(
+        banned_terms=tuple(dict.fromkeys(t for t in constraints.banned_terms if t.strip())),
+        must_include=tuple(
+            dict.fromkeys(t for t in constraints.must_include + brief.must_include if t.strip())
+        ),
+        required_disclaimer=constraints.required_disclaimer.strip(),
+        max_chars=effective_max_chars(
+            brief.channel, brief.locale, brief.max_chars, constraints.max_chars
+        ),
+    )
+
+
+def _score(
+    text: str, brief: CopyBrief, settings: PipelineSettings, raw: RawOutput | None
+) -> tuple[CoverageReport, QualityReport]:
+    coverage = attribute_coverage(text, brief)
+    quality = quality_score(
+        text,
+        brief.locale,
+        brief.tone,
+        coverage.score,
+        cumulative_logprob=raw.cumulative_logprob if raw else None,
+        num_output_tokens=raw.num_output_tokens if raw else None,
+        weights=settings.weights,
+    )
+    return coverage, quality
+
+
+def _check_one(
+    raw: RawOutput, brief: CopyBrief, constraints: CopyConstraints
+) -> tuple[ComplianceReport, LengthResult]:
+    redaction = redact_pii(clean_model_output(raw.text))
+    budget = constraints.max_chars
+    disclaimer = constraints.required_disclaimer
+    if disclaimer and not contains_term(redaction.text, disclaimer):
+        reserved = budget - disclaimer_reserve(disclaimer, brief.locale)
+        # With no room left for copy, keep the copy and let compliance report the disclaimer.
+        budget = reserved if reserved > 0 else budget
+    fitted = fit_to_length(redaction.text, budget)
+    report = check_compliance(
+        fitted.text, brief.locale, constraints, constraints.max_chars, redaction.redactions
+    )
+    return report, fitted
+
+
+def process_variants(
+    brief: CopyBrief,
+    constraints: CopyConstraints,
+    raw_outputs: Sequence[RawOutput],
+    settings: PipelineSettings = PipelineSettings(),
+    existing_texts: Sequence[str] = (),
+) -> PipelineResult:
+    """Check, order and de-duplicate the model's outputs.
+
+    `existing_texts` are copies already approved for this slot (e.g. in the creative pool):
+    near-duplicates of them are rejected too.
+    """
+    problems = validate_brief(brief)
+    if problems:
+        raise ValueError("invalid CopyBrief: " + "; ".join(f"{f}: {p}" for f, p in problems))
+    merged = merge_constraints(brief, constraints)
+    passed: list[CheckedVariant] = []
+    rejected: list[RejectedOutput] = []
+    for index, raw in enumerate(raw_outputs):
+        source = SOURCE_MODEL if raw.attempt == 0 else SOURCE_MODEL_REGENERATED
+        report, fitted = _check_one(raw, brief, merged)
+        if not report.passed:
+            reasons = list(report.violations)
+            rejected.append(RejectedOutput(index, raw.text, source, reasons, report))
+            continue
+        coverage, quality = _score(report.text, brief, settings, raw)
+        if coverage.score < settings.min_coverage:
+            reason = Violation("coverage", f"{coverage.score:.2f} < {settings.min_coverage:.2f}")
+            rejected.append(RejectedOutput(index, raw.text, source, [reason], report))
+            continue
+        passed.append(CheckedVariant(report.text, source, report, coverage, quality, index, fitted))
+
+    passed.sort(key=lambda v: (-v.quality.overall, v.raw_index))
+    keep, drops = dedupe([v.text for v in passed], settings.dedupe_threshold, existing_texts)
+    for drop in drops:
+        variant = passed[drop.index]
+        target = (
+            f"existing #{-1 - drop.duplicate_of}"
+            if drop.duplicate_of < 0
+            else f"raw #{passed[drop.duplicate_of].raw_index}"
+        )
+        reason = Violation("duplicate", f"of {target} (similarity {drop.similarity:.2f})")
+        raw_index = variant.raw_index if variant.raw_index is not None else -1
+        rejected.append(
+            RejectedOutput(raw_index, raw_outputs[raw_index].text, variant.source, [reason],
+                           variant.compliance)
+        )
+    rejected.sort(key=lambda r: r.raw_index)
+    return PipelineResult(
+        variants=[passed[i] for i in keep],
+        rejected=rejected,
+        max_chars=merged.max_chars,
+        constraints=merged,
+    )
+
+
+def fill_with_fallbacks(
+    result: PipelineResult,
+    brief: CopyBrief,
+    wanted: int,
+    settings: PipelineSettings = PipelineSettings(),
+) -> PipelineResult:
+    """Top the result up to `wanted` variants with template fallbacks (after model ones).
+
+    Fallbacks differing only by template may be similar; they are de-duplicated exactly,
+    not by the near-duplicate threshold, so a short banner can still get several. Fewer
+    than `wanted` come back when the item data supports fewer distinct templates; a failing
+    fallback is never added (its constraints cannot be met).
+    """
+    missing = result.shortfall(wanted)
+    if missing == 0:
+        return result
+    present = {v.text for v in result.variants}
+    fallbacks = build_fallbacks(brief, result.constraints, count=missing + len(present))
+    added: list[CheckedVariant] = []
+    for fallback in fallbacks:
+        if len(added) >= missing:
+            break
+        if not fallback.report.passed or fallback.text in present:
+            continue
+        present.add(fallback.text)
+        coverage, quality = _score(fallback.text, brief, settings, None)
+        added.append(
+            CheckedVariant(fallback.text, SOURCE_TEMPLATE_FALLBACK, fallback.report, coverage,
+                           quality, template=fallback.template)
+        )
+    return replace(result, variants=result.variants + added)

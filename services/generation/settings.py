@@ -1,0 +1,27 @@
+"""GenerationService settings (environment variables prefixed COPYLOOP_GENERATION_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from copyloop.common.config import ServiceSettings
+
+
+class GenerationSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="COPYLOOP_GENERATION_", extra="ignore")
+
+    port: int = Field(50052, ge=0, le=65535, description="gRPC port; 0 picks a free port.")
+    database_url: str = Field("sqlite:///var/generation.db", description="Creative pool database.")
+    triton_url: str = Field(
+        "", description="Triton gRPC address host:port; empty = no LLM (fallbacks only)."
+    )
+    model_name: str = Field("copywriter", description="The Triton model to call.")
+    model_dir: str = Field(
+        "", description="The served model's directory, for its tokenizer's chat template."
+    )
+    llm_timeout_s: float = Field(20.0, gt=0, le=600, description="Upper bound per LLM call.")
+    regeneration_rounds: int = Field(
+        1, ge=0, le=5, description="Extra LLM rounds for variants that failed a check."
+    )
+    pregeneration_concurrency: int = Field(4, ge=1, le=64)

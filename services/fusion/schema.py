@@ -1,0 +1,80 @@
+"""FusionService tables: experiments and assignments, the serve log (one row per recommended
+item, keyed by impression id), reported outcomes, and bandit statistics, per tenant."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON, BigInteger, Column, DateTime, Float, Index, MetaData, String, Table,
+)
+
+from copyloop.common.idempotency import idempotency_table
+
+metadata = MetaData()
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("experiment_id", String(64), primary_key=True),
+    Column("display_name", String(256), nullable=False, default=""),
+    Column("arms", JSON, nullable=False),  # [{"arm_id", "strategy", "traffic_weight"}]
+    Column("state", String(16), nullable=False),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("stop_time", DateTime(timezone=True), nullable=True),
+)
+
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("experiment_id", String(64), primary_key=True),
+    Column("user_id", String(128), primary_key=True),
+    Column("arm_id", String(64), nullable=False),
+    Column("assign_time", Float, nullable=False),
+)
+
+served = Table(
+    "served",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("impression_id", String(64), primary_key=True),
+    Column("request_id", String(64), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("item_id", String(128), nullable=False),
+    Column("creative_id", String(128), nullable=False),
+    Column("segment", String(128), nullable=False),
+    Column("experiment_id", String(64), nullable=False, default=""),
+    Column("arm_id", String(64), nullable=False, default=""),
+    Column("p_ctr", Float, nullable=False),
+    Column("p_cvr", Float, nullable=False),
+    Column("price", Float, nullable=False),
+    Column("copy_source", String(16), nullable=False),
+    Column("model_version", String(64), nullable=False, default=""),
+    Column("serve_time", Float, nullable=False),
+    Column("features", JSON, nullable=False),  # what PredictionService needs to log the impression
+    Index("ix_served_tenant_experiment", "tenant_id", "experiment_id", "arm_id"),
+)
+
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("impression_id", String(64), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("value", Float, nullable=False, default=0.0),
+    Column("event_time", Float, nullable=False),
+    Index("ix_outcomes_tenant_impression", "tenant_id", "impression_id"),
+)
+
+bandit_stats = Table(
+    "bandit_stats",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("creative_id", String(128), primary_key=True),
+    Column("segment", String(128), primary_key=True),
+    Column("impressions", BigInteger, nullable=False, default=0),
+    Column("clicks", BigInteger, nullable=False, default=0),
+)
+
+idempotency_records = idempotency_table(metadata)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from copyloop.common.errors import AlreadyExists, NotFound
 from copyloop.fusion import schema
+from copyloop.fusion.experiments import ArmCounts
 
 RUNNING, STOPPED = "running", "stopped"
 FEEDBACK_TYPES = ("impression", "click", "add_to_cart", "purchase")
@@ -72,16 +73,6 @@ class AppliedOutcome:
     outcome: OutcomeIn
     served: ServedRow
     first_of_type: bool  # the first event of this type for this impression
-
-
-@dataclass(frozen=True)
-class ArmCounts:
-    arm_id: str
-    users: int
-    impressions: int
-    clicks: int
-    purchases: int
-    revenue: float
 
 
 class FusionStore:
@@ -255,6 +246,12 @@ class FusionStore:
                 .where(o.c.tenant_id == tenant, s.c.experiment_id == experiment_id, o.c.type.in_(["impression", "click"]))
                 .order_by(o.c.event_time)
             )]
+
+    def first_impression_time(self, tenant: str, since: float) -> float | None:
+        o = schema.outcomes
+        with self._sessions() as session:
+            return session.scalar(select(func.min(o.c.event_time)).where(
+                o.c.tenant_id == tenant, o.c.type == "impression", o.c.event_time >= since))
 
     def outcome_count(self, tenant: str) -> int:
         o = schema.outcomes

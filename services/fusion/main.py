@@ -1,0 +1,81 @@
+"""Builds and runs FusionService: `python -m copyloop.fusion.main`."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from copyloop.common.config import load_or_exit
+from copyloop.common.db import BlockingRunner, make_engine, migrate, ping
+from copyloop.common.observability import configure_logging
+from copyloop.common.server import RunningServer, ServiceSpec, create_server, serve_until_signal
+from copyloop.fusion.downstream import Downstream
+from copyloop.fusion.feedback import Feedback
+from copyloop.fusion.recommend import Recommender
+from copyloop.fusion.servicer import FULL_NAME, FusionServicer
+from copyloop.fusion.settings import FusionSettings
+from copyloop.fusion.store import FusionStore
+from copyloop.v1 import fusion_pb2_grpc
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+@dataclass
+class FusionService:
+    server: RunningServer
+    store: FusionStore
+    downstream: Downstream
+    recommender: Recommender
+    runner: BlockingRunner
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self.server.stop(grace)
+        await self.recommender.close()
+        await self.downstream.close()
+        self.runner.close()
+        self.store.engine.dispose()
+
+
+async def start_fusion_service(settings: FusionSettings) -> FusionService:
+    engine = make_engine(settings.database_url)
+    migrate(engine, MIGRATIONS, "alembic_version_fusion")
+    store = FusionStore(engine)
+    runner = BlockingRunner(workers=4, name="fusion-store")
+    downstream = Downstream(settings.profile_addr, settings.generation_addr, settings.prediction_addr)
+    recommender = Recommender(store, downstream, settings, runner)
+    servicer = FusionServicer(store, downstream, recommender, Feedback(store, downstream, runner), runner)
+
+    async def ready() -> bool:
+        # Fusion degrades around its dependencies, so only its own database gates readiness.
+        return await runner.run(ping, engine)
+
+    spec = ServiceSpec(
+        full_name=FULL_NAME,
+        register=lambda server: fusion_pb2_grpc.add_FusionServiceServicer_to_server(servicer, server),
+        readiness=ready,
+    )
+    server = await create_server([spec], settings, label="fusion")
+    return FusionService(server, store, downstream, recommender, runner)
+
+
+async def _main() -> None:
+    settings = load_or_exit(FusionSettings)
+    configure_logging(settings.log_level)
+    service = await start_fusion_service(settings)
+    await serve_until_signal(
+        service.server, lambda: print(f"FusionService listening on {service.address}", flush=True)
+    )
+    await service.recommender.close()
+
+
+def main() -> None:
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""PredictionService use cases, independent of gRPC: scoring with the live model (hot-swapped
+without dropping requests), the training log, training/evaluation/registration, promotion only
+when better, and rollback."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from copyloop.common import idempotency
+from copyloop.common.db import BlockingRunner, ping
+from copyloop.common.errors import FailedPrecondition, InvalidArgument, FieldViolation
+from copyloop.common.tenancy import current_tenant
+from copyloop.prediction import schema
+from copyloop.prediction.compare import compare_versions
+from copyloop.prediction.errors import InsufficientDataError
+from copyloop.prediction.scorer import CopyQualityModel, Scorer
+from copyloop.prediction.settings import PredictionSettings
+from copyloop.prediction.store import (
+    REGISTERED, LabelledImpression, LoggedImpression, LoggedOutcome, PredictionStore, VersionRecord,
+)
+from copyloop.prediction.text_features import CachedEmbedder, HashingEmbedder, MiniLMEmbedder
+from copyloop.prediction.training import DataRequirements, TimeWindow, TrainConfig, train_version
+from copyloop.prediction.types import (
+    ContextFeatures, CopyFeatures, ItemFeatures, ScoreResult, TrainingExample, UserFeatures,
+)
+from copyloop.prediction.version import ModelVersion, load_version
+
+
+MAX_EXPLANATIONS = 10
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    record: VersionRecord
+    promoted: bool
+    reason: str
+
+
+def make_embedder(name: str) -> CachedEmbedder:
+    return MiniLMEmbedder() if name == "minilm" else HashingEmbedder()
+
+
+def example_from_log(row: LabelledImpression) -> TrainingExample:
+    f = row.impression.features
+    user = f["user"]
+    return TrainingExample(
+        user=UserFeatures(**{**user, "segments": tuple(user.get("segments", ()))}),
+        item=ItemFeatures(**{**f["item"], "category_path": tuple(f["item"].get("category_path", ()))}),
+        copy=CopyFeatures(**f["copy"]), context=ContextFeatures(**f["context"]),
+        clicked=row.clicked, converted=row.converted, timestamp=row.impression.impression_time,
+    )
+
+
+class PredictionDomain:
+    def __init__(self, store: PredictionStore, settings: PredictionSettings, embedder: CachedEmbedder,
+                 copy_quality: CopyQualityModel | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.embedder = embedder
+        self.copy_quality = copy_quality
+        self.root = Path(settings.model_root)
+        self._scorers: dict[str, Scorer] = {}  # tenant -> live scorer (swapped atomically)
+        self._versions: dict[tuple[str, str], ModelVersion] = {}
+        self._swap_lock = threading.Lock()
+        self._runner = BlockingRunner(workers=2, name="prediction-store")
+        self._trainer = BlockingRunner(workers=1, name="prediction-train")
+
+    async def ready(self) -> bool:
+        return await self._runner.run(ping, self.store.engine)
+
+    def close(self) -> None:
+        self._runner.close()
+        self._trainer.close()
+
+    # ---- scoring -------------------------------------------------------------------------
+
+    def _new_scorer(self, model: ModelVersion | None) -> Scorer:
+        return Scorer(model, self.copy_quality, top_k=MAX_EXPLANATIONS, num_threads=self.settings.score_threads)
+
+    def _scorer(self, tenant: str, version: str) -> Scorer:
+        if version:
+            return self._new_scorer(self._load(tenant, self.store.get(tenant, version)))
+        scorer = self._scorers.get(tenant)
+        if scorer is None:
+            live = self.store.live(tenant)
+            scorer = self._new_scorer(self._load(tenant, live) if live else None)
+            with self._swap_lock:
+                scorer = self._scorers.setdefault(tenant, scorer)
+        return scorer
+
+    def _load(self, tenant: str, record: VersionRecord) -> ModelVersion:
+        key = (tenant, record.version)
+        if key not in self._versions:
+            self._versions[key] = load_version(record.artifact_path, self.embedder)
+        return self._versions[key]
+
+    def _score(self, tenant: str, user: UserFeatures, context: ContextFeatures,
+               candidates: Sequence[tuple[ItemFeatures, CopyFeatures]], version: str, top_k: int) -> tuple[list[ScoreResult], str, bool]:
+        scorer = self._scorer(tenant, version)
+        results = scorer.score(user, context, candidates)
+        if top_k < MAX_EXPLANATIONS:
+            for r in results:
+                r.top_features[top_k:] = []
+        return results, scorer.model_version, scorer.is_prior
+
+    async def score(self, user: UserFeatures, context: ContextFeatures,
+                    candidates: Sequence[tuple[ItemFeatures, CopyFeatures]], version: str = "", top_k: int = 3) -> tuple[list[ScoreResult], str, bool]:
+        return await self._runner.run(self._score, current_tenant(), user, context, candidates, version, top_k)
+
+    # ---- training log --------------------------------------------------------------------
+
+    async def log_impressions(self, rows: Sequence[LoggedImpression]) -> tuple[int, int]:
+        return await self._runner.run(self.store.log_impressions, current_tenant(), rows)
+
+    async def log_outcomes(self, rows: Sequence[LoggedOutcome]) -> tuple[int, int, int]:
+        return await self._runner.run(self.store.log_outcomes, current_tenant(), rows)
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def train(self, train: tuple[float, float], evaluate: tuple[float, float], epochs: int, seed: int,
+                    promote_if_better: bool, idempotency_key: str) -> TrainOutcome:
+        tenant = current_tenant()
+        request_hash = idempotency.fingerprint([train, evaluate, epochs, seed, promote_if_better])
+        if idempotency_key:
+            with self.store._sessions() as session:  # noqa: SLF001 - read-only replay lookup
+                stored = idempotency.replay(session, schema.idempotency_records, tenant, "TrainModel", idempotency_key, request_hash)
+            if stored is not None:
+                data = json.loads(stored)
+                return TrainOutcome(self.store.get(tenant, data["version"]), data["promoted"], data["reason"])
+        if evaluate[0] < train[1]:
+            raise InvalidArgument([FieldViolation("eval_window.start_time", "must be at or after train_window.end_time")])
+        outcome = await self._trainer.run(self._train, tenant, train, evaluate, epochs, seed, promote_if_better)
+        if idempotency_key:
+            with self.store._sessions.begin() as session:  # noqa: SLF001
+                idempotency.remember(session, schema.idempotency_records, tenant, "TrainModel", idempotency_key, request_hash,
+                                     json.dumps({"version": outcome.record.version, "promoted": outcome.promoted, "reason": outcome.reason}).encode())
+        return outcome
+
+    def _train(self, tenant: str, train: tuple[float, float], evaluate: tuple[float, float], epochs: int, seed: int,
+               promote_if_better: bool) -> TrainOutcome:
+        rows = self.store.labelled(tenant, train[0], evaluate[1])
+        examples = [example_from_log(r) for r in rows]
+        s = self.settings
+        config = TrainConfig(
+            seed=seed, epochs=epochs or 5, progress=False, num_threads=s.score_threads,
+            requirements=DataRequirements(s.min_train_impressions, s.min_train_clicks, s.min_train_conversions,
+                                          s.min_eval_impressions, s.min_eval_clicks),
+        )
+        version_id, sequence = self.store.next_version(tenant)
+        try:
+            model = train_version(examples, TimeWindow(*train), TimeWindow(*evaluate), config, self.embedder, version_id=version_id)
+        except InsufficientDataError as exc:
+            raise FailedPrecondition(str(exc), "DATA", "training_log") from exc
+        directory = self.root / tenant / version_id
+        model.save_version(directory)
+        record = self.store.register(tenant, VersionRecord(
+            version=version_id, sequence=sequence, state=REGISTERED, train_window=train, eval_window=evaluate,
+            metrics=model.metrics, artifact_path=str(directory), report_path=str(directory / "report.md"),
+            create_time=datetime.now(UTC), promote_time=None, previous_live="",
+        ))
+        self._versions[(tenant, version_id)] = model
+        if not promote_if_better:
+            return TrainOutcome(record, False, "registered; not asked to promote")
+        promoted, reason = self._promote(tenant, version_id, force=False)
+        return TrainOutcome(self.store.get(tenant, version_id), promoted, reason)
+
+    async def promote(self, version: str, force: bool) -> tuple[VersionRecord, bool, str]:
+        tenant = current_tenant()
+        promoted, reason = await self._trainer.run(self._promote, tenant, version, force)
+        return await self._runner.run(self.store.get, tenant, version), promoted, reason
+
+    def _promote(self, tenant: str, version: str, force: bool) -> tuple[bool, str]:
+        """Live only if it beats the live version on the candidate's evaluation window."""
+        candidate = self.store.get(tenant, version)
+        live = self.store.live(tenant)
+        if live is not None and live.version == version:
+            return True, "already live"
+        if live is not None and not force:
+            rows = self.store.labelled(tenant, *candidate.eval_window)
+            examples = [example_from_log(r) for r in rows]
+            if not examples:
+                return False, "no impressions in the candidate's evaluation window to compare on"
+            comparison = compare_versions(self._load(tenant, candidate), self._load(tenant, live), examples)
+            if not comparison.candidate_better:
+                return False, f"not better than live {live.version}: {comparison.reason}"
+            reason = f"beats live {live.version}: {comparison.reason}"
+        else:
+            reason = "forced" if force and live is not None else "first model: no live version to beat"
+        self.store.make_live(tenant, version)
+        self._swap(tenant, version)
+        return True, reason
+
+    async def rollback(self) -> VersionRecord:
+        tenant = current_tenant()
+        record = await self._trainer.run(self.store.rollback, tenant)
+        await self._trainer.run(self._swap, tenant, record.version)
+        return record
+
+    def _swap(self, tenant: str, version: str) -> None:
+        """Build the new scorer fully, then replace the reference: in-flight calls finish on
+        the old one, new calls get the new one, none is dropped."""
+        scorer = self._new_scorer(self._load(tenant, self.store.get(tenant, version)))
+        with self._swap_lock:
+            self._scorers[tenant] = scorer
+
+    async def get_version(self, version: str) -> VersionRecord:
+        return await self._runner.run(self.store.get, current_tenant(), version)
+
+    async def list_versions(self, before_sequence: int, limit: int) -> list[VersionRecord]:
+        return await self._runner.run(self.store.list, current_tenant(), before_sequence, limit)
+

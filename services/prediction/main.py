@@ -1,0 +1,78 @@
+"""Builds and runs PredictionService: `python -m copyloop.prediction.main`."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from copyloop.common.config import load_or_exit
+from copyloop.common.db import make_engine, migrate
+from copyloop.common.observability import configure_logging
+from copyloop.common.server import RunningServer, ServiceSpec, create_server, serve_until_signal
+from copyloop.prediction.domain import PredictionDomain, make_embedder
+from copyloop.prediction.servicer import FULL_NAME, PredictionServicer
+from copyloop.prediction.settings import PredictionSettings
+from copyloop.prediction.store import PredictionStore
+from copyloop.v1 import prediction_pb2_grpc
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+@dataclass
+class PredictionService:
+    server: RunningServer
+    domain: PredictionDomain
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self.server.stop(grace)
+        self.domain.close()
+        self.domain.store.engine.dispose()
+
+
+def load_copy_quality(directory: str):  # type: ignore[no-untyped-def]
+    """The content-effect model (learned from A/B test history) as the copy-quality signal."""
+    if not directory:
+        return None
+    from copyloop.prediction.content_effect import ContentEffectModel
+
+    return ContentEffectModel.load(directory)
+
+
+async def start_prediction_service(settings: PredictionSettings) -> PredictionService:
+    engine = make_engine(settings.database_url)
+    migrate(engine, MIGRATIONS, "alembic_version_prediction")
+    domain = PredictionDomain(
+        PredictionStore(engine), settings, make_embedder(settings.embedder),
+        load_copy_quality(settings.content_model_dir),
+    )
+    servicer = PredictionServicer(domain)
+    spec = ServiceSpec(
+        full_name=FULL_NAME,
+        register=lambda server: prediction_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server),
+        readiness=domain.ready,
+    )
+    server = await create_server([spec], settings, label="prediction")
+    return PredictionService(server, domain)
+
+
+async def _main() -> None:
+    settings = load_or_exit(PredictionSettings)
+    configure_logging(settings.log_level)
+    service = await start_prediction_service(settings)
+    await serve_until_signal(
+        service.server, lambda: print(f"PredictionService listening on {service.address}", flush=True)
+    )
+    service.domain.close()
+
+
+def main() -> None:
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,7 @@ from copyloop.common.tenancy import current_tenant
 from copyloop.prediction import schema
 from copyloop.prediction.compare import compare_versions
 from copyloop.prediction.errors import InsufficientDataError
+from copyloop.prediction.features import EncoderConfig
 from copyloop.prediction.scorer import CopyQualityModel, Scorer
 from copyloop.prediction.settings import PredictionSettings
 from copyloop.prediction.store import (
@@ -148,6 +149,7 @@ class PredictionDomain:
         s = self.settings
         config = TrainConfig(
             seed=seed, epochs=epochs or 5, progress=False, num_threads=s.score_threads,
+            encoder=EncoderConfig(embedder_name=self.embedder.name),
             requirements=DataRequirements(s.min_train_impressions, s.min_train_clicks, s.min_train_conversions,
                                           s.min_eval_impressions, s.min_eval_clicks),
         )

@@ -157,14 +157,14 @@ class Recommender:
 
     async def _profile_and_items(self, req, metadata, left, degrade, tenant):  # type: ignore[no-untyped-def]
         profile_call = self.down.profile.GetUserProfile(
-            profile_pb2.GetUserProfileRequest(user_id=req.user_id), metadata=metadata, timeout=left(0.3))
+            profile_pb2.GetUserProfileRequest(user_id=req.user_id), metadata=metadata, timeout=left(0.4))
         if req.candidate_item_ids:
             items_call = self.down.profile.GetItems(
-                profile_pb2.GetItemsRequest(item_ids=list(req.candidate_item_ids)), metadata=metadata, timeout=left(0.3))
+                profile_pb2.GetItemsRequest(item_ids=list(req.candidate_item_ids)), metadata=metadata, timeout=left(0.4))
         else:
             items_call = self.down.profile.RecallItems(
                 profile_pb2.RecallItemsRequest(user_id=req.user_id, k=max(self.settings.recall_k, 3 * (req.n or 10)), filter=req.filter),
-                metadata=metadata, timeout=left(0.3))
+                metadata=metadata, timeout=left(0.4))
         profile_reply, items_reply = await asyncio.gather(profile_call, items_call, return_exceptions=True)
         if isinstance(profile_reply, BaseException):
             degrade("profile", "cold-start profile", profile_reply)

@@ -142,6 +142,20 @@ class ResourceExhausted(ServiceError):
     reason = "RESOURCE_EXHAUSTED"
 
 
+class RelayedError(ServiceError):
+    """A downstream service's error passed on as it was (code, message and details), so a
+    caller of the front service learns exactly what the service behind it said."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, details: list[any_pb2.Any]) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = code.name
+        self._details = details
+
+    def details(self) -> list[any_pb2.Any]:
+        return [d for d in self._details if not d.Is(error_details_pb2.RequestInfo.DESCRIPTOR)]
+
+
 @dataclass
 class Violations:
     """Collects every field violation of a request so the client learns all of them at once."""

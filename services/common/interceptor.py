@@ -15,7 +15,7 @@ import grpc
 from grpc_status import rpc_status
 
 from copyloop.common import tenancy
-from copyloop.common.errors import ServiceError, Unauthenticated, internal_status
+from copyloop.common.errors import RelayedError, ServiceError, Unauthenticated, internal_status
 from copyloop.common.observability import IN_FLIGHT, LATENCY, REQUESTS
 
 access_log = logging.getLogger("copyloop.access")
@@ -128,6 +128,8 @@ class _Call:
                 return False
             if isinstance(exc, ServiceError):
                 await self._finish_with(exc)
+            if isinstance(exc, grpc.aio.AioRpcError):
+                await self._finish_with(_relayed(exc))
             if isinstance(exc, asyncio.CancelledError):
                 self.code = grpc.StatusCode.CANCELLED
                 return False
@@ -173,6 +175,11 @@ class _Call:
                 "request_id": self.request_id,
             },
         )
+
+
+def _relayed(error: grpc.aio.AioRpcError) -> RelayedError:
+    status = rpc_status.from_call(error)
+    return RelayedError(error.code(), error.details() or error.code().name, list(status.details) if status else [])
 
 
 def _incoming_request_id(context: grpc.aio.ServicerContext) -> str:

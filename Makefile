@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 GEN_TMP := build/gen
 PROTOS := $(wildcard protos/copyloop/v1/*.proto)
 
-.PHONY: setup protos lint run test test-fast bench clean
+.PHONY: setup protos protoset lint run test bench bench-all clean
 
 # Virtualenv with the pinned stack (torch 2.13.0 CPU comes from the machine's wheel dir via pip's
 # find-links), generated stubs, and the package installed in editable mode.
@@ -30,6 +30,10 @@ services/v1/__init__.py: $(PROTOS) $(VENV)/.installed
 	echo '"""Generated from protos/copyloop/v1 by `make protos`; do not edit."""' > $@
 
 protos: services/v1/__init__.py
+
+# Descriptor set for ghz (deploy/loadtest/copyloop.protoset), so it works without reflection.
+protoset: services/v1/__init__.py
+	PYTHON=$(PY) deploy/loadtest/build_protoset.sh
 
 lint: setup
 	$(VENV)/bin/buf lint

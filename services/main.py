@@ -1,100 +1,116 @@
-"""The main job (`make run`): starts the platform locally, loads demo data, shows what it does,
-then keeps serving until Ctrl-C (or exits at once with --once).
+"""The main job (`make run`): the whole platform on this machine.
 
-Today the platform is ProfileService on SQLite; each service joins here as it lands.
+    python -m copyloop.main            # train the demo LLM if missing, start Triton + the four
+                                       # services, run the walkthrough, serve until Ctrl-C
+    python -m copyloop.main --once     # the same, but exit after the walkthrough
+    python -m copyloop.main --serve-only   # start and serve, no walkthrough (CLI `platform start`)
+    python -m copyloop.main demo       # repeat the walkthrough against the running platform
+    python -m copyloop.main --no-llm   # without Triton: template copy only
+
+While serving, var/platform.json holds the pid, API key and addresses (removed on exit).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
-import time
+import sys
 from pathlib import Path
 
-import grpc
-
-from copyloop.common.config import load_or_exit
+from copyloop.common.config import parse_api_keys
 from copyloop.common.observability import configure_logging
 from copyloop.common.server import serve_until_signal
-from copyloop.demo.catalog import generate_catalog
-from copyloop.demo.loader import load_catalog, stream_events
-from copyloop.demo.shoppers import generate_events, make_shoppers
-from copyloop.profile.main import start_profile_service
-from copyloop.profile.settings import ProfileSettings
-from copyloop.v1 import common_pb2, profile_pb2, profile_pb2_grpc
+from copyloop.demo.walkthrough import Walkthrough, WalkthroughConfig
+from copyloop.platform import Platform, PlatformConfig, start_platform
 
 VAR = Path(os.environ.get("COPYLOOP_VAR_DIR", "var"))
-PRICE_BANDS = {v: k for k, v in common_pb2.PriceBand.items()}
+STATE_FILE = VAR / "platform.json"
+BASE_PORT = int(os.environ.get("COPYLOOP_BASE_PORT", "50051"))
 
 
-def _parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="copyloop", description=__doc__)
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m copyloop.main", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "demo"])
     parser.add_argument("--once", action="store_true", help="exit after the walkthrough")
-    parser.add_argument("--shoppers", type=int, default=500, help="demo shoppers to simulate")
-    parser.add_argument("--items", type=int, default=240, help="demo catalog size")
+    parser.add_argument("--serve-only", action="store_true", help="start and serve without the walkthrough")
+    parser.add_argument("--no-llm", action="store_true", help="no Triton: template copy only")
+    parser.add_argument("--model-dir", default=os.environ.get("COPYLOOP_GENERATION_MODEL_DIR", ""),
+                        help="a Hugging Face causal LM directory (default: the demo model, trained if missing)")
     return parser.parse_args()
 
 
-def _print_profile(p: common_pb2.UserProfile) -> None:
-    cats = ", ".join(f"{a.key} {a.share:.0%}" for a in p.category_affinities[:3]) or "-"
-    brands = ", ".join(f"{a.key} {a.share:.0%}" for a in p.brand_affinities[:3]) or "-"
-    print(f"  user {p.user_id}{'  (cold start)' if p.cold_start else ''}")
-    print(f"    categories : {cats}")
-    print(f"    brands     : {brands}")
-    print(f"    price band : {PRICE_BANDS[p.price_band].removeprefix('PRICE_BAND_').lower()}"
-          f" (mean engaged price {p.mean_engaged_price:.2f})")
-    print(f"    RFM        : last seen {p.recency_days:.1f} d ago, {p.frequency_30d} events/30d, "
-          f"{p.purchase_count} purchases worth {p.monetary_total:.2f}")
-    print(f"    segments   : {', '.join(p.segments) or '-'}")
-    print(f"    recent     : {', '.join(p.recent_item_ids[:5]) or '-'}")
+def _start_triton(model_dir: str):  # type: ignore[no-untyped-def]
+    from copyloop.generation.copywriter.train import DEFAULT_OUT_DIR, train_copywriter
+    from copyloop.generation.triton_local import LocalTriton
+
+    if not model_dir:
+        model_dir = str(DEFAULT_OUT_DIR.resolve())
+        print(f"Demo copywriter model: {model_dir} (trained on first run; a small model - "
+              "production points COPYLOOP_GENERATION_MODEL_DIR at a real instruction-tuned LLM)")
+        train_copywriter(model_dir)
+    print("Starting Triton Inference Server (CPU) with deploy/triton/models ...", flush=True)
+    triton = LocalTriton(model_dir).start()
+    print(f"Triton ready: gRPC {triton.grpc_url}")
+    return triton, model_dir
 
 
-async def _run(args: argparse.Namespace) -> None:
-    settings = load_or_exit(ProfileSettings)
-    if "COPYLOOP_PROFILE_DATABASE_URL" not in os.environ:
-        settings = settings.model_copy(update={"database_url": f"sqlite:///{VAR / 'profile.db'}"})
-    configure_logging(os.environ.get("COPYLOOP_LOG_LEVEL", "WARNING"))
-    api_key = next(iter(settings.tenant_keys()))
-    metadata = (("authorization", f"Bearer {api_key}"),)
-    profile = await start_profile_service(settings)
-    print(f"ProfileService  {profile.address}  (database {settings.database_url})")
-    channel = grpc.aio.insecure_channel(profile.address)
-    stub = profile_pb2_grpc.ProfileServiceStub(channel)
+async def _serve(args: argparse.Namespace) -> None:
+    api_keys = os.environ.get("COPYLOOP_API_KEYS", "demo-key:demo")
+    api_key = next(iter(parse_api_keys(api_keys)))
+    triton, model_dir = (None, "") if args.no_llm else _start_triton(args.model_dir)
+    platform: Platform | None = None
     try:
-        catalog = generate_catalog(args.items)
-        shoppers = make_shoppers(catalog, args.shoppers)
-        events = list(generate_events(catalog, shoppers, now=time.time()))
-        await load_catalog(stub, catalog, metadata)
-        started = time.perf_counter()
-        summary = await stream_events(stub, events, metadata)
-        took = time.perf_counter() - started
-        print(f"Loaded {len(catalog)} items; streamed {len(events)} events in {took:.2f}s: "
-              f"{summary.accepted} accepted, {summary.duplicate} duplicate (replays of an earlier "
-              f"run), {summary.rejected} rejected")
-        busiest = sorted(shoppers, key=lambda s: -s.sessions)[:2]
-        print("\nProfiles (maintained at ingest, read in one call):")
-        for user_id in [s.user_id for s in busiest] + ["someone-new"]:
-            reply = await stub.GetUserProfile(profile_pb2.GetUserProfileRequest(user_id=user_id), metadata=metadata)
-            _print_profile(reply.profile)
-        recall = await stub.RecallItems(profile_pb2.RecallItemsRequest(user_id=busiest[0].user_id, k=5), metadata=metadata)
-        print(f"\nTop candidates for {busiest[0].user_id}:")
-        for r in recall.items:
-            print(f"  {r.score:.3f}  {r.item.title} ({r.item.category_path[0]}, {r.item.price:.2f}) "
-                  f"[{', '.join(r.reasons) or '-'}]")
-        if args.once:
-            return
-        print(f"\nServing. API key: {api_key}. Try: grpcurl -plaintext -H 'authorization: Bearer "
-              f"{api_key}' -d '{{\"user_id\": \"{busiest[0].user_id}\"}}' {profile.address} "
-              "copyloop.v1.ProfileService/GetUserProfile\nCtrl-C to stop.")
-        await serve_until_signal(profile.server)
+        platform = await start_platform(PlatformConfig(
+            var_dir=VAR, api_keys=api_keys, base_port=BASE_PORT, metrics=True,
+            triton_url=triton.grpc_url if triton else "", model_dir=model_dir,
+        ))
+        addresses = platform.addresses()
+        print("Services: " + "  ".join(f"{k} {v}" for k, v in addresses.items()))
+        if not args.serve_only:
+            walk = Walkthrough(addresses, api_key, WalkthroughConfig(chart_path=VAR / "experiment.png"))
+            try:
+                await walk.prepare()
+                await walk.warm_up()
+                await walk.show_recommendations(walk.contrasting_shoppers())
+                await walk.show_experiment()
+            finally:
+                await walk.close()
+            if args.once:
+                return
+        STATE_FILE.write_text(json.dumps({"pid": os.getpid(), "api_key": api_key, "addresses": addresses}))
+        print(f"\nServing (API key {api_key}). Repeat the walkthrough: python -m copyloop.main demo. Ctrl-C to stop.", flush=True)
+        await serve_until_signal(platform.fusion.server)
     finally:
-        await channel.close()
-        await profile.stop()
+        STATE_FILE.unlink(missing_ok=True)
+        if platform:
+            await platform.stop()
+        if triton:
+            triton.stop()
+        print("Stopped.")
+
+
+async def _demo() -> None:
+    if not STATE_FILE.exists():
+        print(f"no running platform ({STATE_FILE} not found): start it with `make run`", file=sys.stderr)
+        raise SystemExit(1)
+    state = json.loads(STATE_FILE.read_text())
+    walk = Walkthrough(state["addresses"], state["api_key"], WalkthroughConfig(warmup_sessions=60, chart_path=VAR / "experiment.png"))
+    try:
+        await walk.prepare()
+        await walk.warm_up()
+        await walk.show_recommendations(walk.contrasting_shoppers())
+        await walk.show_experiment()
+    finally:
+        await walk.close()
 
 
 def main() -> None:
-    asyncio.run(_run(_parse_args()))
+    args = _args()
+    configure_logging(os.environ.get("COPYLOOP_LOG_LEVEL", "WARNING"))
+    VAR.mkdir(parents=True, exist_ok=True)
+    asyncio.run(_demo() if args.command == "demo" else _serve(args))
 
 
 if __name__ == "__main__":

@@ -175,14 +175,14 @@ class Recommender:
             cached = self._popular.get(tenant)
             if not cached:
                 raise Unavailable(f"no candidates: the profile service is unavailable ({describe(items_reply)})", retry_after_s=1.0)
-            degrade("profile", "cached popular items", items_reply)
+            degrade("profile", "cached candidates", items_reply)
             wanted = set(req.candidate_item_ids)
             items = [i for i in cached if not wanted or i.item_id in wanted]
         elif req.candidate_item_ids:
             items = list(items_reply.items)
         else:
             items = [r.item for r in items_reply.items]
-            if items_reply.cold_start:
+            if items_reply.cold_start or tenant not in self._popular:
                 self._popular[tenant] = items
         return profile, items
 

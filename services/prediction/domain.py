@@ -11,12 +11,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from copyloop.common import idempotency
 from copyloop.common.db import BlockingRunner, ping
 from copyloop.common.errors import FailedPrecondition, InvalidArgument, FieldViolation
 from copyloop.common.tenancy import current_tenant
 from copyloop.prediction import schema
-from copyloop.prediction.compare import compare_versions
+from copyloop.prediction.baselines import COLD_START_VERSION, ColdStartPrior
+from copyloop.prediction.compare import compare_predictions, compare_versions
+from copyloop.prediction.evaluation import Predictions
 from copyloop.prediction.errors import InsufficientDataError
 from copyloop.prediction.features import EncoderConfig
 from copyloop.prediction.scorer import CopyQualityModel, Scorer
@@ -55,6 +59,13 @@ def example_from_log(row: LabelledImpression) -> TrainingExample:
         copy=CopyFeatures(**f["copy"]), context=ContextFeatures(**f["context"]),
         clicked=row.clicked, converted=row.converted, timestamp=row.impression.impression_time,
     )
+
+
+def prior_predictions(examples: Sequence[TrainingExample]) -> Predictions:
+    """What the cold-start prior would have predicted for each logged impression."""
+    prior = ColdStartPrior()
+    parts = [prior.predict(e.user, e.context, [(e.item, e.copy)]) for e in examples]
+    return Predictions(np.concatenate([p.p_ctr for p in parts]), np.concatenate([p.p_cvr for p in parts]))
 
 
 class PredictionDomain:
@@ -191,8 +202,23 @@ class PredictionDomain:
             if not comparison.candidate_better:
                 return False, f"not better than live {live.version}: {comparison.reason}"
             reason = f"beats live {live.version}: {comparison.reason}"
+        elif live is None and not force:
+            # The first model replaces the cold-start prior: it must beat that prior on the
+            # same impressions, or serving would get worse.
+            rows = self.store.labelled(tenant, *candidate.eval_window)
+            examples = [example_from_log(r) for r in rows]
+            if not examples:
+                return False, "no impressions in the candidate's evaluation window to compare on"
+            comparison = compare_predictions(
+                self._load(tenant, candidate).predict_examples(examples), prior_predictions(examples),
+                np.array([e.clicked for e in examples]), np.array([e.clicked and e.converted for e in examples]),
+                version, COLD_START_VERSION,
+            )
+            if not comparison.candidate_better:
+                return False, f"not better than the cold-start prior: {comparison.reason}"
+            reason = f"beats the cold-start prior: {comparison.reason}"
         else:
-            reason = "forced" if force and live is not None else "first model: no live version to beat"
+            reason = "forced"
         self.store.make_live(tenant, version)
         self._swap(tenant, version)
         return True, reason

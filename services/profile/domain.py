@@ -40,6 +40,7 @@ class ProfileDomain:
         self.rules = load_rules(settings.segment_rules_path, KNOWN_FIGURES)
         self.recall_weights = RecallWeights(*map(float, settings.recall_weights.split(",")))
         self._runner = BlockingRunner(workers=4, name="profile-store")
+        self._pool_cache: dict[tuple[str, ItemQuery], tuple[float, list[tuple[StoredItem, float]]]] = {}
 
     async def ready(self) -> bool:
         return await self._runner.run(ping, self.store.engine)
@@ -48,7 +49,11 @@ class ProfileDomain:
         self._runner.close()
 
     async def upsert_items(self, items: Sequence[ItemData], idempotency_key: str) -> list[WriteResult]:
-        return await self._runner.run(self.store.upsert_items, current_tenant(), items, idempotency_key)
+        tenant = current_tenant()
+        results = await self._runner.run(self.store.upsert_items, tenant, items, idempotency_key)
+        for key in [k for k in self._pool_cache if k[0] == tenant]:
+            self._pool_cache.pop(key, None)
+        return results
 
     async def get_items(self, item_ids: Sequence[str]) -> dict[str, StoredItem]:
         return await self._runner.run(self.store.get_items, current_tenant(), item_ids)
@@ -83,7 +88,7 @@ class ProfileDomain:
         tenant = current_tenant()
         now = now or time.time()
         profile = await self.get_profile(user_id, now)
-        pool = await self._runner.run(self.store.recall_pool, tenant, query, now)
+        pool = await self._recall_pool(tenant, query, now)
         recent = profile.view.state.recent_item_ids[:5]
         recent_facts = await self._runner.run(self.store.item_categories, tenant, recent) if recent else []
         by_id = {item.data.item_id: item for item, _ in pool}
@@ -98,6 +103,19 @@ class ProfileDomain:
             k=k, weights=self.recall_weights,
         )
         return [Recalled(by_id[s.item_id], s) for s in ranked], profile.view.cold_start
+
+    async def _recall_pool(self, tenant: str, query: ItemQuery, now: float) -> list[tuple[StoredItem, float]]:
+        """The filtered catalog with popularity, cached briefly: recall runs on every
+        recommendation, while the catalog and popularity change slowly (an upsert clears it)."""
+        key = (tenant, query)
+        cached = self._pool_cache.get(key)
+        if cached and now - cached[0] < self.settings.recall_cache_s:
+            return cached[1]
+        pool = await self._runner.run(self.store.recall_pool, tenant, query, now)
+        if len(self._pool_cache) > 256:
+            self._pool_cache.clear()
+        self._pool_cache[key] = (now, pool)
+        return pool
 
     async def delete_user(self, user_id: str) -> tuple[int, bool]:
         return await self._runner.run(self.store.delete_user, current_tenant(), user_id)

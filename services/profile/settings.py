@@ -30,6 +30,9 @@ class ProfileSettings(ServiceSettings):
         "", description="JSON file of segment rules; built-in defaults when empty."
     )
     recall_weights: str = Field("0.6,0.3,0.1", description="Affinity, popularity, recency.")
+    recall_cache_s: float = Field(
+        2.0, ge=0, le=300, description="How long recall reuses the filtered catalog (0 = never)."
+    )
     ingest_commit_batch: int = Field(
         5000, ge=1, le=100_000, description="Events per transaction when streaming."
     )

@@ -122,17 +122,25 @@ async def test_train_evaluate_promote_survives_restart_and_rolls_back(prediction
     assert orphan.unmatched == 1
 
     split = START + 8 * DAY
-    first = await stub.TrainModel(P.TrainModelRequest(train_window=window(START, split), eval_window=window(split, START + 10 * DAY),
-                                                      epochs=4, seed=7, promote_if_better=True, idempotency_key="train-1"), metadata=auth())
+    train_request = P.TrainModelRequest(train_window=window(START, split), eval_window=window(split, START + 10 * DAY),
+                                        epochs=4, seed=7, idempotency_key="train-1")
+    first = await stub.TrainModel(train_request, metadata=auth())
     v1 = first.model_version
-    assert first.promoted and v1.version == "v1" and v1.state == P.MODEL_VERSION_STATE_LIVE
+    assert not first.promoted and v1.version == "v1" and v1.state == P.MODEL_VERSION_STATE_REGISTERED
     assert v1.metrics.ctr.auc > 0.6 and v1.metrics.ctr.example_count > 0
     assert v1.metrics.ctr.auc > v1.prior_baseline_metrics.ctr.auc
     assert 0 <= v1.metrics.ctr.ece < 0.05
     assert Path(v1.report_uri).exists() and (Path(v1.report_uri).parent / "roc.png").exists()
-    replay = await stub.TrainModel(P.TrainModelRequest(train_window=window(START, split), eval_window=window(split, START + 10 * DAY),
-                                                       epochs=4, seed=7, promote_if_better=True, idempotency_key="train-1"), metadata=auth())
+    replay = await stub.TrainModel(train_request, metadata=auth())
     assert replay.model_version.version == "v1"  # the retry did not train again
+    # The first model must beat the cold-start prior on its evaluation window to go live.
+    gated = await stub.PromoteModel(P.PromoteModelRequest(version="v1"), metadata=auth())
+    assert "cold-start prior" in gated.reason
+    assert gated.promoted == gated.reason.startswith("beats")
+    if not gated.promoted:
+        assert (await stub.Score(score_request(market_log[:5]), metadata=auth())).mode == P.SCORING_MODE_PRIOR
+        forced = await stub.PromoteModel(P.PromoteModelRequest(version="v1", force=True), metadata=auth())
+        assert forced.promoted and forced.reason == "forced"
 
     request = score_request(market_log[-50:])
     scored = await stub.Score(request, metadata=auth())

@@ -11,7 +11,12 @@ PROTOS := $(wildcard protos/copyloop/v1/*.proto)
 
 # Virtualenv with the pinned stack (torch 2.13.0 CPU comes from the machine's wheel dir via pip's
 # find-links), generated stubs, and the package installed in editable mode.
-setup: $(VENV)/.installed services/v1/__init__.py
+setup: $(VENV)/.installed services/v1/__init__.py clients/node/node_modules/.installed
+
+# The TypeScript client's packages (npm registry only); skipped where npm is missing.
+clients/node/node_modules/.installed: clients/node/package-lock.json
+	@if command -v npm >/dev/null; then cd clients/node && npm ci --no-audit --no-fund && touch node_modules/.installed; \
+	else echo "npm not found: the TypeScript client test will skip"; fi
 
 $(VENV)/.installed: requirements.lock pyproject.toml setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (pyenv or apt)"; exit 1; }

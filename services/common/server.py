@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from copyloop.common import tracing
 from copyloop.common.config import ServiceSettings
 from copyloop.common.interceptor import ServiceInterceptor
 from copyloop.common.observability import READY, MetricsEndpoint
@@ -118,7 +119,11 @@ async def create_server(
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> RunningServer:
     """Builds, binds and starts a server; tests call it with port 0."""
-    interceptors = [ServiceInterceptor(label, settings.tenant_keys()), *extra_interceptors]
+    interceptors = [
+        *tracing.server_interceptors(),  # outermost: the span covers auth, errors and all
+        ServiceInterceptor(label, settings.tenant_keys()),
+        *extra_interceptors,
+    ]
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import grpc
 
 from copyloop.common.tenancy import current_request_id
+from copyloop.common.tracing import client_interceptors
 from copyloop.v1 import generation_pb2_grpc, prediction_pb2_grpc, profile_pb2_grpc
 
 Metadata = tuple[tuple[str, str], ...]
@@ -17,7 +18,11 @@ Metadata = tuple[tuple[str, str], ...]
 class Downstream:
     def __init__(self, profile_addr: str, generation_addr: str, prediction_addr: str) -> None:
         options = [("grpc.max_receive_message_length", 32 << 20), ("grpc.max_send_message_length", 32 << 20)]
-        self._channels = [grpc.aio.insecure_channel(a, options=options) for a in (profile_addr, generation_addr, prediction_addr)]
+        interceptors = list(client_interceptors())  # trace context travels with every call
+        self._channels = [
+            grpc.aio.insecure_channel(a, options=options, interceptors=interceptors or None)
+            for a in (profile_addr, generation_addr, prediction_addr)
+        ]
         self.profile = profile_pb2_grpc.ProfileServiceStub(self._channels[0])
         self.generation = generation_pb2_grpc.GenerationServiceStub(self._channels[1])
         self.prediction = prediction_pb2_grpc.PredictionServiceStub(self._channels[2])

@@ -14,6 +14,7 @@ from typing import Any
 from copyloop.common.db import BlockingRunner, ping
 from copyloop.common.errors import Unavailable
 from copyloop.common.tenancy import current_tenant
+from copyloop.common.tracing import tracer
 from copyloop.generation.compliance import CopyConstraints
 from copyloop.generation.length import effective_max_chars
 from copyloop.generation.llm_client import LLMError, LLMOutput, SamplingParams, TritonLLMClient
@@ -111,11 +112,14 @@ class GenerationDomain:
     async def _ask(self, prompt: str, request: GenerationRequest, count: int, offset: int, timeout_s: float) -> list[LLMOutput]:
         """`count` completions in parallel (Triton batches them), each with its own seed."""
         assert self.llm is not None
-        calls = [
-            self.llm.generate(prompt, self._sampling(request, offset + i), timeout_s=timeout_s)
-            for i in range(count)
-        ]
-        return list(await asyncio.gather(*calls))
+        with tracer("copyloop.generation").start_as_current_span("triton.generate") as span:
+            span.set_attribute("llm.model", self.settings.model_name)
+            span.set_attribute("llm.requests", count)
+            calls = [
+                self.llm.generate(prompt, self._sampling(request, offset + i), timeout_s=timeout_s)
+                for i in range(count)
+            ]
+            return list(await asyncio.gather(*calls))
 
     async def generate(self, request: GenerationRequest, timeout_s: float | None = None) -> GenerationResult:
         started = time.perf_counter()

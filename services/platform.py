@@ -5,8 +5,15 @@ service runs as its own process or pod with the same settings."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import grpc
 
 from copyloop.fusion.main import FusionService, start_fusion_service
 from copyloop.fusion.settings import FusionSettings
@@ -80,3 +87,64 @@ async def start_platform(cfg: PlatformConfig) -> Platform:
         **cfg.fusion_overrides,  # type: ignore[arg-type]
     ))
     return Platform(profile, generation, prediction, fusion)
+
+
+class PlatformProcesses:
+    """The four services as separate processes (as deployed: one GIL each), for benchmarks."""
+
+    def __init__(self, procs: dict[str, subprocess.Popen[bytes]], addresses: dict[str, str]) -> None:
+        self.procs = procs
+        self._addresses = addresses
+
+    def addresses(self) -> dict[str, str]:
+        return dict(self._addresses)
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def start_platform_processes(cfg: PlatformConfig, base_port: int, timeout_s: float = 60.0) -> PlatformProcesses:
+    """Starts each service with `python -m copyloop.<service>.main` on base_port + offset and
+    waits until each reports SERVING on the standard health service."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    cfg.var_dir.mkdir(parents=True, exist_ok=True)
+    names = ["profile", "generation", "prediction", "fusion"]
+    addresses = {name: f"{cfg.host}:{base_port + i}" for i, name in enumerate(names)}
+    env = {**os.environ, "COPYLOOP_API_KEYS": cfg.api_keys, "COPYLOOP_LOG_LEVEL": "WARNING",
+           "COPYLOOP_PREDICTION_EMBEDDER": cfg.embedder, "COPYLOOP_GENERATION_TRITON_URL": cfg.triton_url,
+           "COPYLOOP_GENERATION_MODEL_DIR": cfg.model_dir,
+           "COPYLOOP_PREDICTION_MODEL_ROOT": str(cfg.var_dir / "models" / "prediction"),
+           "COPYLOOP_FUSION_PROFILE_ADDR": addresses["profile"],
+           "COPYLOOP_FUSION_GENERATION_ADDR": addresses["generation"],
+           "COPYLOOP_FUSION_PREDICTION_ADDR": addresses["prediction"]}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    for i, name in enumerate(names):
+        prefix = f"COPYLOOP_{name.upper()}_"
+        env_i = {**env, f"{prefix}PORT": str(base_port + i), f"{prefix}HOST": cfg.host,
+                 f"{prefix}DATABASE_URL": cfg.url(name)}
+        log = open(cfg.var_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        procs[name] = subprocess.Popen([sys.executable, "-m", f"copyloop.{name}.main"], env=env_i, stdout=log, stderr=log)
+    running = PlatformProcesses(procs, addresses)
+    deadline = time.monotonic() + timeout_s
+    for name, address in addresses.items():
+        with grpc.insecure_channel(address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                try:
+                    if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline or procs[name].poll() is not None:
+                    running.stop()
+                    raise RuntimeError(f"{name} did not become ready; see {cfg.var_dir / f'{name}.log'}")
+                time.sleep(0.2)
+    return running

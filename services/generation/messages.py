@@ -154,9 +154,23 @@ def variant_json(variant: generation_pb2.Variant) -> dict[str, Any]:
     return json_format.MessageToDict(variant, preserving_proto_field_name=True)
 
 
+_VARIANTS: dict[str, generation_pb2.Variant] = {}  # creative id -> parsed variant (immutable)
+
+
+def _variant(r: CreativeRecord) -> generation_pb2.Variant:
+    """A creative's variant never changes once written, so it is parsed from JSON once."""
+    cached = _VARIANTS.get(r.creative_id)
+    if cached is None:
+        if len(_VARIANTS) > 100_000:
+            _VARIANTS.clear()
+        cached = json_format.ParseDict(r.variant, generation_pb2.Variant(), ignore_unknown_fields=True)
+        cached.creative_id = r.creative_id
+        _VARIANTS[r.creative_id] = cached
+    return cached
+
+
 def creative_to_proto(r: CreativeRecord) -> generation_pb2.Creative:
-    variant = json_format.ParseDict(r.variant, generation_pb2.Variant(), ignore_unknown_fields=True)
-    variant.creative_id = r.creative_id
+    variant = _variant(r)
     return generation_pb2.Creative(
         creative_id=r.creative_id, item_id=r.item_id, item_version=r.item_version,
         channel=CHANNEL_ENUMS.get(r.channel, 0), locale=r.locale, segment=r.segment,

@@ -104,6 +104,8 @@ class CreativeStore:
     ) -> dict[str, list[CreativeRecord]]:
         """One query for many items: creatives for this segment and for everyone, best first."""
         c = schema.creatives
+        # A versioned query matches creatives written for that version, and creatives written
+        # without a version (item_version 0: the caller did not know it).
         wanted_any_version = [i for i, v in items if not v]
         wanted_versioned = [(i, v) for i, v in items if v]
         match = []
@@ -111,6 +113,7 @@ class CreativeStore:
             match.append(c.c.item_id.in_(wanted_any_version))
         if wanted_versioned:
             match.append(tuple_(c.c.item_id, c.c.item_version).in_(wanted_versioned))
+            match.append(and_(c.c.item_id.in_([i for i, _ in wanted_versioned]), c.c.item_version == 0))
         stmt = select(c).where(
             c.c.tenant_id == tenant, c.c.channel == channel, c.c.locale == locale,
             c.c.status == status, c.c.segment.in_({segment, ""}), or_(*match),

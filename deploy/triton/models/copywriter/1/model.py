@@ -14,7 +14,8 @@ Design:
 - Per-request sampling parameters inside that one generate(): see sampling.py (a per-row
   sampler behind a greedy generate; per-row seeds, temperature, top-k, top-p, max_tokens).
 - Per-request errors (bad JSON, bad values, prompt too long) are sent to that request only
-  as pb_utils.TritonError; the rest of the batch proceeds.
+  as pb_utils.TritonError; the rest of the batch proceeds. A cancelled request (client gone
+  or deadline passed) stops generating at its next check; others are unaffected.
 - bf16 on a GPU instance, fp32 on CPU.
 """
 
@@ -46,6 +47,8 @@ from sampling import (  # noqa: E402  (sibling module next to model.py)
 
 MODEL_DIR_ENV = "COPYWRITER_MODEL_DIR"
 BAD_REQUEST_PREFIX = "bad request: "
+FINISH_CANCELLED = "cancelled"
+CANCEL_CHECK_EVERY = 8  # tokens between cancellation checks (each check is an IPC round trip)
 
 
 def _param(model_config: dict, key: str, default: str = "") -> str:
@@ -138,11 +141,13 @@ class TritonPythonModel:
             return_num_output_tokens=_optional_bool(request, "return_num_output_tokens", False),
         )
 
-    @staticmethod
-    def _send_error(sender, message: str) -> None:
+    def _send_error(self, sender, message: str) -> None:
         error = pb_utils.TritonError(BAD_REQUEST_PREFIX + message, pb_utils.TritonError.INVALID_ARG)
-        sender.send(pb_utils.InferenceResponse(output_tensors=[], error=error),
-                    flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        try:
+            sender.send(pb_utils.InferenceResponse(output_tensors=[], error=error),
+                        flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        except Exception as exc:
+            self.logger.log_warn(f"copywriter: dropping an error response: {exc!r}")
 
     @staticmethod
     def _text_tensor(text: str) -> pb_utils.Tensor:
@@ -161,6 +166,26 @@ class TritonPythonModel:
             outputs.append(pb_utils.Tensor("num_output_tokens", np.array(
                 [[len(req.state.token_ids)]], dtype=np.uint32)))
         return pb_utils.InferenceResponse(output_tensors=outputs)
+
+    def _send(self, req: _Request, response, final: bool) -> None:
+        """Send to one request; a client that went away must not fail the rest of the batch."""
+        flags = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0
+        try:
+            req.sender.send(response, flags=flags)
+        except Exception as exc:  # e.g. the request was cancelled and released
+            self.logger.log_warn(f"copywriter: dropping a response: {exc!r}")
+            req.completed = True
+            if req.state is not None and not req.state.finished:
+                req.state.finished, req.state.finish_reason = True, FINISH_CANCELLED
+        if final:
+            req.completed = True
+
+    def _cancelled(self, req: _Request) -> bool:
+        is_cancelled = getattr(req.sender, "is_cancelled", None)
+        try:
+            return bool(is_cancelled()) if is_cancelled is not None else False
+        except Exception:
+            return False
 
     def _decode(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
@@ -183,9 +208,8 @@ class TritonPythonModel:
             error = pb_utils.TritonError(f"generation failed: {exc}")
             for req in batch:
                 if not req.completed:
-                    req.completed = True
-                    req.sender.send(pb_utils.InferenceResponse(output_tensors=[], error=error),
-                                    flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+                    self._send(req, pb_utils.InferenceResponse(output_tensors=[], error=error),
+                               final=True)
         self.logger.log_verbose(
             f"copywriter: batch_size={len(batch)} requests={len(requests)} "
             f"seconds={time.perf_counter() - started:.3f}")
@@ -197,9 +221,9 @@ class TritonPythonModel:
         for req, ids in zip(batch, encoded):
             room = self.context_limit - len(ids)
             if not ids or room < 1:
+                req.completed = True
                 self._send_error(req.sender, f"prompt has {len(ids)} tokens; the model's "
                                              f"context is {self.context_limit}")
-                req.completed = True
                 continue
             if req.params.max_tokens > room:  # cut to the context; reported as "length"
                 req.params = SamplingParams(**{**req.params.__dict__, "max_tokens": room})
@@ -215,11 +239,15 @@ class TritonPythonModel:
 
         def on_token(index: int, row: RowState) -> None:
             req = requests[index]
+            if len(row.token_ids) % CANCEL_CHECK_EVERY == 0 and self._cancelled(req):
+                row.finished, row.finish_reason = True, FINISH_CANCELLED
+                return  # the row stops; its slot in the batch idles until the batch ends
             if not req.stream or row.finished:
                 return  # the final response carries the rest
             delta = req.decoder.delta(row.token_ids)
             if delta:
-                req.sender.send(pb_utils.InferenceResponse(output_tensors=[self._text_tensor(delta)]))
+                self._send(req, pb_utils.InferenceResponse(
+                    output_tensors=[self._text_tensor(delta)]), final=False)
 
         sampler = RowSampler(rows, self.eos_token_id, on_token)
         generation_config = GenerationConfig(
@@ -239,6 +267,13 @@ class TritonPythonModel:
             )
         for req in requests:
             state = req.state
+            if req.completed:
+                continue
+            if state.finish_reason == FINISH_CANCELLED:
+                self._send(req, pb_utils.InferenceResponse(
+                    output_tensors=[], error=pb_utils.TritonError("request cancelled")),
+                    final=True)
+                continue
             if not state.finished:  # generate() stopped on its own limit
                 state.finished, state.finish_reason = True, FINISH_LENGTH
             if req.stream:
@@ -247,9 +282,7 @@ class TritonPythonModel:
                 text = self._decode(state.token_ids)
                 if not req.exclude_input:
                     text = req.prompt + text
-            req.completed = True
-            req.sender.send(self._final_response(req, text),
-                            flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            self._send(req, self._final_response(req, text), final=True)
 
     def finalize(self) -> None:
         self.model = None

@@ -1,0 +1,33 @@
+"""A tiny copywriter for tests: same pipeline as the demo model, seconds to build.
+
+It exercises every moving part (corpus, tokenizer with chat template, GPT-2 checkpoint,
+generation config) so Triton and client tests run against a real HF model directory; it
+need not write good copy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .train import TrainConfig, TrainResult, train_copywriter
+
+__all__ = ["TINY_CONFIG", "build_tiny_model"]
+
+TINY_CONFIG = TrainConfig(
+    n_items=24,
+    n_examples=160,
+    vocab_size=700,
+    n_positions=512,
+    n_embd=32,
+    n_layer=2,
+    n_head=2,
+    max_steps=25,
+    batch_size=8,
+    learning_rate=3e-3,
+    warmup_steps=3,
+)
+
+
+def build_tiny_model(out_dir: str | Path, *, force: bool = False) -> TrainResult:
+    """Build (or reuse) the tiny model in `out_dir`; no progress bar, no samples."""
+    return train_copywriter(out_dir, TINY_CONFIG, force=force, progress=False, n_samples=0)

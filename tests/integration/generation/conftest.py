@@ -1,0 +1,47 @@
+"""A real local Triton server (CPU) serving the tiny copywriter, shared by the whole session.
+
+`local_triton` is meant for reuse by GenerationService tests: it builds the tiny model under
+a session tmp dir and starts `LocalTriton` once; `local_triton.grpc_url` is what
+`TritonLLMClient` takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from copyloop.generation.copywriter.tiny import build_tiny_model
+from copyloop.generation.triton_local import LocalTriton, TritonStartError, find_tritonserver
+
+
+def triton_unavailable_reason() -> str | None:
+    """Why a local Triton cannot run here, or None when it can."""
+    try:
+        find_tritonserver()
+    except TritonStartError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.fixture(scope="session")
+def copywriter_tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny copywriter (a real GPT-2 HF checkpoint with our tokenizer), built in seconds."""
+    out = tmp_path_factory.mktemp("copywriter-tiny")
+    build_tiny_model(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def local_triton(copywriter_tiny_model_dir: Path) -> Iterator[LocalTriton]:
+    """tritonserver with deploy/triton/models, the copywriter loading the tiny model."""
+    reason = triton_unavailable_reason()
+    if reason:
+        pytest.skip(f"local Triton unavailable: {reason}")
+    triton = LocalTriton(copywriter_tiny_model_dir, startup_timeout_s=240)
+    triton.start()
+    try:
+        yield triton
+    finally:
+        triton.stop()

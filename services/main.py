@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -108,7 +109,10 @@ async def _demo() -> None:
 
 def main() -> None:
     args = _args()
-    configure_logging(os.environ.get("COPYLOOP_LOG_LEVEL", "WARNING"))
+    # SIGTERM during start-up or the walkthrough unwinds like Ctrl-C, so Triton and the services
+    # are stopped; once serving, serve_until_signal drains gracefully instead.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    configure_logging(os.environ.get("COPYLOOP_LOG_LEVEL", "ERROR"))
     VAR.mkdir(parents=True, exist_ok=True)
     asyncio.run(_demo() if args.command == "demo" else _serve(args))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,9 @@ from pathlib import Path
 import grpc
 
 from copyloop.demo.catalog import DemoItem, generate_catalog
-from copyloop.demo.loader import item_to_proto, load_catalog
+from copyloop.demo.loader import item_to_proto, load_catalog, stream_events
 from copyloop.demo.market import MarketConfig, Shopper, SyntheticMarket
+from copyloop.demo.shoppers import generate_events, make_shoppers
 from copyloop.demo.simulator import ClosedLoopSimulator
 from copyloop.v1 import (
     common_pb2, fusion_pb2, fusion_pb2_grpc, generation_pb2, generation_pb2_grpc, profile_pb2, profile_pb2_grpc,
@@ -31,7 +33,7 @@ ARMS = [
 
 @dataclass(frozen=True)
 class WalkthroughConfig:
-    items: int = 120
+    items: int = 240
     shoppers: int = 200
     variants: int = 3
     warmup_sessions: int = 260
@@ -59,7 +61,11 @@ class Walkthrough:
         """Catalog, shopper history, copy pool and experiment; safe to repeat (idempotent)."""
         await load_catalog(self.profile, self.catalog, self.meta)
         events = await self.sim.seed_history()
-        print(f"Catalog: {len(self.catalog)} items. Shoppers: {self.config.shoppers} with {events} browsing events.")
+        # Plus the demo shoppers (shopper-00000 ...) the load-test configs and docs refer to.
+        browsing = generate_events(self.catalog, make_shoppers(self.catalog, 500), now=time.time())
+        summary = await stream_events(self.profile, browsing, self.meta)
+        print(f"Catalog: {len(self.catalog)} items. Simulated shoppers: {self.config.shoppers} with {events} "
+              f"browsing events; demo shoppers: 500 with {summary.accepted + summary.duplicate} events.")
         await self._fill_pool()
         await self.fusion.CreateExperiment(F.CreateExperimentRequest(
             experiment_id=EXPERIMENT, display_name="Personalised LLM copy vs random vs generic",

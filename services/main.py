@@ -80,7 +80,9 @@ async def _serve(args: argparse.Namespace) -> None:
                 await walk.close()
             if args.once:
                 return
-        STATE_FILE.write_text(json.dumps({"pid": os.getpid(), "api_key": api_key, "addresses": addresses}))
+        pending = STATE_FILE.with_suffix(".tmp")  # written whole, then renamed: readers never see half
+        pending.write_text(json.dumps({"pid": os.getpid(), "api_key": api_key, "addresses": addresses}))
+        pending.replace(STATE_FILE)
         print(f"\nServing (API key {api_key}). Repeat the walkthrough: python -m copyloop.main demo. Ctrl-C to stop.", flush=True)
         await serve_until_signal(platform.fusion.server)
     finally:

@@ -42,6 +42,7 @@ __all__ = [
     "ImpressionLog",
     "synthetic_items",
     "HIDDEN_STYLES",
+    "hidden_styles",
 ]
 
 

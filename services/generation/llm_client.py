@@ -71,7 +71,8 @@ class SamplingParams:
     """vLLM-style sampling parameters, sent as the sampling_parameters JSON.
 
     temperature 0 is greedy; top_k 0 and top_p 1 disable those filters; a seed makes
-    sampling reproducible; ignore_eos keeps generating to max_tokens (benchmarks).
+    sampling reproducible; ignore_eos keeps generating to max_tokens (benchmarks);
+    presence/frequency penalties discourage repeating generated tokens (small models loop).
     """
 
     temperature: float = 0.8
@@ -80,11 +81,16 @@ class SamplingParams:
     seed: int | None = None
     max_tokens: int = 64
     ignore_eos: bool = False
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
 
     def to_json(self) -> str:
+        """Only non-default extras are sent, so a plain vLLM backend reads it unchanged."""
         data = {k: v for k, v in asdict(self).items() if v is not None}
-        if not self.ignore_eos:
-            data.pop("ignore_eos")
+        for optional, default in (("ignore_eos", False), ("presence_penalty", 0.0),
+                                  ("frequency_penalty", 0.0)):
+            if data[optional] == default:
+                data.pop(optional)
         return json.dumps(data)
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from scipy.optimize import minimize
+from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
 
 from .evaluation import Predictions
@@ -76,7 +78,7 @@ class IsotonicCalibrator:
 
 @dataclass
 class TemperatureCalibrator:
-    """Platt-style temperature scaling: sigmoid(logit(p) / T + b), fitted by Newton steps.
+    """Platt-style temperature scaling: sigmoid(logit(p) / T + b), fitted by L-BFGS on log loss.
 
     Smoother than isotonic and safer on small slices; cannot fix non-monotone errors.
     """
@@ -85,26 +87,26 @@ class TemperatureCalibrator:
     bias: float
 
     @classmethod
-    def fit(cls, probs: np.ndarray, labels: np.ndarray, steps: int = 50) -> "TemperatureCalibrator":
+    def fit(cls, probs: np.ndarray, labels: np.ndarray) -> "TemperatureCalibrator":
         z = _logit(np.asarray(probs, dtype=np.float64))
         y = np.asarray(labels, dtype=np.float64)
-        a, b = 1.0, 0.0  # a = 1 / T
-        for _ in range(steps):
-            p = 1.0 / (1.0 + np.exp(-(a * z + b)))
-            w = np.maximum(p * (1 - p), 1e-9)
-            grad = np.array([np.sum((p - y) * z), np.sum(p - y)])
-            hess = np.array([[np.sum(w * z * z), np.sum(w * z)], [np.sum(w * z), np.sum(w)]])
-            hess += 1e-6 * np.eye(2)
-            step = np.linalg.solve(hess, grad)
-            a, b = a - step[0], b - step[1]
-            if np.abs(step).max() < 1e-8:
-                break
-        a = max(a, 1e-3)  # keep the map increasing
-        return cls(1.0 / a, float(b))
+
+        def nll(params: np.ndarray) -> tuple[float, np.ndarray]:
+            logits = params[0] * z + params[1]
+            p = expit(logits)
+            # log(1 + e^x) - y x, written with logaddexp to stay finite for large |x|
+            loss = np.sum(np.logaddexp(0.0, logits) - y * logits)
+            residual = p - y
+            return float(loss), np.array([np.sum(residual * z), np.sum(residual)])
+
+        result = minimize(nll, x0=np.array([1.0, 0.0]), jac=True, method="L-BFGS-B",
+                          bounds=[(1e-3, 1e3), (-20.0, 20.0)])
+        inverse_temperature, bias = result.x  # the bound keeps the map increasing
+        return cls(float(1.0 / inverse_temperature), float(bias))
 
     def apply(self, probs: np.ndarray) -> np.ndarray:
         z = _logit(np.asarray(probs, dtype=np.float64))
-        return 1.0 / (1.0 + np.exp(-(z / self.temperature + self.bias)))
+        return expit(z / self.temperature + self.bias)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "temperature", "temperature": self.temperature, "bias": self.bias}
@@ -126,12 +128,20 @@ def calibrator_from_dict(data: dict[str, Any]) -> Calibrator:
     raise ValueError(f"unknown calibrator kind {kind!r}")
 
 
-def fit_calibrator(method: str, probs: np.ndarray, labels: np.ndarray, min_positives: int = 10) -> Calibrator:
-    """Fit `method` ("isotonic" | "temperature" | "none"); identity when positives are too few."""
+ISOTONIC_MIN_EACH = 200  # isotonic needs this many positives and negatives, else temperature
+MIN_POSITIVES = 30  # below this, no calibrator beats leaving the model alone
+
+
+def fit_calibrator(method: str, probs: np.ndarray, labels: np.ndarray, min_positives: int = MIN_POSITIVES) -> Calibrator:
+    """Fit `method`: "auto" (isotonic with enough data, else temperature), "isotonic",
+    "temperature" or "none"; identity when positives or negatives are too few to fit anything."""
     labels = np.asarray(labels)
     positives = int(labels.sum())
-    if method == "none" or positives < min_positives or positives == labels.size:
+    negatives = int(labels.size - positives)
+    if method == "none" or min(positives, negatives) < min_positives:
         return IdentityCalibrator()
+    if method == "auto":
+        method = "isotonic" if min(positives, negatives) >= ISOTONIC_MIN_EACH else "temperature"
     if method == "isotonic":
         return IsotonicCalibrator.fit(probs, labels)
     if method == "temperature":

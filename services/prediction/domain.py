@@ -114,10 +114,7 @@ class PredictionDomain:
     def _score(self, tenant: str, user: UserFeatures, context: ContextFeatures,
                candidates: Sequence[tuple[ItemFeatures, CopyFeatures]], version: str, top_k: int) -> tuple[list[ScoreResult], str, bool]:
         scorer = self._scorer(tenant, version)
-        results = scorer.score(user, context, candidates)
-        if top_k < MAX_EXPLANATIONS:
-            for r in results:
-                r.top_features[top_k:] = []
+        results = scorer.score(user, context, candidates, top_k=top_k)
         return results, scorer.model_version, scorer.is_prior
 
     async def score(self, user: UserFeatures, context: ContextFeatures,

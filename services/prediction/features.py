@@ -220,6 +220,13 @@ def discount_fraction(item: ItemFeatures) -> float:
     return 0.0
 
 
+def affinity_keys(item: ItemFeatures) -> tuple[str, ...]:
+    """Keys a profile's category affinities may use for this item: every level of its path
+    and every joined prefix ("toys > puzzles"), since profile services differ in which they use."""
+    path = tuple(item.category_path) or ("none",)
+    return path + tuple(" > ".join(path[: i + 1]) for i in range(1, len(path)))
+
+
 def _top_key(weights: dict[str, float]) -> str:
     if not weights:
         return "none"
@@ -233,7 +240,7 @@ class FeatureEncoder:
         self,
         config: EncoderConfig | None = None,
         embedder: CachedEmbedder | None = None,
-        cache_size: int = 200_000,
+        cache_size: int = 50_000,  # items and copy texts each; ~100 MB with 384-d embeddings
     ) -> None:
         self.config = config or EncoderConfig()
         self.embedder = embedder or make_embedder(self.config.embedder_name)
@@ -249,10 +256,18 @@ class FeatureEncoder:
             {
                 "raw": ((len(ITEM_FIELDS),), np.uint64),
                 "dense": ((len(ITEM_DENSE),), np.float32),
+                "category_keys": ((), np.int64),  # interned tuple of affinity keys
+                "brand": ((), np.int64),  # interned brand
             },
             cache_size,
         )
-        self._item_keys: dict[ItemFeatures, tuple[tuple[str, ...], str]] = {}
+        # Interned affinity look-up keys: an item's category keys / brand as small ints, so
+        # user x item affinities are computed once per distinct (user, category) in a batch.
+        # They grow with the catalog's distinct categories and brands only, never with traffic.
+        self._category_key_ids: dict[tuple[str, ...], int] = {}
+        self._category_key_list: list[tuple[str, ...]] = []
+        self._brand_ids: dict[str, int] = {}
+        self._brand_list: list[str] = []
         self._copies = _RowStore(
             {
                 "style": ((), np.uint64),
@@ -323,10 +338,21 @@ class FeatureEncoder:
             raw, dense, seg_ids, seg_raw, user.category_affinity, user.brand_affinity, top_category
         )
 
+    def _intern(self, value: Any, ids: dict[Any, int], values: list[Any]) -> int:
+        found = ids.get(value)
+        if found is None:
+            found = ids[value] = len(values)
+            values.append(value)
+        return found
+
     def _build_items(self, items: list[ItemFeatures]) -> dict[str, np.ndarray]:
         raw = np.zeros((len(items), len(ITEM_FIELDS)), dtype=np.uint64)
         dense = np.zeros((len(items), len(ITEM_DENSE)), dtype=np.float32)
+        category_keys = np.zeros(len(items), dtype=np.int64)
+        brands = np.zeros(len(items), dtype=np.int64)
         for row, item in enumerate(items):
+            category_keys[row] = self._intern(affinity_keys(item), self._category_key_ids, self._category_key_list)
+            brands[row] = self._intern(item.brand, self._brand_ids, self._brand_list)
             path = tuple(item.category_path) or ("none",)
             discount = discount_fraction(item)
             raw[row] = [
@@ -344,7 +370,7 @@ class FeatureEncoder:
                 1.0 if item.list_price > 0 else 0.0,
                 math.log1p(max(item.popularity, 0.0)) / 8.0,
             ]
-        return {"raw": raw, "dense": dense}
+        return {"raw": raw, "dense": dense, "category_keys": category_keys, "brand": brands}
 
     def _build_copies(self, texts: list[str]) -> dict[str, np.ndarray]:
         max_ngrams = self.config.max_ngrams
@@ -375,38 +401,29 @@ class FeatureEncoder:
             dense[row] = [math.sin(angle), math.cos(angle)]
         return {"raw": raw, "dense": dense}
 
-    def _category_keys(self, item: ItemFeatures) -> tuple[tuple[str, ...], str]:
-        """Keys an affinity map may use for this item: any path level or a joined prefix."""
-        keys = self._item_keys.get(item)
-        if keys is None:
-            path = tuple(item.category_path) or ("none",)
-            joined = tuple(" > ".join(path[: i + 1]) for i in range(1, len(path)))
-            keys = (path + joined, item.brand)
-            if len(self._item_keys) > 200_000:
-                self._item_keys.clear()
-            self._item_keys[item] = keys
-        return keys
-
-    def _pair_dense(
-        self, user_rows: Sequence[_UserPart], items: Sequence[ItemFeatures]
-    ) -> np.ndarray:
-        """User x item affinities, memoised per (user, category path) within the batch."""
-        pair = np.zeros((len(items), len(PAIR_DENSE)), dtype=np.float32)
-        memo: dict[tuple[int, tuple[str, ...], str], tuple[float, float, float]] = {}
-        for row, (user, item) in enumerate(zip(user_rows, items)):
-            cat_keys, brand = self._category_keys(item)
-            key = (id(user), cat_keys, brand)
-            values = memo.get(key)
-            if values is None:
-                affinity = user.category_affinity
-                cat_aff = max([affinity.get(k, 0.0) for k in cat_keys]) if affinity else 0.0
-                values = (
-                    cat_aff,
-                    1.0 if user.top_category in cat_keys else 0.0,
-                    user.brand_affinity.get(brand, 0.0) if brand else 0.0,
-                )
-                memo[key] = values
-            pair[row] = values
+    def _pair_dense(self, users: list[_UserPart], user_index: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+        """User x item affinities, computed once per distinct (user, category keys, brand)."""
+        n = len(item_rows)
+        pair = np.zeros((n, len(PAIR_DENSE)), dtype=np.float32)
+        category = self._items.arrays["category_keys"][item_rows]
+        brand = self._items.arrays["brand"][item_rows]
+        for column, (ids, table) in enumerate(((category, self._category_key_list), (brand, self._brand_list))):
+            combined = user_index * np.int64(len(table) + 1) + ids
+            unique, inverse = np.unique(combined, return_inverse=True)
+            values = np.zeros((unique.size, 2), dtype=np.float32)
+            for k, key in enumerate(unique.tolist()):
+                user = users[key // (len(table) + 1)]
+                value = table[key % (len(table) + 1)]
+                if column == 0:
+                    affinity = user.category_affinity
+                    values[k, 0] = max([affinity.get(c, 0.0) for c in value]) if affinity else 0.0
+                    values[k, 1] = 1.0 if user.top_category in value else 0.0
+                else:
+                    values[k, 0] = user.brand_affinity.get(value, 0.0) if value else 0.0
+            if column == 0:
+                pair[:, 0:2] = values[inverse]
+            else:
+                pair[:, 2] = values[inverse, 0]
         return np.clip(pair, -5.0, 5.0, out=pair)
 
     # --- assembly ---------------------------------------------------------------------------
@@ -418,25 +435,27 @@ class FeatureEncoder:
         contexts: Sequence[ContextFeatures],
     ) -> EncodedBatch:
         n = len(items)
-        user_parts: dict[int, _UserPart] = {}
-        user_rows: list[_UserPart] = []
+        user_slots: dict[int, int] = {}
+        unique_users: list[_UserPart] = []
+        slots: list[int] = []
         for user in users:
-            part = user_parts.get(id(user))
-            if part is None:
-                part = self._user_part(user)
-                user_parts[id(user)] = part
-            user_rows.append(part)
-        if len(user_parts) == 1:
-            only = user_rows[0]
+            slot = user_slots.get(id(user))
+            if slot is None:
+                slot = user_slots[id(user)] = len(unique_users)
+                unique_users.append(self._user_part(user))
+            slots.append(slot)
+        user_index = np.asarray(slots, dtype=np.int64)
+        if len(unique_users) == 1:
+            only = unique_users[0]
             user_raw = np.broadcast_to(only.raw, (n, only.raw.size))
             user_dense = np.broadcast_to(only.dense, (n, only.dense.size))
             segments = np.repeat(only.segments[None, :], n, axis=0)
             segment_raw = np.broadcast_to(only.segment_raw, (n, only.segment_raw.size))
         else:
-            user_raw = np.stack([u.raw for u in user_rows])
-            user_dense = np.stack([u.dense for u in user_rows])
-            segments = np.stack([u.segments for u in user_rows])
-            segment_raw = np.stack([u.segment_raw for u in user_rows])
+            user_raw = np.stack([u.raw for u in unique_users])[user_index]
+            user_dense = np.stack([u.dense for u in unique_users])[user_index]
+            segments = np.stack([u.segments for u in unique_users])[user_index]
+            segment_raw = np.stack([u.segment_raw for u in unique_users])[user_index]
 
         with self._lock:  # stores are shared by concurrent requests
             item_rows = self._items.rows_for(items, self._build_items)
@@ -450,7 +469,7 @@ class FeatureEncoder:
             context_rows = self._contexts.rows_for(contexts, self._build_contexts)
             ctx_raw = self._contexts.arrays["raw"][context_rows]
             ctx_dense = self._contexts.arrays["dense"][context_rows]
-            pair = self._pair_dense(user_rows, items)
+            pair = self._pair_dense(unique_users, user_index, item_rows)
 
         base = np.concatenate([user_raw, item_raw, copy_raw, ctx_raw], axis=1)
         crosses = mix_ids(base[:, self._cross_left], base[:, self._cross_right]) ^ self._cross_salts

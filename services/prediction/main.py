@@ -34,21 +34,22 @@ class PredictionService:
         self.domain.store.engine.dispose()
 
 
-def load_copy_quality(directory: str):  # type: ignore[no-untyped-def]
-    """The content-effect model (learned from A/B test history) as the copy-quality signal."""
+def load_copy_quality(directory: str, embedder):  # type: ignore[no-untyped-def]
+    """The content-effect model (learned from A/B test history) as the copy-quality signal;
+    it shares the service's text embedder and its cache."""
     if not directory:
         return None
     from copyloop.prediction.content_effect import ContentEffectModel
 
-    return ContentEffectModel.load(directory)
+    return ContentEffectModel.load(directory, embedder)
 
 
 async def start_prediction_service(settings: PredictionSettings) -> PredictionService:
     engine = make_engine(settings.database_url)
     migrate(engine, MIGRATIONS, "alembic_version_prediction")
+    embedder = make_embedder(settings.embedder)
     domain = PredictionDomain(
-        PredictionStore(engine), settings, make_embedder(settings.embedder),
-        load_copy_quality(settings.content_model_dir),
+        PredictionStore(engine), settings, embedder, load_copy_quality(settings.content_model_dir, embedder),
     )
     servicer = PredictionServicer(domain)
     spec = ServiceSpec(

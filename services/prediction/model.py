@@ -30,6 +30,7 @@ class ModelConfig:
     deep_dims: tuple[int, ...] = (64,)
     tower_dims: tuple[int, ...] = (16,)
     dropout: float = 0.0
+    field_dropout: float = 0.0  # training only: drop whole categorical fields (per row)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,9 +146,12 @@ class EsmmModel(nn.Module):
     def embed(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-group first-layer inputs; attribution takes gradients with respect to these."""
         fields = self.embedding(inputs["cat"])  # [B, F, d]
+        if self.training and self.config.field_dropout > 0:
+            keep = torch.rand(fields.shape[:2], device=fields.device) >= self.config.field_dropout
+            fields = fields * keep.unsqueeze(-1) / (1.0 - self.config.field_dropout)
         parts = {"fields": fields}
         parts.update({name: bag(inputs[name], per_sample_weights=mean_weights(inputs[name])) for name, bag in self.bags.items()})
-        parts["text"] = inputs["text"]
+        parts["text"] = self.text_proj(inputs["text"])  # projected: attribution stays cheap
         parts["dense"] = inputs["dense"]
         return parts
 
@@ -157,7 +161,7 @@ class EsmmModel(nn.Module):
             [
                 fields.reshape(fields.shape[0], -1),
                 *(parts[name] for name in BAGS),
-                self.text_proj(parts["text"]),
+                parts["text"],
                 parts["dense"],
             ],
             dim=1,
@@ -194,6 +198,15 @@ _GROUP_NAMES = {
 }
 
 
+def clicked_cvr_loss(cvr_logit: torch.Tensor, clicked: torch.Tensor, converted: torch.Tensor) -> torch.Tensor:
+    """BCE(pCVR, purchase) over clicked impressions only: an optional auxiliary signal for the
+    CVR tower (plain ESMM trains it through the CTCVR loss alone)."""
+    mask = clicked > 0
+    if not bool(mask.any()):
+        return cvr_logit.sum() * 0.0
+    return F.binary_cross_entropy_with_logits(cvr_logit[mask], converted[mask])
+
+
 def attribute_groups(
     model: EsmmModel,
     inputs: dict[str, torch.Tensor],
@@ -207,8 +220,10 @@ def attribute_groups(
     group, as set, pushes this candidate's pCTR x pCVR up. Returns (ctr_logit, cvr_logit,
     contributions [B, G], group names).
     """
+    with torch.no_grad():
+        embedded = model.embed(inputs)
     with torch.enable_grad():
-        parts = {k: v.detach().clone().float().requires_grad_(True) for k, v in model.embed(inputs).items()}
+        parts = {k: v.detach().clone().requires_grad_(True) for k, v in embedded.items()}
         ctr_logit, cvr_logit = model.head(parts)
         objective = (F.logsigmoid(ctr_logit) + F.logsigmoid(cvr_logit)).sum()
         grads = torch.autograd.grad(objective, [parts[k] for k in INPUT_PARTS])
@@ -218,8 +233,9 @@ def attribute_groups(
     for name in (*BAGS, "text"):
         columns.append((parts[name] * grad[name]).sum(-1, keepdim=True))
     names += [_GROUP_NAMES.get(name, name) for name in (*BAGS, "text")]
-    dense_contrib = parts["dense"] * grad["dense"]
-    for name, cols in dense_groups:
-        columns.append(dense_contrib[:, cols].sum(-1, keepdim=True))
+    membership = torch.zeros(parts["dense"].shape[1], len(dense_groups))
+    for group, (name, cols) in enumerate(dense_groups):
+        membership[cols, group] = 1.0
         names.append(name)
+    columns.append((parts["dense"] * grad["dense"]) @ membership)  # all dense groups in one matmul
     return ctr_logit.detach(), cvr_logit.detach(), torch.cat(columns, dim=1).detach(), names

@@ -26,4 +26,4 @@ class PredictionSettings(ServiceSettings):
     min_train_conversions: int = Field(10, ge=0)
     min_eval_impressions: int = Field(200, ge=10)
     min_eval_clicks: int = Field(10, ge=1)
-    score_threads: int = Field(2, ge=1, le=64, description="torch threads for scoring.")
+    score_threads: int = Field(1, ge=1, le=64, description="torch threads for scoring (1 is fastest on small shared CPUs).")

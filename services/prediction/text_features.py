@@ -125,7 +125,7 @@ class MiniLMEmbedder(CachedEmbedder):
     The model is loaded lazily on the first miss so importing and constructing are free.
     """
 
-    def __init__(self, capacity: int = 200_000, batch_size: int = 128, device: str = "cpu") -> None:
+    def __init__(self, capacity: int = 50_000, batch_size: int = 128, device: str = "cpu") -> None:
         super().__init__(MINILM_NAME, 384, capacity, batch_size)
         self.device = device
         self._model: Any = None

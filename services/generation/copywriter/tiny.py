@@ -7,7 +7,11 @@ need not write good copy.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import torch
 
 from .train import TrainConfig, TrainResult, train_copywriter
 
@@ -28,6 +32,19 @@ TINY_CONFIG = TrainConfig(
 )
 
 
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one thread: tiny matrices gain nothing from more, and on a shared CPU
+    extra OpenMP threads spin against other jobs and make a seconds-long build take minutes."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def build_tiny_model(out_dir: str | Path, *, force: bool = False) -> TrainResult:
     """Build (or reuse) the tiny model in `out_dir`; no progress bar, no samples."""
-    return train_copywriter(out_dir, TINY_CONFIG, force=force, progress=False, n_samples=0)
+    with single_thread():
+        return train_copywriter(out_dir, TINY_CONFIG, force=force, progress=False, n_samples=0)

@@ -67,7 +67,7 @@ class TrainConfig:
     n_embd: int = 192
     n_layer: int = 4
     n_head: int = 4
-    max_steps: int = 360
+    max_steps: int = 300
     batch_size: int = 16
     learning_rate: float = 3e-3
     warmup_steps: int = 20

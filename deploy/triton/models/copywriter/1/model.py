@@ -46,6 +46,7 @@ from sampling import (  # noqa: E402  (sibling module next to model.py)
 )
 
 MODEL_DIR_ENV = "COPYWRITER_MODEL_DIR"
+TORCH_THREADS_ENV = "COPYWRITER_TORCH_THREADS"  # used when the config parameter is 0
 BAD_REQUEST_PREFIX = "bad request: "
 FINISH_CANCELLED = "cancelled"
 CANCEL_CHECK_EVERY = 8  # tokens between cancellation checks (each check is an IPC round trip)
@@ -98,7 +99,8 @@ class TritonPythonModel:
         model_path = Path(model_dir)
         if not model_path.is_absolute():
             model_path = Path(args["model_repository"]) / model_path
-        threads = int(_param(self.model_config, "torch_threads", "0"))
+        threads = int(_param(self.model_config, "torch_threads", "0")) or int(
+            os.environ.get(TORCH_THREADS_ENV, "0") or 0)
         if threads > 0:
             torch.set_num_threads(threads)
 

@@ -3,7 +3,8 @@
 Triton hands the model a batch of requests whose sampling parameters differ (temperature,
 top_p, top_k, seed, max_tokens). `generate()` only knows one set, so the batch runs as a
 *greedy* generate whose single logits processor, `RowSampler`, does the real work per row:
-it applies that row's temperature / top-k / top-p, draws from that row's own seeded RNG,
+it applies that row's presence/frequency penalties, temperature, top-k and top-p, draws
+from that row's own seeded RNG,
 and returns logits that are -inf everywhere except the chosen token. Greedy decoding then
 picks exactly that token. The same hook records log-probabilities, decides when a row is
 finished (EOS or its own max_tokens) and reports each token as it is produced, which is
@@ -40,12 +41,15 @@ class SamplingParams:
     seed: int | None = None
     max_tokens: int = 64
     ignore_eos: bool = False
+    presence_penalty: float = 0.0  # vLLM semantics: on tokens already generated (not prompt)
+    frequency_penalty: float = 0.0
 
 
-_KNOWN_KEYS = {"temperature", "top_p", "top_k", "seed", "max_tokens", "ignore_eos"}
+_KNOWN_KEYS = {"temperature", "top_p", "top_k", "seed", "max_tokens", "ignore_eos",
+               "presence_penalty", "frequency_penalty"}
 # vLLM clients send these too; accepted and ignored rather than rejected.
-_IGNORED_KEYS = {"n", "best_of", "stop", "presence_penalty", "frequency_penalty",
-                 "repetition_penalty", "min_p", "logprobs", "skip_special_tokens"}
+_IGNORED_KEYS = {"n", "best_of", "stop", "repetition_penalty", "min_p", "logprobs",
+                 "skip_special_tokens"}
 
 
 def _number(data: dict, key: str, kind: type, default):
@@ -94,7 +98,12 @@ def parse_sampling_parameters(
         raise SamplingError("sampling_parameters.top_k must be -1, 0 (off) or positive")
     if not 1 <= max_tokens <= max_tokens_limit:
         raise SamplingError(f"sampling_parameters.max_tokens must be in [1, {max_tokens_limit}]")
-    return SamplingParams(temperature, top_p, max(top_k, 0), seed, max_tokens, bool(ignore_eos))
+    presence = _number(data, "presence_penalty", float, 0.0)
+    frequency = _number(data, "frequency_penalty", float, 0.0)
+    if not (-2 <= presence <= 2 and -2 <= frequency <= 2):
+        raise SamplingError("sampling_parameters presence/frequency_penalty must be in [-2, 2]")
+    return SamplingParams(temperature, top_p, max(top_k, 0), seed, max_tokens, bool(ignore_eos),
+                          presence, frequency)
 
 
 @dataclass(eq=False)
@@ -135,6 +144,10 @@ class RowSampler(LogitsProcessor):
         self._top_p = torch.tensor([p.top_p for p in params], dtype=torch.float32)
         self._top_k = torch.tensor([p.top_k for p in params], dtype=torch.long)
         self._ignore_eos = torch.tensor([p.ignore_eos for p in params], dtype=torch.bool)
+        self._presence = torch.tensor([p.presence_penalty for p in params], dtype=torch.float32)
+        self._frequency = torch.tensor([p.frequency_penalty for p in params], dtype=torch.float32)
+        self._penalised = bool((self._presence != 0).any() or (self._frequency != 0).any())
+        self._counts: torch.Tensor | None = None  # [rows, vocab] generated-token counts
 
     def _choose(self, scores: torch.Tensor) -> torch.Tensor:
         device = scores.device
@@ -143,6 +156,10 @@ class RowSampler(LogitsProcessor):
         if self.eos_token_id is not None and bool(self._ignore_eos.any()):
             logits = logits.clone()
             logits[self._ignore_eos.to(device), self.eos_token_id] = float("-inf")
+        if self._penalised and self._counts is not None:
+            counts = self._counts.to(device)
+            logits = (logits - self._frequency.to(device)[:, None] * counts
+                      - self._presence.to(device)[:, None] * (counts > 0).float())
         temperature = self._temperature.to(device)
         greedy = temperature <= 0
         logits = logits / torch.where(greedy, torch.ones_like(temperature), temperature)[:, None]
@@ -167,6 +184,10 @@ class RowSampler(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         chosen = self._choose(scores)
+        if self._penalised:
+            if self._counts is None:
+                self._counts = torch.zeros(scores.shape, dtype=torch.float32, device=scores.device)
+            self._counts[torch.arange(len(self.rows), device=scores.device), chosen] += 1
         logprobs = torch.log_softmax(scores.float(), dim=-1).gather(1, chosen[:, None]).squeeze(1)
         chosen_list = chosen.tolist()
         logprob_list = logprobs.tolist()

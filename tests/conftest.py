@@ -82,3 +82,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url, name = create_postgres_database(admin_url)
     request.addfinalizer(lambda: drop_postgres_database(admin_url, name))
     return url
+
+
+# A real local Triton serving the tiny copywriter, shared by every suite that needs it.
+pytest_plugins = ["tests.support.triton_fixtures"]

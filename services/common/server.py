@@ -9,6 +9,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -182,3 +183,37 @@ async def _run_check(check: ReadinessCheck | None) -> bool:
     except Exception:  # noqa: BLE001 - a failing check means "not ready", never a crash
         log.warning("readiness check failed", exc_info=True)
         return False
+
+
+class StoppableService(Protocol):
+    """What a service's start function returns: its server, and a full stop."""
+
+    server: RunningServer
+
+    @property
+    def address(self) -> str: ...
+
+    async def stop(self, grace: float | None = None) -> None: ...
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def run_service(
+    settings_cls: type[S], start: Callable[[S], Awaitable[StoppableService]], name: str
+) -> None:
+    """The body of every service's `main()`: validated settings, JSON logs, serve until
+    SIGTERM/SIGINT, drain, then release everything the service holds."""
+    from copyloop.common.config import load_or_exit
+    from copyloop.common.observability import configure_logging
+
+    async def _run() -> None:
+        settings = load_or_exit(settings_cls)
+        configure_logging(settings.log_level)
+        service = await start(settings)
+        await serve_until_signal(
+            service.server, lambda: print(f"{name} listening on {service.address}", flush=True)
+        )
+        await service.stop()
+
+    asyncio.run(_run())

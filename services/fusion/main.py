@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from copyloop.common.config import load_or_exit
 from copyloop.common.db import BlockingRunner, make_engine, migrate, ping
-from copyloop.common.observability import configure_logging
-from copyloop.common.server import RunningServer, ServiceSpec, create_server, serve_until_signal
+from copyloop.common.server import RunningServer, ServiceSpec, create_server, run_service
 from copyloop.fusion.downstream import Downstream
 from copyloop.fusion.feedback import Feedback
 from copyloop.fusion.recommend import Recommender
@@ -63,18 +60,8 @@ async def start_fusion_service(settings: FusionSettings) -> FusionService:
     return FusionService(server, store, downstream, recommender, runner)
 
 
-async def _main() -> None:
-    settings = load_or_exit(FusionSettings)
-    configure_logging(settings.log_level)
-    service = await start_fusion_service(settings)
-    await serve_until_signal(
-        service.server, lambda: print(f"FusionService listening on {service.address}", flush=True)
-    )
-    await service.recommender.close()
-
-
 def main() -> None:
-    asyncio.run(_main())
+    run_service(FusionSettings, start_fusion_service, "FusionService")
 
 
 if __name__ == "__main__":

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from copyloop.common.config import load_or_exit
 from copyloop.common.db import make_engine, migrate
-from copyloop.common.observability import configure_logging
-from copyloop.common.server import RunningServer, ServiceSpec, create_server, serve_until_signal
+from copyloop.common.server import RunningServer, ServiceSpec, create_server, run_service
 from copyloop.generation.domain import GenerationDomain
 from copyloop.generation.llm_client import TritonLLMClient
 from copyloop.generation.servicer import FULL_NAME, GenerationServicer
@@ -71,18 +68,8 @@ async def start_generation_service(settings: GenerationSettings) -> GenerationSe
     return GenerationService(server, domain)
 
 
-async def _main() -> None:
-    settings = load_or_exit(GenerationSettings)
-    configure_logging(settings.log_level)
-    service = await start_generation_service(settings)
-    await serve_until_signal(
-        service.server, lambda: print(f"GenerationService listening on {service.address}", flush=True)
-    )
-    await service.domain.close()
-
-
 def main() -> None:
-    asyncio.run(_main())
+    run_service(GenerationSettings, start_generation_service, "GenerationService")
 
 
 if __name__ == "__main__":

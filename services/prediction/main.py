@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from copyloop.common.config import load_or_exit
 from copyloop.common.db import make_engine, migrate
-from copyloop.common.observability import configure_logging
-from copyloop.common.server import RunningServer, ServiceSpec, create_server, serve_until_signal
+from copyloop.common.server import RunningServer, ServiceSpec, create_server, run_service
 from copyloop.prediction.domain import PredictionDomain, make_embedder
 from copyloop.prediction.servicer import FULL_NAME, PredictionServicer
 from copyloop.prediction.settings import PredictionSettings
@@ -61,18 +58,8 @@ async def start_prediction_service(settings: PredictionSettings) -> PredictionSe
     return PredictionService(server, domain)
 
 
-async def _main() -> None:
-    settings = load_or_exit(PredictionSettings)
-    configure_logging(settings.log_level)
-    service = await start_prediction_service(settings)
-    await serve_until_signal(
-        service.server, lambda: print(f"PredictionService listening on {service.address}", flush=True)
-    )
-    service.domain.close()
-
-
 def main() -> None:
-    asyncio.run(_main())
+    run_service(PredictionSettings, start_prediction_service, "PredictionService")
 
 
 if __name__ == "__main__":

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from copyloop.common.config import load_or_exit
 from copyloop.common.db import make_engine, migrate
-from copyloop.common.observability import configure_logging
-from copyloop.common.server import RunningServer, ServiceSpec, create_server, serve_until_signal
+from copyloop.common.server import RunningServer, ServiceSpec, create_server, run_service
 from copyloop.profile.domain import ProfileDomain
 from copyloop.profile.servicer import FULL_NAME, ProfileServicer
 from copyloop.profile.settings import ProfileSettings
@@ -50,18 +47,8 @@ async def start_profile_service(settings: ProfileSettings) -> ProfileService:
     return ProfileService(server, domain)
 
 
-async def _main() -> None:
-    settings = load_or_exit(ProfileSettings)
-    configure_logging(settings.log_level)
-    service = await start_profile_service(settings)
-    await serve_until_signal(
-        service.server, lambda: print(f"ProfileService listening on {service.address}", flush=True)
-    )
-    service.domain.close()
-
-
 def main() -> None:
-    asyncio.run(_main())
+    run_service(ProfileSettings, start_profile_service, "ProfileService")
 
 
 if __name__ == "__main__":

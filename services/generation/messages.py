@@ -124,6 +124,7 @@ def _sampling(s: generation_pb2.SamplingParameters, v: Violations, prefix: str) 
         top_k=s.top_k if s.HasField("top_k") else 50,
         seed=s.seed if s.HasField("seed") else None,
         max_tokens=s.max_tokens if s.HasField("max_tokens") else 0,
+        frequency_penalty=0.5,  # small models loop without it ("$19.99.99.99...")
     )
 
 

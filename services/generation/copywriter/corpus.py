@@ -55,7 +55,8 @@ def brief_for_item(
     segment = rng.choice(AUDIENCE_SEGMENTS)
     summary = ""
     if segment and rng.random() < 0.7:
-        summary = f"likes {item.category_path[0]}, {item.brand}; price band {_price_band(item.price)}"
+        band = _price_band(item.price)
+        summary = f"likes {item.category_path[0]}, {item.brand}; price band {band}"
     price, list_price, currency = item.price, item.list_price, item.currency
     if locale == "zh-CN" and rng.random() < 0.5:
         currency = "CNY"

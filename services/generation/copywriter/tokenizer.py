@@ -42,7 +42,10 @@ CHAT_TEMPLATE = (
 
 
 def train_tokenizer(
-    texts: Iterable[str], vocab_size: int = 6000, min_frequency: int = 2, model_max_length: int = 512
+    texts: Iterable[str],
+    vocab_size: int = 6000,
+    min_frequency: int = 2,
+    model_max_length: int = 512,
 ) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE on `texts` and wrap it as a transformers fast tokenizer.
 

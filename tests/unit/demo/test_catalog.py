@@ -9,7 +9,8 @@ import pytest
 
 from copyloop.demo.catalog import TOP_CATEGORIES, DemoItem, generate_catalog, load_amazon_catalog
 
-AMAZON_SAMPLE = Path(__file__).resolve().parents[3].parent / "shared/data/amazon_products_2020_sample.csv.gz"
+SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+AMAZON_SAMPLE = SHARED_DATA / "amazon_products_2020_sample.csv.gz"
 
 
 def test_same_seed_same_catalog_and_other_seed_differs() -> None:

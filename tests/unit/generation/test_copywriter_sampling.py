@@ -75,7 +75,8 @@ def test_greedy_top_k_1_and_tiny_top_p_all_pick_the_argmax() -> None:
 def test_sampling_follows_softmax_of_scaled_logits_per_row() -> None:
     logits = torch.tensor([[1.0, 0.0, -1.0, -8.0]])
     n = 3000
-    rows = _rows(*[sampling.SamplingParams(temperature=1.0, seed=i, max_tokens=1) for i in range(n)])
+    rows = _rows(*[sampling.SamplingParams(temperature=1.0, seed=i, max_tokens=1)
+                   for i in range(n)])
     sampling.RowSampler(rows, eos_token_id=None)(torch.zeros(n, 1), logits.repeat(n, 1))
     counts = torch.bincount(torch.tensor([r.token_ids[0] for r in rows]), minlength=4).float()
     expected = torch.softmax(logits[0], dim=-1)

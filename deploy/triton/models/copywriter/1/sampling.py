@@ -213,7 +213,9 @@ class RowsFinished(StoppingCriteria):
     def __init__(self, rows: Sequence[RowState]) -> None:
         self.rows = list(rows)
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object
+    ) -> torch.BoolTensor:
         return torch.tensor([r.finished for r in self.rows], dtype=torch.bool,
                             device=input_ids.device)
 

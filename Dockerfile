@@ -30,7 +30,7 @@ WORKDIR /app
 COPY requirements.lock ./
 RUN /opt/venv/bin/pip install --upgrade pip wheel setuptools \
     && /opt/venv/bin/pip install --extra-index-url "${TORCH_CPU_INDEX}" -r requirements.lock
-COPY pyproject.toml setup.py Makefile README.md buf.yaml ./
+COPY pyproject.toml Makefile README.md buf.yaml ./
 COPY protos ./protos
 COPY services ./services
 # `make protos` exactly as on a dev machine, pointed at this venv. The marker tells make the

@@ -11,33 +11,33 @@ PROTOS := $(wildcard protos/copyloop/v1/*.proto)
 
 # Virtualenv with the pinned stack (torch 2.13.0 CPU comes from the machine's wheel dir via pip's
 # find-links), generated stubs, and the package installed in editable mode.
-setup: $(VENV)/.installed services/v1/__init__.py clients/node/node_modules/.installed
+setup: $(VENV)/.installed services/copyloop/v1/__init__.py clients/node/node_modules/.installed
 
 # The TypeScript client's packages (npm registry only); skipped where npm is missing.
 clients/node/node_modules/.installed: clients/node/package-lock.json
 	@if command -v npm >/dev/null; then cd clients/node && npm ci --no-audit --no-fund && touch node_modules/.installed; \
 	else echo "npm not found: the TypeScript client test will skip"; fi
 
-$(VENV)/.installed: requirements.lock pyproject.toml setup.py
+$(VENV)/.installed: requirements.lock pyproject.toml clients/python/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (pyenv or apt)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip wheel setuptools
 	$(PIP) install -q -r requirements.lock
-	$(PIP) install -q --no-deps -e .
+	$(PIP) install -q --no-deps -e . -e clients/python
 	touch $@
 
-# Python stubs (grpcio-tools) and type stubs (mypy-protobuf) into services/v1 = copyloop.v1.
-services/v1/__init__.py: $(PROTOS) $(VENV)/.installed
-	rm -rf $(GEN_TMP) services/v1 && mkdir -p $(GEN_TMP)
+# Python stubs (grpcio-tools) and type stubs (mypy-protobuf) into services/copyloop/v1 = copyloop.v1.
+services/copyloop/v1/__init__.py: $(PROTOS) $(VENV)/.installed
+	rm -rf $(GEN_TMP) services/copyloop/v1 && mkdir -p $(GEN_TMP)
 	PATH=$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -Iprotos --python_out=$(GEN_TMP) --grpc_python_out=$(GEN_TMP) \
 		--mypy_out=$(GEN_TMP) --mypy_grpc_out=$(GEN_TMP) $(PROTOS)
-	mv $(GEN_TMP)/copyloop/v1 services/v1 && rm -rf $(GEN_TMP)
+	mv $(GEN_TMP)/copyloop/v1 services/copyloop/v1 && rm -rf $(GEN_TMP)
 	echo '"""Generated from protos/copyloop/v1 by `make protos`; do not edit."""' > $@
 
-protos: services/v1/__init__.py
+protos: services/copyloop/v1/__init__.py
 
 # Descriptor set for ghz (deploy/loadtest/copyloop.protoset), so it works without reflection.
-protoset: services/v1/__init__.py
+protoset: services/copyloop/v1/__init__.py
 	PYTHON=$(PY) deploy/loadtest/build_protoset.sh
 
 lint: setup
@@ -55,4 +55,4 @@ bench: setup
 	$(PY) bench/profile_ingest.py
 
 clean:
-	rm -rf $(VENV) build services/v1 var
+	rm -rf $(VENV) build services/copyloop/v1 var

@@ -47,7 +47,7 @@ __all__ = [
     "find_tritonserver",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_MODEL_REPOSITORY = REPO_ROOT / "deploy" / "triton" / "models"
 MODEL_DIR_ENV = "COPYWRITER_MODEL_DIR"
 

@@ -23,42 +23,78 @@ from copyloop.demo.simulator import ClosedLoopSimulator, LoopReport
 from copyloop.fusion.report_chart import regret_chart
 from copyloop.platform import PlatformConfig, start_platform
 from copyloop.v1 import (
-    common_pb2, fusion_pb2, fusion_pb2_grpc, generation_pb2, generation_pb2_grpc, profile_pb2_grpc,
+    common_pb2,
+    fusion_pb2,
+    fusion_pb2_grpc,
+    generation_pb2,
+    generation_pb2_grpc,
+    profile_pb2_grpc,
 )
 
 KEY = "bench-key"
 META = (("authorization", f"Bearer {KEY}"),)
 F = fusion_pb2
-ARMS = [("personalised", F.ARM_STRATEGY_PERSONALISED_BANDIT), ("random-copy", F.ARM_STRATEGY_RANDOM_COPY), ("generic-copy", F.ARM_STRATEGY_GENERIC_COPY)]
+ARMS = [
+    ("personalised", F.ARM_STRATEGY_PERSONALISED_BANDIT),
+    ("random-copy", F.ARM_STRATEGY_RANDOM_COPY),
+    ("generic-copy", F.ARM_STRATEGY_GENERIC_COPY),
+]
 
 
-async def fill_pool(generation: generation_pb2_grpc.GenerationServiceStub, catalog, variants: int) -> None:
+async def fill_pool(
+    generation: generation_pb2_grpc.GenerationServiceStub, catalog, variants: int
+) -> None:
     from copyloop.demo.loader import item_to_proto
 
-    job = (await generation.PregenerateCreatives(generation_pb2.PregenerateCreativesRequest(
-        items=[item_to_proto(i) for i in catalog], channels=[common_pb2.CHANNEL_PUSH], locales=["en-US"],
-        variants_per_item=variants, auto_approve=True), metadata=META)).job
+    job = (
+        await generation.PregenerateCreatives(
+            generation_pb2.PregenerateCreativesRequest(
+                items=[item_to_proto(i) for i in catalog],
+                channels=[common_pb2.CHANNEL_PUSH],
+                locales=["en-US"],
+                variants_per_item=variants,
+                auto_approve=True,
+            ),
+            metadata=META,
+        )
+    ).job
     while job.state in (generation_pb2.JOB_STATE_PENDING, generation_pb2.JOB_STATE_RUNNING):
         await asyncio.sleep(1)
-        job = (await generation.GetPregenerationJob(generation_pb2.GetPregenerationJobRequest(job_id=job.job_id), metadata=META)).job
-        print(f"\r  pre-generating copy: {job.done_count}/{job.total_count} items, {job.creative_count} creatives", end="", flush=True)
+        job = (
+            await generation.GetPregenerationJob(
+                generation_pb2.GetPregenerationJobRequest(job_id=job.job_id), metadata=META
+            )
+        ).job
+        print(
+            f"\r  pre-generating copy: {job.done_count}/{job.total_count} items, {job.creative_count} creatives",
+            end="",
+            flush=True,
+        )
     print()
 
 
 def print_report(title: str, report: LoopReport) -> None:
     print(f"\n{title}: {report.impressions} impressions")
-    print(f"  {'arm':<14} {'impr':>6} {'clicks':>6} {'exp CTR':>8} {'obs CTR':>8} {'CVR':>6} {'oracle':>8} {'share':>6}")
+    print(
+        f"  {'arm':<14} {'impr':>6} {'clicks':>6} {'exp CTR':>8} {'obs CTR':>8} {'CVR':>6} {'oracle':>8} {'share':>6}"
+    )
     for a in report.arms.values():
-        print(f"  {a.arm:<14} {a.impressions:>6} {a.clicks:>6} {a.expected_ctr:>8.4f} {a.observed_ctr:>8.4f} "
-              f"{a.cvr:>6.3f} {a.oracle_ctr:>8.4f} {a.share_of_oracle:>6.1%}")
+        print(
+            f"  {a.arm:<14} {a.impressions:>6} {a.clicks:>6} {a.expected_ctr:>8.4f} {a.observed_ctr:>8.4f} "
+            f"{a.cvr:>6.3f} {a.oracle_ctr:>8.4f} {a.share_of_oracle:>6.1%}"
+        )
     p = report.arms.get("personalised")
     for other in ("random-copy", "generic-copy"):
         o = report.arms.get(other)
         if p and o and o.expected_ctr:
-            print(f"  uplift personalised vs {other}: {p.expected_ctr / o.expected_ctr - 1:+.1%} (expected CTR), "
-                  f"{(p.observed_ctr / o.observed_ctr - 1) if o.observed_ctr else math.nan:+.1%} (observed)")
-    print(f"  model AUC {report.model_auc:.3f} vs oracle AUC {report.oracle_auc:.3f} "
-          f"(ratio {report.model_auc / report.oracle_auc if report.oracle_auc else math.nan:.3f}) on the same impressions")
+            print(
+                f"  uplift personalised vs {other}: {p.expected_ctr / o.expected_ctr - 1:+.1%} (expected CTR), "
+                f"{(p.observed_ctr / o.observed_ctr - 1) if o.observed_ctr else math.nan:+.1%} (observed)"
+            )
+    print(
+        f"  model AUC {report.model_auc:.3f} vs oracle AUC {report.oracle_auc:.3f} "
+        f"(ratio {report.model_auc / report.oracle_auc if report.oracle_auc else math.nan:.3f}) on the same impressions"
+    )
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -72,37 +108,58 @@ async def bench(args: argparse.Namespace) -> None:
         model_dir = str(Path(args.model_dir or DEFAULT_OUT_DIR).resolve())
         train_copywriter(model_dir)
         triton = LocalTriton(model_dir).start()
-    platform = await start_platform(PlatformConfig(
-        var_dir=var, api_keys=f"{KEY}:bench", embedder=args.embedder,
-        triton_url=triton.grpc_url if triton else "", model_dir=model_dir,
-    ))
-    channels = [grpc.aio.insecure_channel(a) for a in (platform.fusion.address, platform.profile.address, platform.generation.address)]
+    platform = await start_platform(
+        PlatformConfig(
+            var_dir=var,
+            api_keys=f"{KEY}:bench",
+            embedder=args.embedder,
+            triton_url=triton.grpc_url if triton else "",
+            model_dir=model_dir,
+        )
+    )
+    channels = [
+        grpc.aio.insecure_channel(a)
+        for a in (platform.fusion.address, platform.profile.address, platform.generation.address)
+    ]
     fusion = fusion_pb2_grpc.FusionServiceStub(channels[0])
     profile = profile_pb2_grpc.ProfileServiceStub(channels[1])
     generation = generation_pb2_grpc.GenerationServiceStub(channels[2])
     try:
         catalog = generate_catalog(args.items)
         market = SyntheticMarket(catalog, MarketConfig(n_shoppers=args.shoppers), seed=args.seed)
-        sim = ClosedLoopSimulator(market, catalog, fusion, profile, generation, META, seed=args.seed)
+        sim = ClosedLoopSimulator(
+            market, catalog, fusion, profile, generation, META, seed=args.seed
+        )
         started = time.perf_counter()
         await load_catalog(profile, catalog, META)
         print(f"seeded {await sim.seed_history()} browsing events for {args.shoppers} shoppers")
         await fill_pool(generation, catalog, args.variants)
-        await fusion.CreateExperiment(F.CreateExperimentRequest(
-            experiment_id="closed-loop", arms=[F.Arm(arm_id=a, strategy=s, traffic_weight=1) for a, s in ARMS]), metadata=META)
+        await fusion.CreateExperiment(
+            F.CreateExperimentRequest(
+                experiment_id="closed-loop",
+                arms=[F.Arm(arm_id=a, strategy=s, traffic_weight=1) for a, s in ARMS],
+            ),
+            metadata=META,
+        )
         warm = int(args.sessions * args.warmup)
         await sim.run(warm, concurrency=args.concurrency)
         print_report("warm-up (cold-start prior, bandit learning)", sim.report())
-        retrain = await fusion.RetrainModel(F.RetrainModelRequest(window_days=1), metadata=META, timeout=900)
+        retrain = await fusion.RetrainModel(
+            F.RetrainModelRequest(window_days=1), metadata=META, timeout=900
+        )
         print(f"\nretrain: {retrain.model_version} promoted={retrain.promoted} ({retrain.reason})")
         learned = await sim.run(args.sessions - warm, concurrency=args.concurrency, start_step=warm)
         report = sim.report(learned)
         print_report("after learning", report)
-        exp = await fusion.GetExperimentReport(F.GetExperimentReportRequest(experiment_id="closed-loop"), metadata=META)
+        exp = await fusion.GetExperimentReport(
+            F.GetExperimentReportRequest(experiment_id="closed-loop"), metadata=META
+        )
         print("\nexperiment report (platform's own view, all sessions):")
         for a in exp.arms:
-            print(f"  {a.arm_id:<14} users {a.user_count:>4} impr {a.impressions:>6} CTR {a.ctr:.4f} lift {a.ctr_lift:+.1%} "
-                  f"[{a.ctr_lift_interval.lower:+.1%}, {a.ctr_lift_interval.upper:+.1%}] P(best) {a.probability_best:.2f}")
+            print(
+                f"  {a.arm_id:<14} users {a.user_count:>4} impr {a.impressions:>6} CTR {a.ctr:.4f} lift {a.ctr_lift:+.1%} "
+                f"[{a.ctr_lift_interval.lower:+.1%}, {a.ctr_lift_interval.upper:+.1%}] P(best) {a.probability_best:.2f}"
+            )
         print(f"  sample ratio p = {exp.sample_ratio_p_value:.3f}")
         full = sim.report()
         buckets = max(1, args.sessions // 20)
@@ -116,7 +173,9 @@ async def bench(args: argparse.Namespace) -> None:
                 series.setdefault(arm, []).append(sum(mine) / len(mine) if mine else float("nan"))
         out = Path(args.png)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(regret_chart(oracle, series, title="Closed loop: expected CTR per arm vs oracle"))
+        out.write_bytes(
+            regret_chart(oracle, series, title="Closed loop: expected CTR per arm vs oracle")
+        )
         print(f"\nchart: {out}   total time {time.perf_counter() - started:.0f}s")
     finally:
         for c in channels:
@@ -127,15 +186,23 @@ async def bench(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sessions", type=int, default=600)
-    parser.add_argument("--warmup", type=float, default=0.5, help="share of sessions before the retrain")
+    parser.add_argument(
+        "--warmup", type=float, default=0.5, help="share of sessions before the retrain"
+    )
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--items", type=int, default=120)
     parser.add_argument("--shoppers", type=int, default=300)
-    parser.add_argument("--variants", type=int, default=4, help="copy variants pre-generated per item")
+    parser.add_argument(
+        "--variants", type=int, default=4, help="copy variants pre-generated per item"
+    )
     parser.add_argument("--embedder", default="minilm", choices=["minilm", "hashing"])
-    parser.add_argument("--triton", action="store_true", help="write copy with the demo LLM through a local Triton")
+    parser.add_argument(
+        "--triton", action="store_true", help="write copy with the demo LLM through a local Triton"
+    )
     parser.add_argument("--model-dir", default="")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--var-dir", default="")

@@ -61,9 +61,16 @@ def run_sequential(model_dir: Path, prompts: list[str], max_tokens: int) -> Row:
     def one(prompt: str) -> int:
         ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
         with torch.inference_mode():
-            out = model.generate(**ids, do_sample=True, temperature=0.8, top_k=0, top_p=1.0,
-                                 max_new_tokens=max_tokens, min_new_tokens=max_tokens,
-                                 pad_token_id=tokenizer.pad_token_id)
+            out = model.generate(
+                **ids,
+                do_sample=True,
+                temperature=0.8,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=max_tokens,
+                min_new_tokens=max_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+            )
         return int(out.shape[1] - ids["input_ids"].shape[1])
 
     one(prompts[0])  # warm-up
@@ -73,8 +80,16 @@ def run_sequential(model_dir: Path, prompts: list[str], max_tokens: int) -> Row:
         tokens += one(prompt)
         latencies.append(time.perf_counter() - t0)
     seconds = time.perf_counter() - started
-    return Row("sequential generate()", 1, len(prompts), seconds, len(prompts) / seconds,
-               tokens / seconds, statistics.median(latencies), 1.0)
+    return Row(
+        "sequential generate()",
+        1,
+        len(prompts),
+        seconds,
+        len(prompts) / seconds,
+        tokens / seconds,
+        statistics.median(latencies),
+        1.0,
+    )
 
 
 def _stats(triton: LocalTriton) -> tuple[int, int]:
@@ -82,8 +97,9 @@ def _stats(triton: LocalTriton) -> tuple[int, int]:
     return int(stats["inference_count"]), int(stats["execution_count"])
 
 
-async def run_triton(triton: LocalTriton, prompts: list[str], concurrency: int,
-                     max_tokens: int) -> Row:
+async def run_triton(
+    triton: LocalTriton, prompts: list[str], concurrency: int, max_tokens: int
+) -> Row:
     client = TritonLLMClient(triton.grpc_url, default_timeout_s=600)
     queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
     for index, prompt in enumerate(prompts):
@@ -95,8 +111,9 @@ async def run_triton(triton: LocalTriton, prompts: list[str], concurrency: int,
         nonlocal tokens
         while not queue.empty():
             index, prompt = queue.get_nowait()
-            params = SamplingParams(temperature=0.8, top_p=1.0, seed=index,
-                                    max_tokens=max_tokens, ignore_eos=True)
+            params = SamplingParams(
+                temperature=0.8, top_p=1.0, seed=index, max_tokens=max_tokens, ignore_eos=True
+            )
             output = await client.generate(prompt, params)
             latencies.append(output.latency_s)
             tokens += output.num_output_tokens
@@ -111,50 +128,70 @@ async def run_triton(triton: LocalTriton, prompts: list[str], concurrency: int,
     seconds = time.perf_counter() - started
     inferences1, executions1 = _stats(triton)
     await client.close()
-    return Row("triton", concurrency, len(prompts), seconds, len(prompts) / seconds,
-               tokens / seconds, statistics.median(latencies),
-               (inferences1 - inferences0) / max(1, executions1 - executions0))
+    return Row(
+        "triton",
+        concurrency,
+        len(prompts),
+        seconds,
+        len(prompts) / seconds,
+        tokens / seconds,
+        statistics.median(latencies),
+        (inferences1 - inferences0) / max(1, executions1 - executions0),
+    )
 
 
 def print_table(rows: list[Row], max_tokens: int) -> None:
-    print(f"\ngeneration throughput, max_tokens={max_tokens} (ignore_eos), "
-          f"torch threads={torch.get_num_threads()}")
-    header = (f"{'mode':<22} {'conc':>4} {'reqs':>5} {'req/s':>8} {'tok/s':>9} "
-              f"{'p50 lat s':>9} {'batch':>6} {'x seq':>6}")
+    print(
+        f"\ngeneration throughput, max_tokens={max_tokens} (ignore_eos), "
+        f"torch threads={torch.get_num_threads()}"
+    )
+    header = (
+        f"{'mode':<22} {'conc':>4} {'reqs':>5} {'req/s':>8} {'tok/s':>9} "
+        f"{'p50 lat s':>9} {'batch':>6} {'x seq':>6}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r.mode:<22} {r.concurrency:>4} {r.requests:>5} {r.requests_per_s:>8.2f} "
-              f"{r.tokens_per_s:>9.1f} {r.p50_latency_s:>9.3f} {r.mean_batch_size:>6.1f} "
-              f"{r.speedup_vs_sequential:>6.1f}")
+        print(
+            f"{r.mode:<22} {r.concurrency:>4} {r.requests:>5} {r.requests_per_s:>8.2f} "
+            f"{r.tokens_per_s:>9.1f} {r.p50_latency_s:>9.3f} {r.mean_batch_size:>6.1f} "
+            f"{r.speedup_vs_sequential:>6.1f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, default=Path("var/models/copywriter-demo"))
     parser.add_argument("--concurrency", default="1,8,32")
-    parser.add_argument("--requests", type=int, default=192,
-                        help="requests per Triton concurrency level (at least the concurrency)")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=192,
+        help="requests per Triton concurrency level (at least the concurrency)",
+    )
     parser.add_argument("--sequential-requests", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
     if not (args.model_dir / "config.json").is_file():
-        print(f"no model in {args.model_dir}; run `python -m copyloop.generation.copywriter "
-              f"train --out {args.model_dir}` first", file=sys.stderr)
+        print(
+            f"no model in {args.model_dir}; run `python -m copyloop.generation.copywriter "
+            f"train --out {args.model_dir}` first",
+            file=sys.stderr,
+        )
         return 2
     levels = [int(c) for c in args.concurrency.split(",")]
     prompts = build_prompts(args.model_dir, max(args.requests, max(levels)), args.seed)
 
-    baseline = run_sequential(args.model_dir, prompts[: args.sequential_requests],
-                              args.max_tokens)
+    baseline = run_sequential(args.model_dir, prompts[: args.sequential_requests], args.max_tokens)
     baseline.speedup_vs_sequential = 1.0
     rows = [baseline]
     with LocalTriton(args.model_dir) as triton:
         for level in levels:
-            row = asyncio.run(run_triton(triton, prompts[: max(args.requests, level)], level,
-                                         args.max_tokens))
+            row = asyncio.run(
+                run_triton(triton, prompts[: max(args.requests, level)], level, args.max_tokens)
+            )
             row.speedup_vs_sequential = row.requests_per_s / baseline.requests_per_s
             rows.append(row)
             print(f"  concurrency {level}: {row.requests_per_s:.2f} req/s", flush=True)

@@ -29,7 +29,7 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,23 +44,72 @@ DEFAULT_TIMEOUT_S = 20.0  # ghz's default
 MAX_DURATION_S = 3600.0  # a run never goes on longer than this, whatever it was told
 
 # The keys a ghz (>= 0.80) JSON config may hold; anything else is a typo ghz would ignore.
-GHZ_CONFIG_KEYS = frozenset({
-    "proto", "protoset", "call", "cacert", "cert", "key", "skipTLS", "cname", "authority",
-    "insecure", "total", "concurrency", "connections", "qps", "rps", "duration", "duration-stop",
-    "max-duration", "timeout", "data", "data-file", "binary-file", "metadata", "metadata-file",
-    "stream-interval", "output", "format", "connect-timeout", "keepalive", "cpus", "import-paths",
-    "name", "tags", "reflect-metadata", "debug", "host", "enable-compression", "skipFirst",
-    "count-errors", "async", "lb-strategy", "stream-call-duration", "stream-call-count",
-    "stream-dynamic-messages", "load-schedule", "load-start", "load-end", "load-step",
-    "load-step-duration", "load-max-duration", "concurrency-schedule", "concurrency-start",
-    "concurrency-end", "concurrency-step", "concurrency-step-duration",
-    "concurrency-max-duration",
-})
+GHZ_CONFIG_KEYS = frozenset(
+    {
+        "proto",
+        "protoset",
+        "call",
+        "cacert",
+        "cert",
+        "key",
+        "skipTLS",
+        "cname",
+        "authority",
+        "insecure",
+        "total",
+        "concurrency",
+        "connections",
+        "qps",
+        "rps",
+        "duration",
+        "duration-stop",
+        "max-duration",
+        "timeout",
+        "data",
+        "data-file",
+        "binary-file",
+        "metadata",
+        "metadata-file",
+        "stream-interval",
+        "output",
+        "format",
+        "connect-timeout",
+        "keepalive",
+        "cpus",
+        "import-paths",
+        "name",
+        "tags",
+        "reflect-metadata",
+        "debug",
+        "host",
+        "enable-compression",
+        "skipFirst",
+        "count-errors",
+        "async",
+        "lb-strategy",
+        "stream-call-duration",
+        "stream-call-count",
+        "stream-dynamic-messages",
+        "load-schedule",
+        "load-start",
+        "load-end",
+        "load-step",
+        "load-step-duration",
+        "load-max-duration",
+        "concurrency-schedule",
+        "concurrency-start",
+        "concurrency-end",
+        "concurrency-step",
+        "concurrency-step-duration",
+        "concurrency-max-duration",
+    }
+)
 
 
 # ---------------------------------------------------------------------------------------------
 # ghz config files
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class GhzConfig:
@@ -120,6 +169,7 @@ def load_ghz_config(path: Path) -> GhzConfig:
 # ghz call templates: {{.RequestNumber}}, {{.UUID}}, {{randomInt 1 9}}, ...
 # ---------------------------------------------------------------------------------------------
 
+
 class TemplateError(ValueError):
     """A template action this renderer (and so possibly ghz) does not support."""
 
@@ -145,31 +195,48 @@ class CallTemplateData:
 
     @classmethod
     def for_call(
-        cls, method: MethodDescriptor, worker_id: str, request_number: int, now_ns: int | None = None,
+        cls,
+        method: MethodDescriptor,
+        worker_id: str,
+        request_number: int,
+        now_ns: int | None = None,
         call_uuid: str | None = None,
     ) -> CallTemplateData:
         now_ns = time.time_ns() if now_ns is None else now_ns
-        stamp = datetime.fromtimestamp(now_ns / 1e9, tz=timezone.utc)
+        stamp = datetime.fromtimestamp(now_ns / 1e9, tz=UTC)
         return cls(
-            worker_id=worker_id, request_number=request_number,
-            fully_qualified_name=method.full_name, method_name=method.name,
-            service_name=method.containing_service.name, input_name=method.input_type.name,
+            worker_id=worker_id,
+            request_number=request_number,
+            fully_qualified_name=method.full_name,
+            method_name=method.name,
+            service_name=method.containing_service.name,
+            input_name=method.input_type.name,
             output_name=method.output_type.name,
-            is_client_streaming=method.client_streaming, is_server_streaming=method.server_streaming,
-            timestamp=stamp.strftime("%Y-%m-%dT%H:%M:%SZ"), timestamp_unix=now_ns // 10**9,
-            timestamp_unix_milli=now_ns // 10**6, timestamp_unix_nano=now_ns,
+            is_client_streaming=method.client_streaming,
+            is_server_streaming=method.server_streaming,
+            timestamp=stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            timestamp_unix=now_ns // 10**9,
+            timestamp_unix_milli=now_ns // 10**6,
+            timestamp_unix_nano=now_ns,
             uuid=call_uuid or str(uuid.uuid4()),
         )
 
     def field(self, name: str) -> str:
         values = {
-            "WorkerID": self.worker_id, "RequestNumber": self.request_number,
-            "FullyQualifiedName": self.fully_qualified_name, "MethodName": self.method_name,
-            "ServiceName": self.service_name, "InputName": self.input_name,
-            "OutputName": self.output_name, "IsClientStreaming": self.is_client_streaming,
-            "IsServerStreaming": self.is_server_streaming, "Timestamp": self.timestamp,
-            "TimestampUnix": self.timestamp_unix, "TimestampUnixMilli": self.timestamp_unix_milli,
-            "TimestampUnixNano": self.timestamp_unix_nano, "UUID": self.uuid,
+            "WorkerID": self.worker_id,
+            "RequestNumber": self.request_number,
+            "FullyQualifiedName": self.fully_qualified_name,
+            "MethodName": self.method_name,
+            "ServiceName": self.service_name,
+            "InputName": self.input_name,
+            "OutputName": self.output_name,
+            "IsClientStreaming": self.is_client_streaming,
+            "IsServerStreaming": self.is_server_streaming,
+            "Timestamp": self.timestamp,
+            "TimestampUnix": self.timestamp_unix,
+            "TimestampUnixMilli": self.timestamp_unix_milli,
+            "TimestampUnixNano": self.timestamp_unix_nano,
+            "UUID": self.uuid,
         }
         if name not in values:
             raise TemplateError(f"unknown template field .{name}")
@@ -236,6 +303,7 @@ def render_value(value: Any, data: CallTemplateData, rng: random.Random) -> Any:
 # ---------------------------------------------------------------------------------------------
 # Descriptors: from the protoset, or from the generated stubs when there is none
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RpcMethod:
@@ -306,6 +374,7 @@ def method_for_config(config: GhzConfig, protoset: Path | None = None) -> RpcMet
 # Requests per call
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass
 class RequestFactory:
     """Builds each call's request and metadata from the config, rendering templates per call
@@ -320,13 +389,18 @@ class RequestFactory:
         self._templated = has_templates(self.data) or has_templates(dict(self.metadata))
         self._fixed: tuple[Message, tuple[tuple[str, str], ...]] | None = None
 
-    def build(self, worker_id: str, request_number: int) -> tuple[Message, tuple[tuple[str, str], ...]]:
+    def build(
+        self, worker_id: str, request_number: int
+    ) -> tuple[Message, tuple[tuple[str, str], ...]]:
         if not self._templated and self._fixed is not None:
             return self._fixed
         call_data = CallTemplateData.for_call(self.method.descriptor, worker_id, request_number)
         data = render_value(self.data, call_data, self.rng)
         metadata = render_value(dict(self.metadata), call_data, self.rng)
-        built = (self.method.request_from_json(data), tuple((k.lower(), v) for k, v in metadata.items()))
+        built = (
+            self.method.request_from_json(data),
+            tuple((k.lower(), v) for k, v in metadata.items()),
+        )
         if not self._templated:
             self._fixed = built
         return built
@@ -336,16 +410,21 @@ class RequestFactory:
 # Driving the server
 # ---------------------------------------------------------------------------------------------
 
+
 def ensure_loopback(host: str) -> None:
     """Refuses any target that resolves to a non-loopback address."""
     name, _, port = host.rpartition(":")
     name = name.strip("[]")
     if not name or not port.isdigit():
         raise ValueError(f"expected host:port, got {host!r}")
-    addresses = {info[4][0] for info in socket.getaddrinfo(name, int(port), proto=socket.IPPROTO_TCP)}
+    addresses = {
+        info[4][0] for info in socket.getaddrinfo(name, int(port), proto=socket.IPPROTO_TCP)
+    }
     outside = sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_loopback)
     if outside:
-        raise ValueError(f"{host} resolves to non-loopback {outside}; this tool only drives local servers")
+        raise ValueError(
+            f"{host} resolves to non-loopback {outside}; this tool only drives local servers"
+        )
 
 
 @dataclass(frozen=True)
@@ -379,8 +458,11 @@ class LoadPlan:
 
 
 async def call_once(
-    channel: grpc.aio.Channel, method: RpcMethod, request: Message,
-    metadata: Sequence[tuple[str, str]], timeout_s: float,
+    channel: grpc.aio.Channel,
+    method: RpcMethod,
+    request: Message,
+    metadata: Sequence[tuple[str, str]],
+    timeout_s: float,
 ) -> Message:
     """One generic unary call (no generated stub needed)."""
     rpc = channel.unary_unary(
@@ -392,7 +474,10 @@ async def call_once(
 
 
 async def run_load(
-    target: str, method: RpcMethod, requests: RequestFactory, plan: LoadPlan,
+    target: str,
+    method: RpcMethod,
+    requests: RequestFactory,
+    plan: LoadPlan,
 ) -> tuple[list[CallResult], float]:
     """Runs the plan; returns every call's result and the wall time of the whole run."""
     ensure_loopback(target)
@@ -431,7 +516,9 @@ async def run_load(
                 await call_once(channel, method, request, metadata, plan.timeout_s)
                 results.append(CallResult(time.perf_counter() - t0, grpc.StatusCode.OK))
             except grpc.aio.AioRpcError as err:
-                results.append(CallResult(time.perf_counter() - t0, err.code(), err.details() or ""))
+                results.append(
+                    CallResult(time.perf_counter() - t0, err.code(), err.details() or "")
+                )
 
     try:
         await asyncio.wait_for(channels[0].channel_ready(), timeout=10)
@@ -473,7 +560,11 @@ def percentile(sorted_values: Sequence[float], p: float) -> float:
 
 def status_name(code: grpc.StatusCode) -> str:
     """ghz prints Go's names: DEADLINE_EXCEEDED -> DeadlineExceeded."""
-    return "OK" if code == grpc.StatusCode.OK else "".join(w.capitalize() for w in code.name.split("_"))
+    return (
+        "OK"
+        if code == grpc.StatusCode.OK
+        else "".join(w.capitalize() for w in code.name.split("_"))
+    )
 
 
 def summarize(results: Sequence[CallResult], elapsed_s: float) -> Summary:
@@ -487,9 +578,11 @@ def summarize(results: Sequence[CallResult], elapsed_s: float) -> Summary:
         slowest_s=latencies[-1] if latencies else math.nan,
         percentiles_s={p: percentile(latencies, p) for p in PERCENTILES},
         status_counts=dict(Counter(status_name(r.code) for r in results).most_common()),
-        errors=dict(Counter(
-            f"{status_name(r.code)}: {r.error}" for r in results if r.code != grpc.StatusCode.OK
-        ).most_common(10)),
+        errors=dict(
+            Counter(
+                f"{status_name(r.code)}: {r.error}" for r in results if r.code != grpc.StatusCode.OK
+            ).most_common(10)
+        ),
     )
 
 
@@ -516,30 +609,46 @@ def format_summary(summary: Summary, title: str = "") -> str:
 
 
 def summary_json(summary: Summary) -> str:
-    return json.dumps({
-        "count": summary.count, "total_ms": summary.total_s * 1e3, "rps": summary.rps,
-        "average_ms": summary.average_s * 1e3, "fastest_ms": summary.fastest_s * 1e3,
-        "slowest_ms": summary.slowest_s * 1e3,
-        "latency_ms": {f"p{p}": v * 1e3 for p, v in summary.percentiles_s.items()},
-        "status_codes": summary.status_counts, "errors": summary.errors,
-    }, indent=2)
+    return json.dumps(
+        {
+            "count": summary.count,
+            "total_ms": summary.total_s * 1e3,
+            "rps": summary.rps,
+            "average_ms": summary.average_s * 1e3,
+            "fastest_ms": summary.fastest_s * 1e3,
+            "slowest_ms": summary.slowest_s * 1e3,
+            "latency_ms": {f"p{p}": v * 1e3 for p, v in summary.percentiles_s.items()},
+            "status_codes": summary.status_counts,
+            "errors": summary.errors,
+        },
+        indent=2,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------
 
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="bench/load.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="bench/load.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config", type=Path, help="a ghz JSON config (deploy/loadtest/*.json)")
     parser.add_argument("--host", help="host:port on loopback; default: the config's host")
-    parser.add_argument("--concurrency", "-c", type=int, help="concurrent callers (default: config, else 50)")
+    parser.add_argument(
+        "--concurrency", "-c", type=int, help="concurrent callers (default: config, else 50)"
+    )
     parser.add_argument("--total", "-n", type=int, help="stop after this many calls")
-    parser.add_argument("--duration", "-z", type=parse_duration, help="stop after this long, e.g. 10s")
+    parser.add_argument(
+        "--duration", "-z", type=parse_duration, help="stop after this long, e.g. 10s"
+    )
     parser.add_argument("--rps", type=float, help="pace to this many calls per second in all")
-    parser.add_argument("--timeout", type=parse_duration, help="per-call deadline (default: config, else 20s)")
+    parser.add_argument(
+        "--timeout", type=parse_duration, help="per-call deadline (default: config, else 20s)"
+    )
     parser.add_argument("--connections", type=int, help="gRPC channels shared by the callers")
     parser.add_argument("--protoset", type=Path, help="descriptor set (default: the config's)")
     parser.add_argument("--seed", type=int, default=None, help="seed for randomInt/randomString")
@@ -579,8 +688,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench/load.py: {err}", file=sys.stderr)
         return 2
     if not (args.protoset or config.protoset or Path()).exists():
-        print("no protoset (deploy/loadtest/build_protoset.sh builds it); using copyloop.v1 stubs",
-              file=sys.stderr)
+        print(
+            "no protoset (deploy/loadtest/build_protoset.sh builds it); using copyloop.v1 stubs",
+            file=sys.stderr,
+        )
     method = method_for_config(config, args.protoset)
     requests = RequestFactory(method, config.data, config.metadata, random.Random(args.seed))
     requests.build("check", 0)  # a config whose data does not parse fails before any load
@@ -598,9 +709,27 @@ if __name__ == "__main__":
 
 
 __all__ = [
-    "CallResult", "CallTemplateData", "GhzConfig", "LoadPlan", "RequestFactory", "RpcMethod",
-    "Summary", "TemplateError", "call_once", "ensure_loopback", "format_summary",
-    "load_ghz_config", "load_protoset", "method_for_config", "parse_duration", "percentile",
-    "render_template", "render_value", "resolve_method", "run_load", "status_name",
-    "stub_pool", "summarize",
+    "CallResult",
+    "CallTemplateData",
+    "GhzConfig",
+    "LoadPlan",
+    "RequestFactory",
+    "RpcMethod",
+    "Summary",
+    "TemplateError",
+    "call_once",
+    "ensure_loopback",
+    "format_summary",
+    "load_ghz_config",
+    "load_protoset",
+    "method_for_config",
+    "parse_duration",
+    "percentile",
+    "render_template",
+    "render_value",
+    "resolve_method",
+    "run_load",
+    "status_name",
+    "stub_pool",
+    "summarize",
 ]

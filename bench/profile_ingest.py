@@ -34,8 +34,18 @@ def make_events(n: int, prefix: str) -> list[DemoEvent]:
     seed = 1
     while len(out) < n:
         for ev in generate_events(catalog, shoppers, now, seed=seed):
-            out.append(DemoEvent(f"{prefix}-{len(out)}", ev.user_id, ev.type, ev.item_id,
-                                 ev.event_time, ev.quantity, ev.price, ev.query))
+            out.append(
+                DemoEvent(
+                    f"{prefix}-{len(out)}",
+                    ev.user_id,
+                    ev.type,
+                    ev.item_id,
+                    ev.event_time,
+                    ev.quantity,
+                    ev.price,
+                    ev.query,
+                )
+            )
             if len(out) == n:
                 break
         seed += 1
@@ -60,28 +70,44 @@ async def bench(args: argparse.Namespace) -> None:
 
         async def chunks():
             for i in range(0, len(events), args.chunk):
-                yield profile_pb2.IngestEventStreamRequest(events=events[i:i + args.chunk])
+                yield profile_pb2.IngestEventStreamRequest(events=events[i : i + args.chunk])
 
         reply = await stub.IngestEventStream(chunks(), metadata=META)
         took = time.perf_counter() - started
         assert reply.summary.accepted == len(events), reply.summary
-        rows.append(("IngestEventStream (client stream)", f"{len(events) / took:,.0f} events/s",
-                     f"{len(events)} events in {took:.2f}s, chunks of {args.chunk}"))
+        rows.append(
+            (
+                "IngestEventStream (client stream)",
+                f"{len(events) / took:,.0f} events/s",
+                f"{len(events)} events in {took:.2f}s, chunks of {args.chunk}",
+            )
+        )
 
         events = [event_to_proto(e) for e in make_events(args.events, "b")]
         started = time.perf_counter()
         for i in range(0, len(events), args.batch):
-            r = await stub.IngestEvents(profile_pb2.IngestEventsRequest(events=events[i:i + args.batch]), metadata=META)
+            r = await stub.IngestEvents(
+                profile_pb2.IngestEventsRequest(events=events[i : i + args.batch]), metadata=META
+            )
             assert r.summary.rejected == 0
         took = time.perf_counter() - started
-        rows.append(("IngestEvents (unary batches)", f"{len(events) / took:,.0f} events/s",
-                     f"{len(events)} events in {took:.2f}s, batches of {args.batch}"))
+        rows.append(
+            (
+                "IngestEvents (unary batches)",
+                f"{len(events) / took:,.0f} events/s",
+                f"{len(events)} events in {took:.2f}s, batches of {args.batch}",
+            )
+        )
 
         started = time.perf_counter()
-        replay = await stub.IngestEvents(profile_pb2.IngestEventsRequest(events=events[: args.batch]), metadata=META)
+        replay = await stub.IngestEvents(
+            profile_pb2.IngestEventsRequest(events=events[: args.batch]), metadata=META
+        )
         took = time.perf_counter() - started
         assert replay.summary.duplicate == args.batch
-        rows.append(("IngestEvents replay (all duplicates)", f"{args.batch / took:,.0f} events/s", ""))
+        rows.append(
+            ("IngestEvents replay (all duplicates)", f"{args.batch / took:,.0f} events/s", "")
+        )
 
         users = sorted({e.user_id for e in events})
         latencies: list[float] = []
@@ -91,7 +117,9 @@ async def bench(args: argparse.Namespace) -> None:
             i = n
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
-                await stub.GetUserProfile(profile_pb2.GetUserProfileRequest(user_id=users[i % len(users)]), metadata=META)
+                await stub.GetUserProfile(
+                    profile_pb2.GetUserProfileRequest(user_id=users[i % len(users)]), metadata=META
+                )
                 latencies.append(time.perf_counter() - t0)
                 i += args.concurrency
 
@@ -99,9 +127,13 @@ async def bench(args: argparse.Namespace) -> None:
         await asyncio.gather(*(worker(n) for n in range(args.concurrency)))
         took = time.perf_counter() - started
         q = statistics.quantiles(latencies, n=100)
-        rows.append((f"GetUserProfile, concurrency {args.concurrency}",
-                     f"p50 {q[49] * 1000:.2f} ms / p99 {q[98] * 1000:.2f} ms",
-                     f"{len(latencies)} calls, {len(latencies) / took:,.0f} calls/s"))
+        rows.append(
+            (
+                f"GetUserProfile, concurrency {args.concurrency}",
+                f"p50 {q[49] * 1000:.2f} ms / p99 {q[98] * 1000:.2f} ms",
+                f"{len(latencies)} calls, {len(latencies) / took:,.0f} calls/s",
+            )
+        )
         await channel.close()
         await service.stop(0)
 
@@ -113,7 +145,9 @@ async def bench(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--chunk", type=int, default=1000, help="events per stream message")
     parser.add_argument("--batch", type=int, default=5000, help="events per unary call")

@@ -22,47 +22,87 @@ from copyloop.demo.market import MarketConfig, SyntheticMarket
 from copyloop.demo.simulator import ClosedLoopSimulator
 from copyloop.platform import PlatformConfig, start_platform, start_platform_processes
 from copyloop.v1 import (
-    common_pb2, fusion_pb2, fusion_pb2_grpc, generation_pb2, generation_pb2_grpc, profile_pb2_grpc,
+    common_pb2,
+    fusion_pb2,
+    fusion_pb2_grpc,
+    generation_pb2,
+    generation_pb2_grpc,
+    profile_pb2_grpc,
 )
 
 KEY = "bench-key"
 META = (("authorization", f"Bearer {KEY}"),)
-CTX = common_pb2.Context(channel=common_pb2.CHANNEL_PUSH, locale="en-US", device=common_pb2.DEVICE_MOBILE)
+CTX = common_pb2.Context(
+    channel=common_pb2.CHANNEL_PUSH, locale="en-US", device=common_pb2.DEVICE_MOBILE
+)
 
 
 async def prepare(addresses: dict[str, str], items: int) -> list[str]:
-    async with grpc.aio.insecure_channel(addresses["profile"]) as pc, grpc.aio.insecure_channel(addresses["generation"]) as gc, \
-            grpc.aio.insecure_channel(addresses["fusion"]) as fc:
-        profile, generation = profile_pb2_grpc.ProfileServiceStub(pc), generation_pb2_grpc.GenerationServiceStub(gc)
+    async with (
+        grpc.aio.insecure_channel(addresses["profile"]) as pc,
+        grpc.aio.insecure_channel(addresses["generation"]) as gc,
+        grpc.aio.insecure_channel(addresses["fusion"]) as fc,
+    ):
+        profile, generation = (
+            profile_pb2_grpc.ProfileServiceStub(pc),
+            generation_pb2_grpc.GenerationServiceStub(gc),
+        )
         catalog = generate_catalog(items)
         await load_catalog(profile, catalog, META)
         market = SyntheticMarket(catalog, MarketConfig(n_shoppers=200), seed=3)
-        sim = ClosedLoopSimulator(market, catalog, fusion_pb2_grpc.FusionServiceStub(fc), profile, generation, META)
+        sim = ClosedLoopSimulator(
+            market, catalog, fusion_pb2_grpc.FusionServiceStub(fc), profile, generation, META
+        )
         await sim.seed_history()
-        job = (await generation.PregenerateCreatives(generation_pb2.PregenerateCreativesRequest(
-            items=[item_to_proto(i) for i in catalog], channels=[CTX.channel], locales=[CTX.locale],
-            variants_per_item=3, auto_approve=True), metadata=META)).job
+        job = (
+            await generation.PregenerateCreatives(
+                generation_pb2.PregenerateCreativesRequest(
+                    items=[item_to_proto(i) for i in catalog],
+                    channels=[CTX.channel],
+                    locales=[CTX.locale],
+                    variants_per_item=3,
+                    auto_approve=True,
+                ),
+                metadata=META,
+            )
+        ).job
         while job.state in (generation_pb2.JOB_STATE_PENDING, generation_pb2.JOB_STATE_RUNNING):
             await asyncio.sleep(0.5)
-            job = (await generation.GetPregenerationJob(generation_pb2.GetPregenerationJobRequest(job_id=job.job_id), metadata=META)).job
+            job = (
+                await generation.GetPregenerationJob(
+                    generation_pb2.GetPregenerationJobRequest(job_id=job.job_id), metadata=META
+                )
+            ).job
         return [s.shopper_id for s in market.shoppers]
 
 
-async def measure(fusion_addr: str, users: list[str], item_ids: list[str], concurrency: int, seconds: float) -> tuple[list[float], int, int]:
+async def measure(
+    fusion_addr: str, users: list[str], item_ids: list[str], concurrency: int, seconds: float
+) -> tuple[list[float], int, int]:
     latencies: list[float] = []
     degraded = errors = 0
     rng = random.Random(concurrency)
     async with grpc.aio.insecure_channel(fusion_addr) as channel:
         stub = fusion_pb2_grpc.FusionServiceStub(channel)
         for _ in range(3):  # warm the connections and caches
-            await stub.Recommend(fusion_pb2.RecommendRequest(user_id=users[0], context=CTX, n=10, candidate_item_ids=item_ids[:50]), metadata=META)
+            await stub.Recommend(
+                fusion_pb2.RecommendRequest(
+                    user_id=users[0], context=CTX, n=10, candidate_item_ids=item_ids[:50]
+                ),
+                metadata=META,
+            )
         deadline = time.perf_counter() + seconds
 
         async def worker() -> None:
             nonlocal degraded, errors
             while time.perf_counter() < deadline:
-                request = fusion_pb2.RecommendRequest(user_id=rng.choice(users), context=CTX, n=10,
-                                                      candidate_item_ids=rng.sample(item_ids, 50), latency_budget_ms=2000)
+                request = fusion_pb2.RecommendRequest(
+                    user_id=rng.choice(users),
+                    context=CTX,
+                    n=10,
+                    candidate_item_ids=rng.sample(item_ids, 50),
+                    latency_budget_ms=2000,
+                )
                 t0 = time.perf_counter()
                 try:
                     reply = await stub.Recommend(request, metadata=META, timeout=5)
@@ -88,14 +128,22 @@ async def bench(args: argparse.Namespace) -> None:
     try:
         users = await prepare(addresses, args.items)
         item_ids = [i.item_id for i in generate_catalog(args.items)]
-        print(f"\nRecommend, n=10 from 50 candidates, warm pool, {'one process' if args.in_process else 'four processes'}, "
-              f"embedder {args.embedder}")
-        print(f"{'concurrency':>11} {'calls':>6} {'calls/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'degraded':>8} {'errors':>6}")
+        print(
+            f"\nRecommend, n=10 from 50 candidates, warm pool, {'one process' if args.in_process else 'four processes'}, "
+            f"embedder {args.embedder}"
+        )
+        print(
+            f"{'concurrency':>11} {'calls':>6} {'calls/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'degraded':>8} {'errors':>6}"
+        )
         for concurrency in (1, 16):
-            lat, degraded, errors = await measure(addresses["fusion"], users, item_ids, concurrency, args.seconds)
+            lat, degraded, errors = await measure(
+                addresses["fusion"], users, item_ids, concurrency, args.seconds
+            )
             q = statistics.quantiles(lat, n=100)
-            print(f"{concurrency:>11} {len(lat):>6} {len(lat) / args.seconds:>8.1f} {q[49] * 1000:>8.1f} {q[89] * 1000:>8.1f} "
-                  f"{q[98] * 1000:>8.1f} {degraded:>8} {errors:>6}")
+            print(
+                f"{concurrency:>11} {len(lat):>6} {len(lat) / args.seconds:>8.1f} {q[49] * 1000:>8.1f} {q[89] * 1000:>8.1f} "
+                f"{q[98] * 1000:>8.1f} {degraded:>8} {errors:>6}"
+            )
     finally:
         if platform:
             await platform.stop(0)
@@ -104,7 +152,9 @@ async def bench(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--items", type=int, default=240)
     parser.add_argument("--embedder", default="minilm", choices=["minilm", "hashing"])

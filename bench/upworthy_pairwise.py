@@ -28,7 +28,11 @@ import numpy as np
 import torch
 
 from copyloop.prediction.ab_tests import ABVariant, build_pairs, split_by_test
-from copyloop.prediction.content_effect import ContentEffectConfig, ContentEffectModel, pairwise_accuracy
+from copyloop.prediction.content_effect import (
+    ContentEffectConfig,
+    ContentEffectModel,
+    pairwise_accuracy,
+)
 from copyloop.prediction.text_features import MiniLMEmbedder
 from copyloop.prediction.upworthy import load_upworthy
 
@@ -42,7 +46,9 @@ def _row(name: str, report: dict[str, float | int]) -> str:
     )
 
 
-def _cross_validate(train: list[ABVariant], folds: int, seed: int, embedder: MiniLMEmbedder) -> None:
+def _cross_validate(
+    train: list[ABVariant], folds: int, seed: int, embedder: MiniLMEmbedder
+) -> None:
     """Grouped k-fold CV inside the training data (by test id): the only place to tune."""
     tests = sorted({v.experiment for v in train})
     rng = np.random.default_rng(seed)
@@ -68,12 +74,25 @@ def _cross_validate(train: list[ABVariant], folds: int, seed: int, embedder: Min
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--train", required=True, help="archive CSV (gz or plain) to train on")
     parser.add_argument("--test", help="archive CSV to evaluate on (same format)")
-    parser.add_argument("--split-dev", type=float, metavar="FRAC", help="train on FRAC of --train's tests, test on the rest")
+    parser.add_argument(
+        "--split-dev",
+        type=float,
+        metavar="FRAC",
+        help="train on FRAC of --train's tests, test on the rest",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the split by test id")
-    parser.add_argument("--cv", type=int, default=0, metavar="K", help="also run K-fold grouped CV on the training part")
+    parser.add_argument(
+        "--cv",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also run K-fold grouped CV on the training part",
+    )
     parser.add_argument("--embedding-cache", default=str(REPO / "var/cache/minilm_embeddings.npz"))
     parser.add_argument("--save-model", help="directory to save the trained model (under var/)")
     parser.add_argument("--json", help="also write the results as JSON to this path")
@@ -91,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         embedder.load_cache(Path(args.embedding_cache))
         model = ContentEffectModel(ContentEffectConfig(), embedder).fit(variants)
         embedder.save_cache(Path(args.embedding_cache))
-        print(f"fitted on all {len(variants)} variants of {args.train}; saved to {model.save(args.save_model)}")
+        print(
+            f"fitted on all {len(variants)} variants of {args.train}; saved to {model.save(args.save_model)}"
+        )
         return 0
     if args.split_dev is not None:
         train, test = split_by_test(variants, args.split_dev, args.seed)
@@ -119,12 +140,24 @@ def main(argv: list[str] | None = None) -> int:
     fit_s = time.perf_counter() - started
     test_pairs = build_pairs(test)
     results = {
-        "content-effect model (MiniLM+style LR + TF-IDF LR, pairwise)": model.evaluate(test).to_dict(),
-        "dense part only (MiniLM+style LR)": ContentEffectModel(replace(ContentEffectConfig(), use_tfidf=False), embedder)
-        .fit(train).evaluate(test).to_dict(),
-        "TF-IDF part only (TF-IDF LR)": ContentEffectModel(replace(ContentEffectConfig(), use_dense=False), embedder)
-        .fit(train).evaluate(test).to_dict(),
-        "longer headline wins": pairwise_accuracy(lambda ts: [float(len(t)) for t in ts], test_pairs).to_dict(),
+        "content-effect model (MiniLM+style LR + TF-IDF LR, pairwise)": model.evaluate(
+            test
+        ).to_dict(),
+        "dense part only (MiniLM+style LR)": ContentEffectModel(
+            replace(ContentEffectConfig(), use_tfidf=False), embedder
+        )
+        .fit(train)
+        .evaluate(test)
+        .to_dict(),
+        "TF-IDF part only (TF-IDF LR)": ContentEffectModel(
+            replace(ContentEffectConfig(), use_dense=False), embedder
+        )
+        .fit(train)
+        .evaluate(test)
+        .to_dict(),
+        "longer headline wins": pairwise_accuracy(
+            lambda ts: [float(len(t)) for t in ts], test_pairs
+        ).to_dict(),
     }
     print(f"fit: {fit_s:.1f}s\n")
     print("| scorer | pairs | accuracy (all) | significant pairs | accuracy (significant) |")

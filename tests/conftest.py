@@ -23,7 +23,7 @@ def _postgres_reachable(url: str) -> bool:
             conn.execute(text("SELECT 1"))
         engine.dispose()
         return True
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 
@@ -35,7 +35,9 @@ def _ensure_postgres(url: str) -> None:
     for version in clusters:
         subprocess.run(
             ["pg_ctlcluster", "--skip-systemctl-redirect", version.name, "main", "start"],
-            check=False, capture_output=True, timeout=60,
+            check=False,
+            capture_output=True,
+            timeout=60,
         )
     if not _postgres_reachable(url):
         pytest.fail(

@@ -32,13 +32,22 @@ BASE_PORT = int(os.environ.get("COPYLOOP_BASE_PORT", "50051"))
 
 
 def _args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m copyloop.main", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m copyloop.main",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", nargs="?", default="run", choices=["run", "demo"])
     parser.add_argument("--once", action="store_true", help="exit after the walkthrough")
-    parser.add_argument("--serve-only", action="store_true", help="start and serve without the walkthrough")
+    parser.add_argument(
+        "--serve-only", action="store_true", help="start and serve without the walkthrough"
+    )
     parser.add_argument("--no-llm", action="store_true", help="no Triton: template copy only")
-    parser.add_argument("--model-dir", default=os.environ.get("COPYLOOP_GENERATION_MODEL_DIR", ""),
-                        help="a Hugging Face causal LM directory (default: the demo model, trained if missing)")
+    parser.add_argument(
+        "--model-dir",
+        default=os.environ.get("COPYLOOP_GENERATION_MODEL_DIR", ""),
+        help="a Hugging Face causal LM directory (default: the demo model, trained if missing)",
+    )
     return parser.parse_args()
 
 
@@ -48,8 +57,10 @@ def _start_triton(model_dir: str):  # type: ignore[no-untyped-def]
 
     if not model_dir:
         model_dir = str(DEFAULT_OUT_DIR.resolve())
-        print(f"Demo copywriter model: {model_dir} (trained on first run; a small model - "
-              "production points COPYLOOP_GENERATION_MODEL_DIR at a real instruction-tuned LLM)")
+        print(
+            f"Demo copywriter model: {model_dir} (trained on first run; a small model - "
+            "production points COPYLOOP_GENERATION_MODEL_DIR at a real instruction-tuned LLM)"
+        )
         train_copywriter(model_dir)
     print("Starting Triton Inference Server (CPU) with deploy/triton/models ...", flush=True)
     triton = LocalTriton(model_dir).start()
@@ -63,14 +74,22 @@ async def _serve(args: argparse.Namespace) -> None:
     triton, model_dir = (None, "") if args.no_llm else _start_triton(args.model_dir)
     platform: Platform | None = None
     try:
-        platform = await start_platform(PlatformConfig(
-            var_dir=VAR, api_keys=api_keys, base_port=BASE_PORT, metrics=True,
-            triton_url=triton.grpc_url if triton else "", model_dir=model_dir,
-        ))
+        platform = await start_platform(
+            PlatformConfig(
+                var_dir=VAR,
+                api_keys=api_keys,
+                base_port=BASE_PORT,
+                metrics=True,
+                triton_url=triton.grpc_url if triton else "",
+                model_dir=model_dir,
+            )
+        )
         addresses = platform.addresses()
         print("Services: " + "  ".join(f"{k} {v}" for k, v in addresses.items()))
         if not args.serve_only:
-            walk = Walkthrough(addresses, api_key, WalkthroughConfig(chart_path=VAR / "experiment.png"))
+            walk = Walkthrough(
+                addresses, api_key, WalkthroughConfig(chart_path=VAR / "experiment.png")
+            )
             try:
                 await walk.prepare()
                 await walk.warm_up()
@@ -80,10 +99,17 @@ async def _serve(args: argparse.Namespace) -> None:
                 await walk.close()
             if args.once:
                 return
-        pending = STATE_FILE.with_suffix(".tmp")  # written whole, then renamed: readers never see half
-        pending.write_text(json.dumps({"pid": os.getpid(), "api_key": api_key, "addresses": addresses}))
+        pending = STATE_FILE.with_suffix(
+            ".tmp"
+        )  # written whole, then renamed: readers never see half
+        pending.write_text(
+            json.dumps({"pid": os.getpid(), "api_key": api_key, "addresses": addresses})
+        )
         pending.replace(STATE_FILE)
-        print(f"\nServing (API key {api_key}). Repeat the walkthrough: python -m copyloop.main demo. Ctrl-C to stop.", flush=True)
+        print(
+            f"\nServing (API key {api_key}). Repeat the walkthrough: python -m copyloop.main demo. Ctrl-C to stop.",
+            flush=True,
+        )
         await serve_until_signal(platform.fusion.server)
     finally:
         STATE_FILE.unlink(missing_ok=True)
@@ -96,10 +122,17 @@ async def _serve(args: argparse.Namespace) -> None:
 
 async def _demo() -> None:
     if not STATE_FILE.exists():
-        print(f"no running platform ({STATE_FILE} not found): start it with `make run`", file=sys.stderr)
+        print(
+            f"no running platform ({STATE_FILE} not found): start it with `make run`",
+            file=sys.stderr,
+        )
         raise SystemExit(1)
     state = json.loads(STATE_FILE.read_text())
-    walk = Walkthrough(state["addresses"], state["api_key"], WalkthroughConfig(warmup_sessions=60, chart_path=VAR / "experiment.png"))
+    walk = Walkthrough(
+        state["addresses"],
+        state["api_key"],
+        WalkthroughConfig(warmup_sessions=60, chart_path=VAR / "experiment.png"),
+    )
     try:
         await walk.prepare()
         await walk.warm_up()

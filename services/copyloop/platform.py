@@ -31,7 +31,9 @@ class PlatformConfig:
     api_keys: str = "demo-key:demo"
     host: str = "127.0.0.1"
     base_port: int = 0  # 0: free ports (tests); else base, base+1, base+2, base+3
-    database_urls: dict[str, str] = field(default_factory=dict)  # service -> URL; SQLite files by default
+    database_urls: dict[str, str] = field(
+        default_factory=dict
+    )  # service -> URL; SQLite files by default
     triton_url: str = ""
     model_dir: str = ""
     embedder: str = "minilm"
@@ -56,8 +58,10 @@ class Platform:
 
     def addresses(self) -> dict[str, str]:
         return {
-            "profile": self.profile.address, "generation": self.generation.address,
-            "prediction": self.prediction.address, "fusion": self.fusion.address,
+            "profile": self.profile.address,
+            "generation": self.generation.address,
+            "prediction": self.prediction.address,
+            "fusion": self.fusion.address,
         }
 
     async def stop(self, grace: float | None = None) -> None:
@@ -71,28 +75,52 @@ async def start_platform(cfg: PlatformConfig) -> Platform:
     cfg.var_dir.mkdir(parents=True, exist_ok=True)
     common = {"api_keys": cfg.api_keys, "host": cfg.host}
     metrics = {"metrics_port": 0} if cfg.metrics else {}
-    profile = await start_profile_service(ProfileSettings(port=cfg.port(0), database_url=cfg.url("profile"), **common, **metrics))
-    generation = await start_generation_service(GenerationSettings(
-        port=cfg.port(1), database_url=cfg.url("generation"), triton_url=cfg.triton_url, model_dir=cfg.model_dir,
-        **common, **metrics,
-    ))
-    prediction = await start_prediction_service(PredictionSettings(
-        port=cfg.port(2), database_url=cfg.url("prediction"), model_root=str(cfg.var_dir / "models" / "prediction"),
-        embedder=cfg.embedder, content_model_dir=cfg.content_model_dir, **common, **metrics,
-        **cfg.prediction_overrides,  # type: ignore[arg-type]
-    ))
-    fusion = await start_fusion_service(FusionSettings(
-        port=cfg.port(3), database_url=cfg.url("fusion"), profile_addr=profile.address,
-        generation_addr=generation.address, prediction_addr=prediction.address, **common, **metrics,
-        **cfg.fusion_overrides,  # type: ignore[arg-type]
-    ))
+    profile = await start_profile_service(
+        ProfileSettings(port=cfg.port(0), database_url=cfg.url("profile"), **common, **metrics)
+    )
+    generation = await start_generation_service(
+        GenerationSettings(
+            port=cfg.port(1),
+            database_url=cfg.url("generation"),
+            triton_url=cfg.triton_url,
+            model_dir=cfg.model_dir,
+            **common,
+            **metrics,
+        )
+    )
+    prediction = await start_prediction_service(
+        PredictionSettings(
+            port=cfg.port(2),
+            database_url=cfg.url("prediction"),
+            model_root=str(cfg.var_dir / "models" / "prediction"),
+            embedder=cfg.embedder,
+            content_model_dir=cfg.content_model_dir,
+            **common,
+            **metrics,
+            **cfg.prediction_overrides,  # type: ignore[arg-type]
+        )
+    )
+    fusion = await start_fusion_service(
+        FusionSettings(
+            port=cfg.port(3),
+            database_url=cfg.url("fusion"),
+            profile_addr=profile.address,
+            generation_addr=generation.address,
+            prediction_addr=prediction.address,
+            **common,
+            **metrics,
+            **cfg.fusion_overrides,  # type: ignore[arg-type]
+        )
+    )
     return Platform(profile, generation, prediction, fusion)
 
 
 class PlatformProcesses:
     """The four services as separate processes (as deployed: one GIL each), for benchmarks."""
 
-    def __init__(self, procs: dict[str, subprocess.Popen[bytes]], addresses: dict[str, str]) -> None:
+    def __init__(
+        self, procs: dict[str, subprocess.Popen[bytes]], addresses: dict[str, str]
+    ) -> None:
         self.procs = procs
         self._addresses = addresses
 
@@ -110,7 +138,9 @@ class PlatformProcesses:
                 proc.kill()
 
 
-def start_platform_processes(cfg: PlatformConfig, base_port: int, timeout_s: float = 60.0) -> PlatformProcesses:
+def start_platform_processes(
+    cfg: PlatformConfig, base_port: int, timeout_s: float = 60.0
+) -> PlatformProcesses:
     """Starts each service with `python -m copyloop.<service>.main` on base_port + offset and
     waits until each reports SERVING on the standard health service."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -118,20 +148,31 @@ def start_platform_processes(cfg: PlatformConfig, base_port: int, timeout_s: flo
     cfg.var_dir.mkdir(parents=True, exist_ok=True)
     names = ["profile", "generation", "prediction", "fusion"]
     addresses = {name: f"{cfg.host}:{base_port + i}" for i, name in enumerate(names)}
-    env = {**os.environ, "COPYLOOP_API_KEYS": cfg.api_keys, "COPYLOOP_LOG_LEVEL": "WARNING",
-           "COPYLOOP_PREDICTION_EMBEDDER": cfg.embedder, "COPYLOOP_GENERATION_TRITON_URL": cfg.triton_url,
-           "COPYLOOP_GENERATION_MODEL_DIR": cfg.model_dir,
-           "COPYLOOP_PREDICTION_MODEL_ROOT": str(cfg.var_dir / "models" / "prediction"),
-           "COPYLOOP_FUSION_PROFILE_ADDR": addresses["profile"],
-           "COPYLOOP_FUSION_GENERATION_ADDR": addresses["generation"],
-           "COPYLOOP_FUSION_PREDICTION_ADDR": addresses["prediction"]}
+    env = {
+        **os.environ,
+        "COPYLOOP_API_KEYS": cfg.api_keys,
+        "COPYLOOP_LOG_LEVEL": "WARNING",
+        "COPYLOOP_PREDICTION_EMBEDDER": cfg.embedder,
+        "COPYLOOP_GENERATION_TRITON_URL": cfg.triton_url,
+        "COPYLOOP_GENERATION_MODEL_DIR": cfg.model_dir,
+        "COPYLOOP_PREDICTION_MODEL_ROOT": str(cfg.var_dir / "models" / "prediction"),
+        "COPYLOOP_FUSION_PROFILE_ADDR": addresses["profile"],
+        "COPYLOOP_FUSION_GENERATION_ADDR": addresses["generation"],
+        "COPYLOOP_FUSION_PREDICTION_ADDR": addresses["prediction"],
+    }
     procs: dict[str, subprocess.Popen[bytes]] = {}
     for i, name in enumerate(names):
         prefix = f"COPYLOOP_{name.upper()}_"
-        env_i = {**env, f"{prefix}PORT": str(base_port + i), f"{prefix}HOST": cfg.host,
-                 f"{prefix}DATABASE_URL": cfg.url(name)}
+        env_i = {
+            **env,
+            f"{prefix}PORT": str(base_port + i),
+            f"{prefix}HOST": cfg.host,
+            f"{prefix}DATABASE_URL": cfg.url(name),
+        }
         log = open(cfg.var_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-        procs[name] = subprocess.Popen([sys.executable, "-m", f"copyloop.{name}.main"], env=env_i, stdout=log, stderr=log)
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-m", f"copyloop.{name}.main"], env=env_i, stdout=log, stderr=log
+        )
     running = PlatformProcesses(procs, addresses)
     deadline = time.monotonic() + timeout_s
     for name, address in addresses.items():
@@ -139,12 +180,17 @@ def start_platform_processes(cfg: PlatformConfig, base_port: int, timeout_s: flo
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
                 try:
-                    if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                    if (
+                        stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                        == health_pb2.HealthCheckResponse.SERVING
+                    ):
                         break
                 except grpc.RpcError:
                     pass
                 if time.monotonic() > deadline or procs[name].poll() is not None:
                     running.stop()
-                    raise RuntimeError(f"{name} did not become ready; see {cfg.var_dir / f'{name}.log'}")
+                    raise RuntimeError(
+                        f"{name} did not become ready; see {cfg.var_dir / f'{name}.log'}"
+                    )
                 time.sleep(0.2)
     return running

@@ -11,23 +11,38 @@ from pathlib import Path
 
 import grpc
 import pytest
+from tests.support.grpc_helpers import API_KEYS, OTHER_API_KEY, auth, field_violations
 
 from copyloop.demo.catalog import generate_catalog
 from copyloop.demo.loader import load_catalog, stream_events
 from copyloop.demo.shoppers import generate_events, make_shoppers
 from copyloop.platform import Platform, PlatformConfig, start_platform
 from copyloop.v1 import (
-    common_pb2, fusion_pb2, fusion_pb2_grpc, generation_pb2, generation_pb2_grpc, profile_pb2, profile_pb2_grpc,
+    common_pb2,
+    fusion_pb2,
+    fusion_pb2_grpc,
+    generation_pb2,
+    generation_pb2_grpc,
+    profile_pb2,
+    profile_pb2_grpc,
 )
-from tests.support.grpc_helpers import API_KEYS, OTHER_API_KEY, auth, field_violations
 
 F = fusion_pb2
-CTX = common_pb2.Context(channel=common_pb2.CHANNEL_PUSH, locale="en-US", device=common_pb2.DEVICE_MOBILE)
+CTX = common_pb2.Context(
+    channel=common_pb2.CHANNEL_PUSH, locale="en-US", device=common_pb2.DEVICE_MOBILE
+)
 
 
 class Clients:
     def __init__(self, platform: Platform) -> None:
-        self.channels = [grpc.aio.insecure_channel(a) for a in (platform.fusion.address, platform.profile.address, platform.generation.address)]
+        self.channels = [
+            grpc.aio.insecure_channel(a)
+            for a in (
+                platform.fusion.address,
+                platform.profile.address,
+                platform.generation.address,
+            )
+        ]
         self.fusion = fusion_pb2_grpc.FusionServiceStub(self.channels[0])
         self.profile = profile_pb2_grpc.ProfileServiceStub(self.channels[1])
         self.generation = generation_pb2_grpc.GenerationServiceStub(self.channels[2])
@@ -39,12 +54,16 @@ class Clients:
 
 @pytest.fixture
 async def platform(tmp_path: Path) -> AsyncIterator[tuple[Platform, Clients]]:
-    p = await start_platform(PlatformConfig(var_dir=tmp_path, api_keys=API_KEYS, embedder="hashing"))
+    p = await start_platform(
+        PlatformConfig(var_dir=tmp_path, api_keys=API_KEYS, embedder="hashing")
+    )
     clients = Clients(p)
     catalog = generate_catalog(48)
     await load_catalog(clients.profile, catalog, auth())
     shoppers = make_shoppers(catalog, 40)
-    await stream_events(clients.profile, generate_events(catalog, shoppers, now=time.time()), auth())
+    await stream_events(
+        clients.profile, generate_events(catalog, shoppers, now=time.time()), auth()
+    )
     try:
         yield p, clients
     finally:
@@ -54,7 +73,9 @@ async def platform(tmp_path: Path) -> AsyncIterator[tuple[Platform, Clients]]:
 
 async def test_recommend_returns_ranked_personalised_compliant_results(platform) -> None:
     p, c = platform
-    reply = await c.fusion.Recommend(F.RecommendRequest(user_id="shopper-00001", context=CTX, n=6), metadata=auth())
+    reply = await c.fusion.Recommend(
+        F.RecommendRequest(user_id="shopper-00001", context=CTX, n=6), metadata=auth()
+    )
     assert reply.request_id and len(reply.recommendations) == 6 and not reply.cold_start
     assert [r.rank for r in reply.recommendations] == list(range(1, 7))
     values = [r.expected_value for r in reply.recommendations]
@@ -62,31 +83,63 @@ async def test_recommend_returns_ranked_personalised_compliant_results(platform)
     for r in reply.recommendations:
         assert r.copy.text and r.copy.creative_id and r.impression_id and r.title
         assert len(r.copy.text) <= 90  # the push channel's limit
-        assert r.copy.source in (F.COPY_SOURCE_POOL, F.COPY_SOURCE_GENERATED, F.COPY_SOURCE_FALLBACK)
+        assert r.copy.source in (
+            F.COPY_SOURCE_POOL,
+            F.COPY_SOURCE_GENERATED,
+            F.COPY_SOURCE_FALLBACK,
+        )
         assert 0 < r.p_ctr < 1 and r.model_version
     assert any(r.reasons for r in reply.recommendations)
-    profile = (await c.profile.GetUserProfile(profile_pb2.GetUserProfileRequest(user_id="shopper-00001"), metadata=auth())).profile
+    profile = (
+        await c.profile.GetUserProfile(
+            profile_pb2.GetUserProfileRequest(user_id="shopper-00001"), metadata=auth()
+        )
+    ).profile
     top = {a.key for a in profile.category_affinities[:2]}
-    items = (await c.profile.GetItems(profile_pb2.GetItemsRequest(item_ids=[r.item_id for r in reply.recommendations]), metadata=auth())).items
+    items = (
+        await c.profile.GetItems(
+            profile_pb2.GetItemsRequest(item_ids=[r.item_id for r in reply.recommendations]),
+            metadata=auth(),
+        )
+    ).items
     assert any(i.category_path[0] in top for i in items)  # personalised, not just popular
 
-    cold = await c.fusion.Recommend(F.RecommendRequest(user_id="brand-new", context=CTX, n=3), metadata=auth())
+    cold = await c.fusion.Recommend(
+        F.RecommendRequest(user_id="brand-new", context=CTX, n=3), metadata=auth()
+    )
     assert cold.cold_start and len(cold.recommendations) == 3
 
 
 async def test_outcomes_change_later_copy_choices(platform) -> None:
     _, c = platform
-    item = (await c.profile.GetItems(profile_pb2.GetItemsRequest(item_ids=["demo-00003"]), metadata=auth())).items[0]
-    generated = await c.generation.Generate(generation_pb2.GenerateRequest(
-        item=item, channel=CTX.channel, locale="en-US", variant_count=2, store_in_pool=True,
-        audience=generation_pb2.Audience(segment="new_user")), metadata=auth())
+    item = (
+        await c.profile.GetItems(
+            profile_pb2.GetItemsRequest(item_ids=["demo-00003"]), metadata=auth()
+        )
+    ).items[0]
+    generated = await c.generation.Generate(
+        generation_pb2.GenerateRequest(
+            item=item,
+            channel=CTX.channel,
+            locale="en-US",
+            variant_count=2,
+            store_in_pool=True,
+            audience=generation_pb2.Audience(segment="new_user"),
+        ),
+        metadata=auth(),
+    )
     ids = [v.creative_id for v in generated.variants]
     for cid in ids:
-        await c.generation.ApproveCreative(generation_pb2.ApproveCreativeRequest(creative_id=cid, make_live=True), metadata=auth())
+        await c.generation.ApproveCreative(
+            generation_pb2.ApproveCreativeRequest(creative_id=cid, make_live=True), metadata=auth()
+        )
     loser, winner = ids
+
     # New visitors share the "new_user" segment, whose posteriors the feedback updates.
     def request(n: int) -> F.RecommendRequest:
-        return F.RecommendRequest(user_id=f"visitor-{n}", context=CTX, n=1, candidate_item_ids=["demo-00003"])
+        return F.RecommendRequest(
+            user_id=f"visitor-{n}", context=CTX, n=1, candidate_item_ids=["demo-00003"]
+        )
 
     events: list[F.OutcomeEvent] = []
     shown = Counter()
@@ -94,13 +147,29 @@ async def test_outcomes_change_later_copy_choices(platform) -> None:
         reply = await c.fusion.Recommend(request(n), metadata=auth())
         rec = reply.recommendations[0]
         shown[rec.copy.creative_id] += 1
-        events.append(F.OutcomeEvent(event_id=f"imp-{n}", request_id=reply.request_id, impression_id=rec.impression_id, type=F.FEEDBACK_TYPE_IMPRESSION))
+        events.append(
+            F.OutcomeEvent(
+                event_id=f"imp-{n}",
+                request_id=reply.request_id,
+                impression_id=rec.impression_id,
+                type=F.FEEDBACK_TYPE_IMPRESSION,
+            )
+        )
         if rec.copy.creative_id == winner:
-            events.append(F.OutcomeEvent(event_id=f"clk-{n}", request_id=reply.request_id, impression_id=rec.impression_id, type=F.FEEDBACK_TYPE_CLICK))
+            events.append(
+                F.OutcomeEvent(
+                    event_id=f"clk-{n}",
+                    request_id=reply.request_id,
+                    impression_id=rec.impression_id,
+                    type=F.FEEDBACK_TYPE_CLICK,
+                )
+            )
     assert set(shown) == {winner, loser}  # both were explored
     result = await c.fusion.ReportOutcome(F.ReportOutcomeRequest(events=events), metadata=auth())
     assert (result.accepted, result.duplicate, result.rejected) == (len(events), 0, 0)
-    replay = await c.fusion.ReportOutcome(F.ReportOutcomeRequest(events=events[:5]), metadata=auth())
+    replay = await c.fusion.ReportOutcome(
+        F.ReportOutcomeRequest(events=events[:5]), metadata=auth()
+    )
     assert (replay.accepted, replay.duplicate) == (0, 5)
 
     after = Counter()
@@ -109,104 +178,211 @@ async def test_outcomes_change_later_copy_choices(platform) -> None:
         after[reply.recommendations[0].copy.creative_id] += 1
     assert after[winner] >= 27  # the posterior now clearly prefers the copy that gets clicks
     # The feedback reached the profile (impressions and clicks are behaviour events there).
-    profile = (await c.profile.GetUserProfile(profile_pb2.GetUserProfileRequest(user_id="visitor-0"), metadata=auth())).profile
+    profile = (
+        await c.profile.GetUserProfile(
+            profile_pb2.GetUserProfileRequest(user_id="visitor-0"), metadata=auth()
+        )
+    ).profile
     assert profile.event_count >= 1 and not profile.cold_start
 
 
 async def test_experiment_assigns_arms_and_reports(platform) -> None:
     _, c = platform
-    await c.fusion.CreateExperiment(F.CreateExperimentRequest(experiment_id="copy-test", display_name="Copy test", arms=[
-        F.Arm(arm_id="generic", strategy=F.ARM_STRATEGY_GENERIC_COPY, traffic_weight=1),
-        F.Arm(arm_id="bandit", strategy=F.ARM_STRATEGY_PERSONALISED_BANDIT, traffic_weight=1),
-    ]), metadata=auth())
+    await c.fusion.CreateExperiment(
+        F.CreateExperimentRequest(
+            experiment_id="copy-test",
+            display_name="Copy test",
+            arms=[
+                F.Arm(arm_id="generic", strategy=F.ARM_STRATEGY_GENERIC_COPY, traffic_weight=1),
+                F.Arm(
+                    arm_id="bandit", strategy=F.ARM_STRATEGY_PERSONALISED_BANDIT, traffic_weight=1
+                ),
+            ],
+        ),
+        metadata=auth(),
+    )
     arms: dict[str, set[str]] = {}
     events = []
     for u in range(24):
         user = f"shopper-{u:05d}"
         for _ in range(2):
-            reply = await c.fusion.Recommend(F.RecommendRequest(user_id=user, context=CTX, n=2), metadata=auth())
+            reply = await c.fusion.Recommend(
+                F.RecommendRequest(user_id=user, context=CTX, n=2), metadata=auth()
+            )
             arms.setdefault(user, set()).add(reply.assignment.arm_id)
             for r in reply.recommendations:
-                events.append(F.OutcomeEvent(event_id=f"{r.impression_id}-i", request_id=reply.request_id, impression_id=r.impression_id, type=F.FEEDBACK_TYPE_IMPRESSION))
+                events.append(
+                    F.OutcomeEvent(
+                        event_id=f"{r.impression_id}-i",
+                        request_id=reply.request_id,
+                        impression_id=r.impression_id,
+                        type=F.FEEDBACK_TYPE_IMPRESSION,
+                    )
+                )
                 if reply.assignment.arm_id == "generic":
                     assert r.copy.source == F.COPY_SOURCE_GENERIC
                 if hash(r.impression_id) % 4 == 0:
-                    events.append(F.OutcomeEvent(event_id=f"{r.impression_id}-c", request_id=reply.request_id, impression_id=r.impression_id, type=F.FEEDBACK_TYPE_CLICK))
+                    events.append(
+                        F.OutcomeEvent(
+                            event_id=f"{r.impression_id}-c",
+                            request_id=reply.request_id,
+                            impression_id=r.impression_id,
+                            type=F.FEEDBACK_TYPE_CLICK,
+                        )
+                    )
     assert all(len(a) == 1 for a in arms.values())  # one arm per user
     assert {next(iter(a)) for a in arms.values()} == {"generic", "bandit"}
     await c.fusion.ReportOutcome(F.ReportOutcomeRequest(events=events), metadata=auth())
-    report = await c.fusion.GetExperimentReport(F.GetExperimentReportRequest(experiment_id="copy-test", include_chart=True), metadata=auth())
+    report = await c.fusion.GetExperimentReport(
+        F.GetExperimentReportRequest(experiment_id="copy-test", include_chart=True), metadata=auth()
+    )
     by_arm = {a.arm_id: a for a in report.arms}
-    assert sum(a.impressions for a in report.arms) == 96 and sum(a.user_count for a in report.arms) == 24
-    assert sum(a.clicks for a in report.arms) == sum(1 for e in events if e.type == F.FEEDBACK_TYPE_CLICK)
+    assert (
+        sum(a.impressions for a in report.arms) == 96
+        and sum(a.user_count for a in report.arms) == 24
+    )
+    assert sum(a.clicks for a in report.arms) == sum(
+        1 for e in events if e.type == F.FEEDBACK_TYPE_CLICK
+    )
     assert report.baseline_arm_id == "generic" and by_arm["generic"].ctr_lift == 0
     assert abs(sum(a.probability_best for a in report.arms) - 1) < 1e-6
     assert report.chart_png.startswith(b"\x89PNG")
     assert 0 <= report.sample_ratio_p_value <= 1
 
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await c.fusion.GetExperiment(F.GetExperimentRequest(experiment_id="copy-test"), metadata=auth(OTHER_API_KEY))
+        await c.fusion.GetExperiment(
+            F.GetExperimentRequest(experiment_id="copy-test"), metadata=auth(OTHER_API_KEY)
+        )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_stopped_prediction_service_degrades_to_prior_scores(platform) -> None:
     p, c = platform
     await p.prediction.stop(0)
-    reply = await c.fusion.Recommend(F.RecommendRequest(user_id="shopper-00002", context=CTX, n=3), metadata=auth())
+    reply = await c.fusion.Recommend(
+        F.RecommendRequest(user_id="shopper-00002", context=CTX, n=3), metadata=auth()
+    )
     assert len(reply.recommendations) == 3
     assert [d.component for d in reply.degradations] == ["prediction"]
-    assert reply.degradations[0].fallback == "prior scores" and reply.degradations[0].reason == "UNAVAILABLE"
+    assert (
+        reply.degradations[0].fallback == "prior scores"
+        and reply.degradations[0].reason == "UNAVAILABLE"
+    )
     assert all(r.model_version == "prior:fusion" for r in reply.recommendations)
 
 
 async def test_stopped_generation_service_degrades_to_fallback_copy(platform) -> None:
     p, c = platform
     await p.generation.stop(0)
-    reply = await c.fusion.Recommend(F.RecommendRequest(user_id="shopper-00002", context=CTX, n=3), metadata=auth())
+    reply = await c.fusion.Recommend(
+        F.RecommendRequest(user_id="shopper-00002", context=CTX, n=3), metadata=auth()
+    )
     assert len(reply.recommendations) == 3
     assert "generation" in [d.component for d in reply.degradations]
-    assert all(r.copy.source == F.COPY_SOURCE_FALLBACK and r.copy.text for r in reply.recommendations)
+    assert all(
+        r.copy.source == F.COPY_SOURCE_FALLBACK and r.copy.text for r in reply.recommendations
+    )
 
 
 async def test_deadline_holds(platform) -> None:
     _, c = platform
     started = time.perf_counter()
-    reply = await c.fusion.Recommend(F.RecommendRequest(user_id="shopper-00003", context=CTX, n=5, latency_budget_ms=150), metadata=auth())
+    reply = await c.fusion.Recommend(
+        F.RecommendRequest(user_id="shopper-00003", context=CTX, n=5, latency_budget_ms=150),
+        metadata=auth(),
+    )
     assert time.perf_counter() - started < 1.0
     assert reply.request_id
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await c.fusion.Recommend(F.RecommendRequest(user_id="shopper-00003", context=CTX, n=5), metadata=auth(), timeout=0.001)
+        await c.fusion.Recommend(
+            F.RecommendRequest(user_id="shopper-00003", context=CTX, n=5),
+            metadata=auth(),
+            timeout=0.001,
+        )
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 async def test_bad_input_and_tenant_isolation(platform) -> None:
     _, c = platform
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await c.fusion.Recommend(F.RecommendRequest(user_id="", context=common_pb2.Context(locale="fr"), n=500, candidate_item_ids=["a", "a"]), metadata=auth())
+        await c.fusion.Recommend(
+            F.RecommendRequest(
+                user_id="",
+                context=common_pb2.Context(locale="fr"),
+                n=500,
+                candidate_item_ids=["a", "a"],
+            ),
+            metadata=auth(),
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(err.value)) == {"user_id", "context.channel", "context.locale", "n", "candidate_item_ids"}
+    assert set(field_violations(err.value)) == {
+        "user_id",
+        "context.channel",
+        "context.locale",
+        "n",
+        "candidate_item_ids",
+    }
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await c.fusion.ReportOutcome(F.ReportOutcomeRequest(events=[F.OutcomeEvent(event_id="e")]), metadata=auth())
-    assert set(field_violations(err.value)) == {"events[0].impression_id", "events[0].request_id", "events[0].type"}
+        await c.fusion.ReportOutcome(
+            F.ReportOutcomeRequest(events=[F.OutcomeEvent(event_id="e")]), metadata=auth()
+        )
+    assert set(field_violations(err.value)) == {
+        "events[0].impression_id",
+        "events[0].request_id",
+        "events[0].type",
+    }
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await c.fusion.CreateExperiment(F.CreateExperimentRequest(experiment_id="Bad Id", arms=[F.Arm(arm_id="a")]), metadata=auth())
-    assert {"experiment_id", "arms", "arms[0].strategy", "arms[0].traffic_weight"} <= set(field_violations(err.value))
+        await c.fusion.CreateExperiment(
+            F.CreateExperimentRequest(experiment_id="Bad Id", arms=[F.Arm(arm_id="a")]),
+            metadata=auth(),
+        )
+    assert {"experiment_id", "arms", "arms[0].strategy", "arms[0].traffic_weight"} <= set(
+        field_violations(err.value)
+    )
 
     # Tenant B has no catalog: it cannot see tenant A's items, users or creatives.
-    empty = await c.fusion.Recommend(F.RecommendRequest(user_id="shopper-00001", context=CTX, n=3), metadata=auth(OTHER_API_KEY))
+    empty = await c.fusion.Recommend(
+        F.RecommendRequest(user_id="shopper-00001", context=CTX, n=3), metadata=auth(OTHER_API_KEY)
+    )
     assert not empty.recommendations and empty.cold_start
-    reply = await c.fusion.Recommend(F.RecommendRequest(user_id="shopper-00001", context=CTX, n=3, candidate_item_ids=["demo-00001"]), metadata=auth(OTHER_API_KEY))
+    reply = await c.fusion.Recommend(
+        F.RecommendRequest(
+            user_id="shopper-00001", context=CTX, n=3, candidate_item_ids=["demo-00001"]
+        ),
+        metadata=auth(OTHER_API_KEY),
+    )
     assert not reply.recommendations and reply.cold_start
-    a_reply = await c.fusion.Recommend(F.RecommendRequest(user_id="shopper-00001", context=CTX, n=1), metadata=auth())
-    rejected = await c.fusion.ReportOutcome(F.ReportOutcomeRequest(events=[F.OutcomeEvent(
-        event_id="x", request_id=a_reply.request_id, impression_id=a_reply.recommendations[0].impression_id, type=F.FEEDBACK_TYPE_CLICK)]), metadata=auth(OTHER_API_KEY))
+    a_reply = await c.fusion.Recommend(
+        F.RecommendRequest(user_id="shopper-00001", context=CTX, n=1), metadata=auth()
+    )
+    rejected = await c.fusion.ReportOutcome(
+        F.ReportOutcomeRequest(
+            events=[
+                F.OutcomeEvent(
+                    event_id="x",
+                    request_id=a_reply.request_id,
+                    impression_id=a_reply.recommendations[0].impression_id,
+                    type=F.FEEDBACK_TYPE_CLICK,
+                )
+            ]
+        ),
+        metadata=auth(OTHER_API_KEY),
+    )
     assert rejected.rejected == 1 and "unknown impression" in rejected.rejection_reasons[0]
 
 
 async def test_concurrent_recommends(platform) -> None:
     _, c = platform
-    replies = await asyncio.gather(*(
-        c.fusion.Recommend(F.RecommendRequest(user_id=f"shopper-{n:05d}", context=CTX, n=4, latency_budget_ms=5000), metadata=auth()) for n in range(16)
-    ))
+    replies = await asyncio.gather(
+        *(
+            c.fusion.Recommend(
+                F.RecommendRequest(
+                    user_id=f"shopper-{n:05d}", context=CTX, n=4, latency_budget_ms=5000
+                ),
+                metadata=auth(),
+            )
+            for n in range(16)
+        )
+    )
     assert all(len(r.recommendations) == 4 for r in replies)
     assert len({r.request_id for r in replies}) == 16

@@ -7,32 +7,47 @@ from pathlib import Path
 
 import grpc
 import pytest
+from tests.support.grpc_helpers import API_KEYS, auth
 
 from copyloop.demo.catalog import generate_catalog
 from copyloop.demo.loader import load_catalog
 from copyloop.generation.triton_local import LocalTriton
 from copyloop.platform import PlatformConfig, start_platform
 from copyloop.v1 import common_pb2, fusion_pb2, fusion_pb2_grpc, profile_pb2_grpc
-from tests.support.grpc_helpers import API_KEYS, auth
 
 pytestmark = pytest.mark.triton
 F = fusion_pb2
 
 
-async def test_recommend_writes_copy_with_the_llm_and_degrades_without_it(tmp_path: Path, copywriter_tiny_model_dir: Path) -> None:
+async def test_recommend_writes_copy_with_the_llm_and_degrades_without_it(
+    tmp_path: Path, copywriter_tiny_model_dir: Path
+) -> None:
     triton = LocalTriton(copywriter_tiny_model_dir, startup_timeout_s=240).start()
-    platform = await start_platform(PlatformConfig(
-        var_dir=tmp_path, api_keys=API_KEYS, embedder="hashing", triton_url=triton.grpc_url,
-        model_dir=str(copywriter_tiny_model_dir), fusion_overrides={"generate_inline_min_ms": 0},
-    ))
+    platform = await start_platform(
+        PlatformConfig(
+            var_dir=tmp_path,
+            api_keys=API_KEYS,
+            embedder="hashing",
+            triton_url=triton.grpc_url,
+            model_dir=str(copywriter_tiny_model_dir),
+            fusion_overrides={"generate_inline_min_ms": 0},
+        )
+    )
     channel = grpc.aio.insecure_channel(platform.fusion.address)
     profile_channel = grpc.aio.insecure_channel(platform.profile.address)
     fusion = fusion_pb2_grpc.FusionServiceStub(channel)
     try:
-        await load_catalog(profile_pb2_grpc.ProfileServiceStub(profile_channel), generate_catalog(8), auth())
-        request = F.RecommendRequest(user_id="llm-user", n=2, latency_budget_ms=60_000,
-                                     candidate_item_ids=["demo-00001", "demo-00002"],
-                                     context=common_pb2.Context(channel=common_pb2.CHANNEL_PUSH, locale="en-US"))
+        await load_catalog(
+            profile_pb2_grpc.ProfileServiceStub(profile_channel), generate_catalog(8), auth()
+        )
+        request = F.RecommendRequest(
+            user_id="llm-user",
+            n=2,
+            latency_budget_ms=60_000,
+            candidate_item_ids=["demo-00001", "demo-00002"],
+            context=common_pb2.Context(channel=common_pb2.CHANNEL_PUSH, locale="en-US"),
+        )
+
         def inferences() -> int:
             return int(triton.model_statistics()["model_stats"][0]["inference_count"])
 
@@ -42,13 +57,19 @@ async def test_recommend_writes_copy_with_the_llm_and_degrades_without_it(tmp_pa
         # The pool was empty, so copy was written in-request through Triton (the tiny model's
         # text may fail the checks and be replaced by a template: GENERATED or FALLBACK).
         assert inferences() > before
-        assert {r.copy.source for r in reply.recommendations} <= {F.COPY_SOURCE_GENERATED, F.COPY_SOURCE_FALLBACK}
+        assert {r.copy.source for r in reply.recommendations} <= {
+            F.COPY_SOURCE_GENERATED,
+            F.COPY_SOURCE_FALLBACK,
+        }
         assert all(r.copy.text and len(r.copy.text) <= 90 for r in reply.recommendations)
 
         triton.stop()
         degraded = await fusion.Recommend(request, metadata=auth(), timeout=120)
         assert len(degraded.recommendations) == 2
-        assert all(r.copy.source in (F.COPY_SOURCE_FALLBACK, F.COPY_SOURCE_POOL) for r in degraded.recommendations)
+        assert all(
+            r.copy.source in (F.COPY_SOURCE_FALLBACK, F.COPY_SOURCE_POOL)
+            for r in degraded.recommendations
+        )
     finally:
         await channel.close()
         await profile_channel.close()

@@ -40,8 +40,9 @@ def local_triton(copywriter_tiny_model_dir: Path) -> Iterator[LocalTriton]:
     if reason:
         pytest.skip(f"local Triton unavailable: {reason}")
     # One torch thread: the tiny model gains nothing from more, and the CPU is shared.
-    triton = LocalTriton(copywriter_tiny_model_dir, startup_timeout_s=240,
-                         env={"COPYWRITER_TORCH_THREADS": "1"})
+    triton = LocalTriton(
+        copywriter_tiny_model_dir, startup_timeout_s=240, env={"COPYWRITER_TORCH_THREADS": "1"}
+    )
     triton.start()
     try:
         yield triton

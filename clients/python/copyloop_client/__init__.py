@@ -6,18 +6,43 @@ from copyloop_client.client import Copyloop
 from copyloop_client.config import ClientConfig, ConfigError, RetryPolicy
 from copyloop_client.convert import InputError
 from copyloop_client.errors import (
-    AlreadyExistsError, CancelledError, CopyloopError, DeadlineExceededError,
-    FailedPreconditionError, InternalError, InvalidArgumentError, NotFoundError,
-    PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError, UnavailableError,
+    AlreadyExistsError,
+    CancelledError,
+    CopyloopError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InternalError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+    UnavailableError,
 )
 from copyloop_client.results import IngestSummary, Rejection, UpsertSummary
 
 __all__ = [
-    "AsyncCopyloop", "Copyloop", "ClientConfig", "ConfigError", "RetryPolicy", "InputError",
-    "CopyloopError", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError",
-    "FailedPreconditionError", "UnavailableError", "UnauthenticatedError", "PermissionDeniedError",
-    "DeadlineExceededError", "ResourceExhaustedError", "InternalError", "CancelledError",
-    "IngestSummary", "Rejection", "UpsertSummary",
+    "AlreadyExistsError",
+    "AsyncCopyloop",
+    "CancelledError",
+    "ClientConfig",
+    "ConfigError",
+    "Copyloop",
+    "CopyloopError",
+    "DeadlineExceededError",
+    "FailedPreconditionError",
+    "IngestSummary",
+    "InputError",
+    "InternalError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "Rejection",
+    "ResourceExhaustedError",
+    "RetryPolicy",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "UpsertSummary",
 ]
 
 __version__ = "0.1.0"

@@ -9,8 +9,15 @@ from typing import TYPE_CHECKING, Any, cast
 import grpc
 
 from copyloop.v1 import (
-    common_pb2, fusion_pb2, fusion_pb2_grpc, generation_pb2, generation_pb2_grpc, prediction_pb2,
-    prediction_pb2_grpc, profile_pb2, profile_pb2_grpc,
+    common_pb2,
+    fusion_pb2,
+    fusion_pb2_grpc,
+    generation_pb2,
+    generation_pb2_grpc,
+    prediction_pb2,
+    prediction_pb2_grpc,
+    profile_pb2,
+    profile_pb2_grpc,
 )
 from copyloop_client import builders
 from copyloop_client.builders import ArmLike, EventLike, ItemLike
@@ -44,10 +51,32 @@ class AsyncCopyloop:
             stub = stub_type(self._channels[service])
             return WrappedAsyncStub(stub, module.DESCRIPTOR.services_by_name[name], md, timeout)
 
-        self.profile = cast("ProfileServiceAsyncStub", wrap("profile", profile_pb2_grpc.ProfileServiceStub, profile_pb2, "ProfileService"))
-        self.generation = cast("GenerationServiceAsyncStub", wrap("generation", generation_pb2_grpc.GenerationServiceStub, generation_pb2, "GenerationService"))
-        self.prediction = cast("PredictionServiceAsyncStub", wrap("prediction", prediction_pb2_grpc.PredictionServiceStub, prediction_pb2, "PredictionService"))
-        self.fusion = cast("FusionServiceAsyncStub", wrap("fusion", fusion_pb2_grpc.FusionServiceStub, fusion_pb2, "FusionService"))
+        self.profile = cast(
+            "ProfileServiceAsyncStub",
+            wrap("profile", profile_pb2_grpc.ProfileServiceStub, profile_pb2, "ProfileService"),
+        )
+        self.generation = cast(
+            "GenerationServiceAsyncStub",
+            wrap(
+                "generation",
+                generation_pb2_grpc.GenerationServiceStub,
+                generation_pb2,
+                "GenerationService",
+            ),
+        )
+        self.prediction = cast(
+            "PredictionServiceAsyncStub",
+            wrap(
+                "prediction",
+                prediction_pb2_grpc.PredictionServiceStub,
+                prediction_pb2,
+                "PredictionService",
+            ),
+        )
+        self.fusion = cast(
+            "FusionServiceAsyncStub",
+            wrap("fusion", fusion_pb2_grpc.FusionServiceStub, fusion_pb2, "FusionService"),
+        )
 
     async def close(self) -> None:
         for channel in {id(c): c for c in self._channels.values()}.values():
@@ -66,9 +95,16 @@ class AsyncCopyloop:
 
     async def upsert_items(self, items: Iterable[ItemLike], batch_size: int = 500) -> UpsertSummary:
         summary = UpsertSummary()
-        for chunk in builders.batched(map(builders.to_item, items), min(batch_size, builders.MAX_UPSERT_BATCH)):
-            summary.add(await self.profile.UpsertItems(profile_pb2.UpsertItemsRequest(
-                items=chunk, idempotency_key=builders.new_idempotency_key())))
+        for chunk in builders.batched(
+            map(builders.to_item, items), min(batch_size, builders.MAX_UPSERT_BATCH)
+        ):
+            summary.add(
+                await self.profile.UpsertItems(
+                    profile_pb2.UpsertItemsRequest(
+                        items=chunk, idempotency_key=builders.new_idempotency_key()
+                    )
+                )
+            )
         return summary
 
     async def get_items(self, item_ids: Sequence[str]) -> profile_pb2.GetItemsResponse:
@@ -82,17 +118,24 @@ class AsyncCopyloop:
 
     # ------------------------------------------------------------------------- events
 
-    async def ingest_events(self, events: Iterable[EventLike], batch_size: int = 1000) -> IngestSummary:
+    async def ingest_events(
+        self, events: Iterable[EventLike], batch_size: int = 1000
+    ) -> IngestSummary:
         summary = IngestSummary()
-        for chunk in builders.batched(map(builders.to_event, events), min(batch_size, builders.MAX_EVENT_BATCH)):
+        for chunk in builders.batched(
+            map(builders.to_event, events), min(batch_size, builders.MAX_EVENT_BATCH)
+        ):
             reply = await self.profile.IngestEvents(profile_pb2.IngestEventsRequest(events=chunk))
             summary.add(reply.summary, summary.sent)
             summary.sent += len(chunk)
         return summary
 
     async def stream_events(
-        self, events: Iterable[EventLike] | AsyncIterable[EventLike], chunk_size: int = 1000,
-        on_chunk: Callable[[int], None] | None = None, timeout: float | None = None,
+        self,
+        events: Iterable[EventLike] | AsyncIterable[EventLike],
+        chunk_size: int = 1000,
+        on_chunk: Callable[[int], None] | None = None,
+        timeout: float | None = None,
     ) -> IngestSummary:
         sent = [0]
         failure: list[BaseException] = []
@@ -120,29 +163,67 @@ class AsyncCopyloop:
         return summary
 
     async def get_profile(self, user_id: str) -> common_pb2.UserProfile:
-        return (await self.profile.GetUserProfile(profile_pb2.GetUserProfileRequest(user_id=user_id))).profile
+        return (
+            await self.profile.GetUserProfile(profile_pb2.GetUserProfileRequest(user_id=user_id))
+        ).profile
 
     # ------------------------------------------------------------------------- serving
 
-    async def recommend(self, user_id: str, channel: str | int = "push", locale: str = "en-US", n: int = 10,
-                        **options: Any) -> fusion_pb2.RecommendResponse:
-        return await self.fusion.Recommend(builders.recommend_request(user_id, channel, locale, n, **options))
+    async def recommend(
+        self,
+        user_id: str,
+        channel: str | int = "push",
+        locale: str = "en-US",
+        n: int = 10,
+        **options: Any,
+    ) -> fusion_pb2.RecommendResponse:
+        return await self.fusion.Recommend(
+            builders.recommend_request(user_id, channel, locale, n, **options)
+        )
 
-    async def report_outcome(self, request_id: str, impression_id: str, type: str | int, value: float = 0.0,
-                             event_id: str | None = None, event_time: Any = None) -> fusion_pb2.ReportOutcomeResponse:
-        return await self.report_outcomes([builders.outcome_event(request_id, impression_id, type, value, event_id, event_time)])
+    async def report_outcome(
+        self,
+        request_id: str,
+        impression_id: str,
+        type: str | int,
+        value: float = 0.0,
+        event_id: str | None = None,
+        event_time: Any = None,
+    ) -> fusion_pb2.ReportOutcomeResponse:
+        return await self.report_outcomes(
+            [builders.outcome_event(request_id, impression_id, type, value, event_id, event_time)]
+        )
 
-    async def report_outcomes(self, events: Iterable[fusion_pb2.OutcomeEvent | Mapping[str, Any]]) -> fusion_pb2.ReportOutcomeResponse:
-        outcomes = [e if isinstance(e, fusion_pb2.OutcomeEvent) else builders.outcome_event(**e) for e in events]
+    async def report_outcomes(
+        self, events: Iterable[fusion_pb2.OutcomeEvent | Mapping[str, Any]]
+    ) -> fusion_pb2.ReportOutcomeResponse:
+        outcomes = [
+            e if isinstance(e, fusion_pb2.OutcomeEvent) else builders.outcome_event(**e)
+            for e in events
+        ]
         return await self.fusion.ReportOutcome(fusion_pb2.ReportOutcomeRequest(events=outcomes))
 
-    async def generate(self, item: str | ItemLike, channel: str | int = "push", locale: str = "en-US", n: int = 3,
-                       **options: Any) -> generation_pb2.GenerateResponse:
+    async def generate(
+        self,
+        item: str | ItemLike,
+        channel: str | int = "push",
+        locale: str = "en-US",
+        n: int = 3,
+        **options: Any,
+    ) -> generation_pb2.GenerateResponse:
         message = await self.get_item(item) if isinstance(item, str) else builders.to_item(item)
-        return await self.generation.Generate(builders.generate_request(message, channel, locale, n, **options))
+        return await self.generation.Generate(
+            builders.generate_request(message, channel, locale, n, **options)
+        )
 
-    async def score(self, user_id: str, items: Sequence[str | ItemLike], channel: str | int = "push",
-                    locale: str = "en-US", **options: Any) -> prediction_pb2.ScoreResponse:
+    async def score(
+        self,
+        user_id: str,
+        items: Sequence[str | ItemLike],
+        channel: str | int = "push",
+        locale: str = "en-US",
+        **options: Any,
+    ) -> prediction_pb2.ScoreResponse:
         ids = [i for i in items if isinstance(i, str)]
         found = {i.item_id: i for i in (await self.get_items(ids)).items} if ids else {}
         for item_id in ids:
@@ -151,33 +232,64 @@ class AsyncCopyloop:
         messages = [found[i] if isinstance(i, str) else builders.to_item(i) for i in items]
         if "profile" not in options:
             options["profile"] = await self.get_profile(user_id)
-        return await self.prediction.Score(builders.score_request(user_id, messages, channel, locale, **options))
+        return await self.prediction.Score(
+            builders.score_request(user_id, messages, channel, locale, **options)
+        )
 
     # ------------------------------------------------------------------------- models
 
     async def train(self, days: int = 7, timeout: float = 600.0) -> fusion_pb2.RetrainModelResponse:
-        return await self.fusion.RetrainModel(fusion_pb2.RetrainModelRequest(
-            window_days=days, idempotency_key=builders.new_idempotency_key()), timeout=timeout)
+        return await self.fusion.RetrainModel(
+            fusion_pb2.RetrainModelRequest(
+                window_days=days, idempotency_key=builders.new_idempotency_key()
+            ),
+            timeout=timeout,
+        )
 
-    async def train_model(self, train_window: tuple[Any, Any], eval_window: tuple[Any, Any], *, epochs: int = 0,
-                          seed: int = 0, promote_if_better: bool = False, timeout: float = 600.0) -> prediction_pb2.TrainModelResponse:
+    async def train_model(
+        self,
+        train_window: tuple[Any, Any],
+        eval_window: tuple[Any, Any],
+        *,
+        epochs: int = 0,
+        seed: int = 0,
+        promote_if_better: bool = False,
+        timeout: float = 600.0,
+    ) -> prediction_pb2.TrainModelResponse:
         """Trains on explicit windows (ISO text, epoch seconds or datetimes) through
         PredictionService; `train` picks the windows for you."""
-        return await self.prediction.TrainModel(builders.train_model_request(
-            train_window, eval_window, epochs=epochs, seed=seed, promote_if_better=promote_if_better), timeout=timeout)
+        return await self.prediction.TrainModel(
+            builders.train_model_request(
+                train_window,
+                eval_window,
+                epochs=epochs,
+                seed=seed,
+                promote_if_better=promote_if_better,
+            ),
+            timeout=timeout,
+        )
 
-    async def promote(self, version: str, force: bool = False) -> prediction_pb2.PromoteModelResponse:
-        return await self.prediction.PromoteModel(prediction_pb2.PromoteModelRequest(version=version, force=force))
+    async def promote(
+        self, version: str, force: bool = False
+    ) -> prediction_pb2.PromoteModelResponse:
+        return await self.prediction.PromoteModel(
+            prediction_pb2.PromoteModelRequest(version=version, force=force)
+        )
 
     async def rollback(self) -> prediction_pb2.ModelVersion:
-        return (await self.prediction.RollbackModel(prediction_pb2.RollbackModelRequest(
-            idempotency_key=builders.new_idempotency_key()))).model_version
+        return (
+            await self.prediction.RollbackModel(
+                prediction_pb2.RollbackModelRequest(idempotency_key=builders.new_idempotency_key())
+            )
+        ).model_version
 
     async def list_models(self, page_size: int = 100) -> list[prediction_pb2.ModelVersion]:
         versions: list[prediction_pb2.ModelVersion] = []
         token = ""
         while True:
-            reply = await self.prediction.ListModelVersions(prediction_pb2.ListModelVersionsRequest(page_size=page_size, page_token=token))
+            reply = await self.prediction.ListModelVersions(
+                prediction_pb2.ListModelVersionsRequest(page_size=page_size, page_token=token)
+            )
             versions.extend(reply.model_versions)
             token = reply.next_page_token
             if not token:
@@ -185,19 +297,37 @@ class AsyncCopyloop:
 
     # ------------------------------------------------------------------------- experiments
 
-    async def create_experiment(self, experiment_id: str, arms: Sequence[ArmLike], display_name: str = "") -> fusion_pb2.Experiment:
-        return (await self.fusion.CreateExperiment(builders.create_experiment_request(experiment_id, arms, display_name))).experiment
+    async def create_experiment(
+        self, experiment_id: str, arms: Sequence[ArmLike], display_name: str = ""
+    ) -> fusion_pb2.Experiment:
+        return (
+            await self.fusion.CreateExperiment(
+                builders.create_experiment_request(experiment_id, arms, display_name)
+            )
+        ).experiment
 
     async def stop_experiment(self, experiment_id: str) -> fusion_pb2.Experiment:
-        return (await self.fusion.StopExperiment(fusion_pb2.StopExperimentRequest(experiment_id=experiment_id))).experiment
+        return (
+            await self.fusion.StopExperiment(
+                fusion_pb2.StopExperimentRequest(experiment_id=experiment_id)
+            )
+        ).experiment
 
-    async def experiment_report(self, experiment_id: str, baseline_arm_id: str = "",
-                                include_chart: bool = False) -> fusion_pb2.GetExperimentReportResponse:
-        return await self.fusion.GetExperimentReport(fusion_pb2.GetExperimentReportRequest(
-            experiment_id=experiment_id, baseline_arm_id=baseline_arm_id, include_chart=include_chart))
+    async def experiment_report(
+        self, experiment_id: str, baseline_arm_id: str = "", include_chart: bool = False
+    ) -> fusion_pb2.GetExperimentReportResponse:
+        return await self.fusion.GetExperimentReport(
+            fusion_pb2.GetExperimentReportRequest(
+                experiment_id=experiment_id,
+                baseline_arm_id=baseline_arm_id,
+                include_chart=include_chart,
+            )
+        )
 
 
-async def _abatched(events: Iterable[EventLike] | AsyncIterable[EventLike], size: int) -> AsyncIterator[list[profile_pb2.Event]]:
+async def _abatched(
+    events: Iterable[EventLike] | AsyncIterable[EventLike], size: int
+) -> AsyncIterator[list[profile_pb2.Event]]:
     chunk: list[profile_pb2.Event] = []
     if isinstance(events, AsyncIterable):
         async for event in events:

@@ -8,8 +8,15 @@ from typing import TYPE_CHECKING, Any, cast
 import grpc
 
 from copyloop.v1 import (
-    common_pb2, fusion_pb2, fusion_pb2_grpc, generation_pb2, generation_pb2_grpc, prediction_pb2,
-    prediction_pb2_grpc, profile_pb2, profile_pb2_grpc,
+    common_pb2,
+    fusion_pb2,
+    fusion_pb2_grpc,
+    generation_pb2,
+    generation_pb2_grpc,
+    prediction_pb2,
+    prediction_pb2_grpc,
+    profile_pb2,
+    profile_pb2_grpc,
 )
 from copyloop_client import builders
 from copyloop_client.builders import ArmLike, EventLike, ItemLike
@@ -44,10 +51,32 @@ class Copyloop:
             stub = stub_type(self._channels[service])
             return WrappedStub(stub, module.DESCRIPTOR.services_by_name[name], md, timeout)
 
-        self.profile = cast("ProfileServiceStub", wrap("profile", profile_pb2_grpc.ProfileServiceStub, profile_pb2, "ProfileService"))
-        self.generation = cast("GenerationServiceStub", wrap("generation", generation_pb2_grpc.GenerationServiceStub, generation_pb2, "GenerationService"))
-        self.prediction = cast("PredictionServiceStub", wrap("prediction", prediction_pb2_grpc.PredictionServiceStub, prediction_pb2, "PredictionService"))
-        self.fusion = cast("FusionServiceStub", wrap("fusion", fusion_pb2_grpc.FusionServiceStub, fusion_pb2, "FusionService"))
+        self.profile = cast(
+            "ProfileServiceStub",
+            wrap("profile", profile_pb2_grpc.ProfileServiceStub, profile_pb2, "ProfileService"),
+        )
+        self.generation = cast(
+            "GenerationServiceStub",
+            wrap(
+                "generation",
+                generation_pb2_grpc.GenerationServiceStub,
+                generation_pb2,
+                "GenerationService",
+            ),
+        )
+        self.prediction = cast(
+            "PredictionServiceStub",
+            wrap(
+                "prediction",
+                prediction_pb2_grpc.PredictionServiceStub,
+                prediction_pb2,
+                "PredictionService",
+            ),
+        )
+        self.fusion = cast(
+            "FusionServiceStub",
+            wrap("fusion", fusion_pb2_grpc.FusionServiceStub, fusion_pb2, "FusionService"),
+        )
 
     def close(self) -> None:
         for channel in {id(c): c for c in self._channels.values()}.values():
@@ -69,9 +98,16 @@ class Copyloop:
         """Creates or updates items (dicts or Item messages) in batches; each batch is all or
         nothing on the server."""
         summary = UpsertSummary()
-        for chunk in builders.batched(map(builders.to_item, items), min(batch_size, builders.MAX_UPSERT_BATCH)):
-            summary.add(self.profile.UpsertItems(profile_pb2.UpsertItemsRequest(
-                items=chunk, idempotency_key=builders.new_idempotency_key())))
+        for chunk in builders.batched(
+            map(builders.to_item, items), min(batch_size, builders.MAX_UPSERT_BATCH)
+        ):
+            summary.add(
+                self.profile.UpsertItems(
+                    profile_pb2.UpsertItemsRequest(
+                        items=chunk, idempotency_key=builders.new_idempotency_key()
+                    )
+                )
+            )
         return summary
 
     def get_items(self, item_ids: Sequence[str]) -> profile_pb2.GetItemsResponse:
@@ -89,15 +125,20 @@ class Copyloop:
     def ingest_events(self, events: Iterable[EventLike], batch_size: int = 1000) -> IngestSummary:
         """Sends events (dicts or Event messages) in IngestEvents batches."""
         summary = IngestSummary()
-        for chunk in builders.batched(map(builders.to_event, events), min(batch_size, builders.MAX_EVENT_BATCH)):
+        for chunk in builders.batched(
+            map(builders.to_event, events), min(batch_size, builders.MAX_EVENT_BATCH)
+        ):
             reply = self.profile.IngestEvents(profile_pb2.IngestEventsRequest(events=chunk))
             summary.add(reply.summary, summary.sent)
             summary.sent += len(chunk)
         return summary
 
     def stream_events(
-        self, events: Iterable[EventLike], chunk_size: int = 1000,
-        on_chunk: Callable[[int], None] | None = None, timeout: float | None = None,
+        self,
+        events: Iterable[EventLike],
+        chunk_size: int = 1000,
+        on_chunk: Callable[[int], None] | None = None,
+        timeout: float | None = None,
     ) -> IngestSummary:
         """One IngestEventStream call for any number of events (one summary at the end);
         `on_chunk(n)` is called as each chunk of n events is handed to gRPC (progress bars)."""
@@ -106,12 +147,16 @@ class Copyloop:
 
         def chunks() -> Iterator[profile_pb2.IngestEventStreamRequest]:
             try:
-                for chunk in builders.batched(map(builders.to_event, events), min(chunk_size, builders.MAX_EVENT_BATCH)):
+                for chunk in builders.batched(
+                    map(builders.to_event, events), min(chunk_size, builders.MAX_EVENT_BATCH)
+                ):
                     yield profile_pb2.IngestEventStreamRequest(events=chunk)
                     sent[0] += len(chunk)
                     if on_chunk:
                         on_chunk(len(chunk))
-            except Exception as exc:  # surfaced below instead of gRPC's "exception iterating requests"
+            except (
+                Exception
+            ) as exc:  # surfaced below instead of gRPC's "exception iterating requests"
                 failure.append(exc)
                 raise
 
@@ -126,40 +171,80 @@ class Copyloop:
         return summary
 
     def get_profile(self, user_id: str) -> common_pb2.UserProfile:
-        return self.profile.GetUserProfile(profile_pb2.GetUserProfileRequest(user_id=user_id)).profile
+        return self.profile.GetUserProfile(
+            profile_pb2.GetUserProfileRequest(user_id=user_id)
+        ).profile
 
     # ------------------------------------------------------------------------- serving
 
-    def recommend(self, user_id: str, channel: str | int = "push", locale: str = "en-US", n: int = 10,
-                  **options: Any) -> fusion_pb2.RecommendResponse:
+    def recommend(
+        self,
+        user_id: str,
+        channel: str | int = "push",
+        locale: str = "en-US",
+        n: int = 10,
+        **options: Any,
+    ) -> fusion_pb2.RecommendResponse:
         """Options: candidate_item_ids, experiment_id, objective ("ctr", "ctcvr",
         "expected_value"), latency_budget_ms, placement."""
-        return self.fusion.Recommend(builders.recommend_request(user_id, channel, locale, n, **options))
+        return self.fusion.Recommend(
+            builders.recommend_request(user_id, channel, locale, n, **options)
+        )
 
-    def report_outcome(self, request_id: str, impression_id: str, type: str | int, value: float = 0.0,
-                       event_id: str | None = None, event_time: Any = None) -> fusion_pb2.ReportOutcomeResponse:
+    def report_outcome(
+        self,
+        request_id: str,
+        impression_id: str,
+        type: str | int,
+        value: float = 0.0,
+        event_id: str | None = None,
+        event_time: Any = None,
+    ) -> fusion_pb2.ReportOutcomeResponse:
         """One outcome (impression/click/add_to_cart/purchase) of a recommendation."""
-        return self.report_outcomes([builders.outcome_event(request_id, impression_id, type, value, event_id, event_time)])
+        return self.report_outcomes(
+            [builders.outcome_event(request_id, impression_id, type, value, event_id, event_time)]
+        )
 
-    def report_outcomes(self, events: Iterable[fusion_pb2.OutcomeEvent | Mapping[str, Any]]) -> fusion_pb2.ReportOutcomeResponse:
-        outcomes = [e if isinstance(e, fusion_pb2.OutcomeEvent) else builders.outcome_event(**e) for e in events]
+    def report_outcomes(
+        self, events: Iterable[fusion_pb2.OutcomeEvent | Mapping[str, Any]]
+    ) -> fusion_pb2.ReportOutcomeResponse:
+        outcomes = [
+            e if isinstance(e, fusion_pb2.OutcomeEvent) else builders.outcome_event(**e)
+            for e in events
+        ]
         return self.fusion.ReportOutcome(fusion_pb2.ReportOutcomeRequest(events=outcomes))
 
-    def generate(self, item: str | ItemLike, channel: str | int = "push", locale: str = "en-US", n: int = 3,
-                 **options: Any) -> generation_pb2.GenerateResponse:
+    def generate(
+        self,
+        item: str | ItemLike,
+        channel: str | int = "push",
+        locale: str = "en-US",
+        n: int = 3,
+        **options: Any,
+    ) -> generation_pb2.GenerateResponse:
         """Copy variants for an item (an id is read from the catalog first). Options: tone,
         segment, seed, store_in_pool, max_chars."""
         message = self.get_item(item) if isinstance(item, str) else builders.to_item(item)
-        return self.generation.Generate(builders.generate_request(message, channel, locale, n, **options))
+        return self.generation.Generate(
+            builders.generate_request(message, channel, locale, n, **options)
+        )
 
-    def score(self, user_id: str, items: Sequence[str | ItemLike], channel: str | int = "push",
-              locale: str = "en-US", **options: Any) -> prediction_pb2.ScoreResponse:
+    def score(
+        self,
+        user_id: str,
+        items: Sequence[str | ItemLike],
+        channel: str | int = "push",
+        locale: str = "en-US",
+        **options: Any,
+    ) -> prediction_pb2.ScoreResponse:
         """pCTR/pCVR for the user and items (ids are read from the catalog; the user's profile
         is read from ProfileService unless `profile=` is given). Options: copy_texts,
         creative_ids, model_version, profile."""
         messages = self._resolve_items(items)
         options.setdefault("profile", self.get_profile(user_id))
-        return self.prediction.Score(builders.score_request(user_id, messages, channel, locale, **options))
+        return self.prediction.Score(
+            builders.score_request(user_id, messages, channel, locale, **options)
+        )
 
     def _resolve_items(self, items: Sequence[str | ItemLike]) -> list[common_pb2.Item]:
         ids = [i for i in items if isinstance(i, str)]
@@ -174,29 +259,54 @@ class Copyloop:
     def train(self, days: int = 7, timeout: float = 600.0) -> fusion_pb2.RetrainModelResponse:
         """Retrains the CTR/CVR model on the last `days` of served impressions and promotes it
         only if it beats the live version on the newest part of the window."""
-        return self.fusion.RetrainModel(fusion_pb2.RetrainModelRequest(
-            window_days=days, idempotency_key=builders.new_idempotency_key()), timeout=timeout)
+        return self.fusion.RetrainModel(
+            fusion_pb2.RetrainModelRequest(
+                window_days=days, idempotency_key=builders.new_idempotency_key()
+            ),
+            timeout=timeout,
+        )
 
-    def train_model(self, train_window: tuple[Any, Any], eval_window: tuple[Any, Any], *, epochs: int = 0,
-                    seed: int = 0, promote_if_better: bool = False, timeout: float = 600.0) -> prediction_pb2.TrainModelResponse:
+    def train_model(
+        self,
+        train_window: tuple[Any, Any],
+        eval_window: tuple[Any, Any],
+        *,
+        epochs: int = 0,
+        seed: int = 0,
+        promote_if_better: bool = False,
+        timeout: float = 600.0,
+    ) -> prediction_pb2.TrainModelResponse:
         """Trains on explicit windows (ISO text, epoch seconds or datetimes) through
         PredictionService; `train` picks the windows for you."""
-        return self.prediction.TrainModel(builders.train_model_request(
-            train_window, eval_window, epochs=epochs, seed=seed, promote_if_better=promote_if_better), timeout=timeout)
+        return self.prediction.TrainModel(
+            builders.train_model_request(
+                train_window,
+                eval_window,
+                epochs=epochs,
+                seed=seed,
+                promote_if_better=promote_if_better,
+            ),
+            timeout=timeout,
+        )
 
     def promote(self, version: str, force: bool = False) -> prediction_pb2.PromoteModelResponse:
-        return self.prediction.PromoteModel(prediction_pb2.PromoteModelRequest(version=version, force=force))
+        return self.prediction.PromoteModel(
+            prediction_pb2.PromoteModelRequest(version=version, force=force)
+        )
 
     def rollback(self) -> prediction_pb2.ModelVersion:
-        return self.prediction.RollbackModel(prediction_pb2.RollbackModelRequest(
-            idempotency_key=builders.new_idempotency_key())).model_version
+        return self.prediction.RollbackModel(
+            prediction_pb2.RollbackModelRequest(idempotency_key=builders.new_idempotency_key())
+        ).model_version
 
     def list_models(self, page_size: int = 100) -> list[prediction_pb2.ModelVersion]:
         """Every registered model version, newest first (all pages)."""
         versions: list[prediction_pb2.ModelVersion] = []
         token = ""
         while True:
-            reply = self.prediction.ListModelVersions(prediction_pb2.ListModelVersionsRequest(page_size=page_size, page_token=token))
+            reply = self.prediction.ListModelVersions(
+                prediction_pb2.ListModelVersionsRequest(page_size=page_size, page_token=token)
+            )
             versions.extend(reply.model_versions)
             token = reply.next_page_token
             if not token:
@@ -204,14 +314,26 @@ class Copyloop:
 
     # ------------------------------------------------------------------------- experiments
 
-    def create_experiment(self, experiment_id: str, arms: Sequence[ArmLike], display_name: str = "") -> fusion_pb2.Experiment:
+    def create_experiment(
+        self, experiment_id: str, arms: Sequence[ArmLike], display_name: str = ""
+    ) -> fusion_pb2.Experiment:
         """Arms as "arm_id:STRATEGY:weight" strings, tuples or Arm messages."""
-        return self.fusion.CreateExperiment(builders.create_experiment_request(experiment_id, arms, display_name)).experiment
+        return self.fusion.CreateExperiment(
+            builders.create_experiment_request(experiment_id, arms, display_name)
+        ).experiment
 
     def stop_experiment(self, experiment_id: str) -> fusion_pb2.Experiment:
-        return self.fusion.StopExperiment(fusion_pb2.StopExperimentRequest(experiment_id=experiment_id)).experiment
+        return self.fusion.StopExperiment(
+            fusion_pb2.StopExperimentRequest(experiment_id=experiment_id)
+        ).experiment
 
-    def experiment_report(self, experiment_id: str, baseline_arm_id: str = "",
-                          include_chart: bool = False) -> fusion_pb2.GetExperimentReportResponse:
-        return self.fusion.GetExperimentReport(fusion_pb2.GetExperimentReportRequest(
-            experiment_id=experiment_id, baseline_arm_id=baseline_arm_id, include_chart=include_chart))
+    def experiment_report(
+        self, experiment_id: str, baseline_arm_id: str = "", include_chart: bool = False
+    ) -> fusion_pb2.GetExperimentReportResponse:
+        return self.fusion.GetExperimentReport(
+            fusion_pb2.GetExperimentReportRequest(
+                experiment_id=experiment_id,
+                baseline_arm_id=baseline_arm_id,
+                include_chart=include_chart,
+            )
+        )

@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "SERVICES", "ENV_ADDRESS_VARS", "ClientConfig", "ConfigError", "RetryPolicy",
+    "ENV_ADDRESS_VARS",
+    "SERVICES",
+    "ClientConfig",
+    "ConfigError",
+    "RetryPolicy",
     "default_platform_file",
 ]
 
@@ -24,9 +28,7 @@ ENV_API_KEY = "COPYLOOP_API_KEY"
 ENV_TIMEOUT = "COPYLOOP_TIMEOUT_S"
 ENV_VAR_DIR = "COPYLOOP_VAR_DIR"
 # The main job's ports (profile first); used only when nothing else names an address.
-DEFAULT_ADDRESSES: dict[str, str] = {
-    s: f"127.0.0.1:{50051 + n}" for n, s in enumerate(SERVICES)
-}
+DEFAULT_ADDRESSES: dict[str, str] = {s: f"127.0.0.1:{50051 + n}" for n, s in enumerate(SERVICES)}
 DEFAULT_API_KEY = "demo-key"
 
 
@@ -103,8 +105,9 @@ class ClientConfig:
     # ----------------------------------------------------------------------------- sources
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], base: ClientConfig | None = None,
-                     source: str = "config") -> ClientConfig:
+    def from_mapping(
+        cls, data: Mapping[str, Any], base: ClientConfig | None = None, source: str = "config"
+    ) -> ClientConfig:
         """Applies a parsed file's keys on top of `base`. Keys: addresses {service: host:port},
         api_key, timeout_s, retry {max_attempts, initial_backoff_s, max_backoff_s,
         backoff_multiplier}. A platform.json's `pid` is accepted and ignored."""
@@ -112,8 +115,10 @@ class ClientConfig:
         allowed = {"addresses", "api_key", "timeout_s", "retry", "pid"}
         unknown = set(data) - allowed
         if unknown:
-            raise ConfigError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; "
-                              f"allowed: {', '.join(sorted(allowed - {'pid'}))}")
+            raise ConfigError(
+                f"{source}: unknown key(s) {', '.join(sorted(unknown))}; "
+                f"allowed: {', '.join(sorted(allowed - {'pid'}))}"
+            )
         try:
             addresses = data.get("addresses") or {}
             if not isinstance(addresses, Mapping):
@@ -139,7 +144,9 @@ class ClientConfig:
                 raise ConfigError("api_key must be a string")
             return base.with_overrides(
                 addresses={str(k): str(v) for k, v in addresses.items()},
-                api_key=api_key, timeout_s=timeout, retry=retry,
+                api_key=api_key,
+                timeout_s=timeout,
+                retry=retry,
             )
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
@@ -155,13 +162,17 @@ class ClientConfig:
         try:
             data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
         except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}") from None
+            raise ConfigError(
+                f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}"
+            ) from None
         if not isinstance(data, Mapping):
             raise ConfigError(f"{path}: the top level must be an object/table")
         return cls.from_mapping(data, base, source=str(path))
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, base: ClientConfig | None = None) -> ClientConfig:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, base: ClientConfig | None = None
+    ) -> ClientConfig:
         """COPYLOOP_{PROFILE,GENERATION,PREDICTION,FUSION}_ADDR, COPYLOOP_API_KEY,
         COPYLOOP_TIMEOUT_S; unset or empty variables leave `base` as it is."""
         env = os.environ if env is None else env
@@ -174,7 +185,8 @@ class ClientConfig:
                 raise ConfigError(f"{ENV_TIMEOUT}={env[ENV_TIMEOUT]!r} is not a number") from None
         return base.with_overrides(
             addresses={s: env.get(var) for s, var in ENV_ADDRESS_VARS.items()},
-            api_key=env.get(ENV_API_KEY) or None, timeout_s=timeout,
+            api_key=env.get(ENV_API_KEY) or None,
+            timeout_s=timeout,
         )
 
     @classmethod

@@ -16,15 +16,46 @@ from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from copyloop.v1 import common_pb2, fusion_pb2, generation_pb2, profile_pb2
 
 __all__ = [
-    "InputError", "ITEM_FIELDS", "EVENT_FIELDS", "item_from_dict", "event_from_dict",
-    "parse_channel", "parse_tone", "parse_feedback_type", "parse_arm_strategy", "parse_event_type",
-    "parse_objective", "to_timestamp", "enum_label",
+    "EVENT_FIELDS",
+    "ITEM_FIELDS",
+    "InputError",
+    "enum_label",
+    "event_from_dict",
+    "item_from_dict",
+    "parse_arm_strategy",
+    "parse_channel",
+    "parse_event_type",
+    "parse_feedback_type",
+    "parse_objective",
+    "parse_tone",
+    "to_timestamp",
 ]
 
-ITEM_FIELDS = ("item_id", "title", "brand", "category_path", "price", "list_price", "currency_code",
-               "stock", "selling_points", "tags", "attributes")
-EVENT_FIELDS = ("event_id", "user_id", "type", "item_id", "event_time", "quantity", "price", "query",
-                "request_id", "creative_id")
+ITEM_FIELDS = (
+    "item_id",
+    "title",
+    "brand",
+    "category_path",
+    "price",
+    "list_price",
+    "currency_code",
+    "stock",
+    "selling_points",
+    "tags",
+    "attributes",
+)
+EVENT_FIELDS = (
+    "event_id",
+    "user_id",
+    "type",
+    "item_id",
+    "event_time",
+    "quantity",
+    "price",
+    "query",
+    "request_id",
+    "creative_id",
+)
 CATEGORY_SEPARATOR = ">"
 LIST_SEPARATOR = "|"
 # Epoch values above this are read as milliseconds (seconds would be past the year 5000).
@@ -37,12 +68,15 @@ class InputError(ValueError):
 
 # ------------------------------------------------------------------------------------ enums
 
+
 def _enum(wrapper: EnumTypeWrapper, prefix: str, value: str | int, what: str) -> int:
     if isinstance(value, int):
         if value in wrapper.values() and value != 0:
             return value
         raise InputError(f"{what}: unknown value {value}")
-    choices = [n.removeprefix(prefix).lower() for n in wrapper.keys() if not n.endswith("UNSPECIFIED")]
+    choices = [
+        n.removeprefix(prefix).lower() for n in wrapper.keys() if not n.endswith("UNSPECIFIED")
+    ]
     if not value.strip():
         raise InputError(f"{what}: required; one of {', '.join(choices)}")
     name = value.strip().upper().replace("-", "_").replace(" ", "_")
@@ -57,7 +91,7 @@ def _enum(wrapper: EnumTypeWrapper, prefix: str, value: str | int, what: str) ->
 
 
 def parse_channel(value: str | int) -> int:
-    """"push", "CHANNEL_PUSH", "ad_copy", "ad-copy" -> common_pb2.CHANNEL_*."""
+    """ "push", "CHANNEL_PUSH", "ad_copy", "ad-copy" -> common_pb2.CHANNEL_*."""
     return _enum(common_pb2.Channel, "CHANNEL_", value, "channel")
 
 
@@ -90,6 +124,7 @@ def enum_label(wrapper: EnumTypeWrapper, number: int, prefix: str) -> str:
 
 
 # ------------------------------------------------------------------------------------ scalars
+
 
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
@@ -185,10 +220,13 @@ def to_timestamp(value: Any, name: str = "event_time") -> timestamp_pb2.Timestam
 def _check_keys(row: Mapping[str, Any], allowed: tuple[str, ...], what: str) -> None:
     unknown = [k for k in row if k not in allowed]
     if unknown:
-        raise InputError(f"unknown {what} field(s) {', '.join(map(repr, unknown))}; expected: {', '.join(allowed)}")
+        raise InputError(
+            f"unknown {what} field(s) {', '.join(map(repr, unknown))}; expected: {', '.join(allowed)}"
+        )
 
 
 # ------------------------------------------------------------------------------------ messages
+
 
 def item_from_dict(row: Mapping[str, Any]) -> common_pb2.Item:
     """A catalog row -> Item. category_path: list or "A > B"; selling_points and tags: list or

@@ -16,10 +16,19 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 __all__ = [
-    "CopyloopError", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError",
-    "FailedPreconditionError", "UnavailableError", "UnauthenticatedError",
-    "PermissionDeniedError", "DeadlineExceededError", "ResourceExhaustedError", "InternalError",
-    "CancelledError", "error_from_rpc",
+    "AlreadyExistsError",
+    "CancelledError",
+    "CopyloopError",
+    "DeadlineExceededError",
+    "FailedPreconditionError",
+    "InternalError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ResourceExhaustedError",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "error_from_rpc",
 ]
 
 REQUEST_ID_KEY = "x-request-id"
@@ -29,8 +38,14 @@ class CopyloopError(Exception):
     """Base of every SDK error: the status code, the server's message, the request id (quote it
     when asking the platform's operators) and the raw google.rpc.Status when one was sent."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, *, request_id: str = "",
-                 status: status_pb2.Status | None = None) -> None:
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        *,
+        request_id: str = "",
+        status: status_pb2.Status | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -173,7 +188,7 @@ def _detail(status: status_pb2.Status | None, message_type: type[Message]) -> An
 def _trailing(error: grpc.RpcError, key: str) -> str:
     try:
         trailers = error.trailing_metadata() or ()  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 — some transport errors carry no call at all
+    except Exception:
         return ""
     for k, v in trailers:
         if k == key:

@@ -13,7 +13,14 @@ from typing import IO, Any, TypeVar
 from copyloop.v1 import common_pb2, profile_pb2
 from copyloop_client.convert import InputError, event_from_dict, item_from_dict
 
-__all__ = ["FORMATS", "detect_format", "read_rows", "read_items", "read_events", "read_amazon_items"]
+__all__ = [
+    "FORMATS",
+    "detect_format",
+    "read_amazon_items",
+    "read_events",
+    "read_items",
+    "read_rows",
+]
 
 FORMATS = ("csv", "jsonl")
 M = TypeVar("M")
@@ -27,7 +34,9 @@ def detect_format(path: Path) -> str:
         return "csv"
     if suffix in (".jsonl", ".ndjson", ".json"):
         return "jsonl"
-    raise InputError(f"{path}: cannot tell the format from the name; pass --format csv or --format jsonl")
+    raise InputError(
+        f"{path}: cannot tell the format from the name; pass --format csv or --format jsonl"
+    )
 
 
 def _open(path: Path) -> IO[str]:
@@ -54,7 +63,9 @@ def read_rows(path: Path, fmt: str | None = None) -> Iterator[tuple[int, dict[st
                     raise InputError(f"{path}: empty file (a CSV needs a header line)")
                 for row in reader:
                     if None in row:
-                        raise InputError(f"{path}:{reader.line_num}: more cells than header columns")
+                        raise InputError(
+                            f"{path}:{reader.line_num}: more cells than header columns"
+                        )
                     cleaned = {k.strip(): v for k, v in row.items() if k and k.strip()}
                     if any((v or "").strip() for v in cleaned.values()):
                         yield reader.line_num, cleaned

@@ -16,5 +16,7 @@ def missing_item_error(item_id: str) -> NotFoundError:
     packed = any_pb2.Any()
     packed.Pack(error_details_pb2.ResourceInfo(resource_type="item", resource_name=item_id))
     message = f"item {item_id!r} not found in the catalog"
-    status = status_pb2.Status(code=grpc.StatusCode.NOT_FOUND.value[0], message=message, details=[packed])
+    status = status_pb2.Status(
+        code=grpc.StatusCode.NOT_FOUND.value[0], message=message, details=[packed]
+    )
     return NotFoundError(grpc.StatusCode.NOT_FOUND, message, status=status)

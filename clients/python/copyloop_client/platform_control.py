@@ -24,8 +24,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from copyloop_client.config import SERVICES
 
 __all__ = [
-    "PlatformError", "PlatformInfo", "PlatformStatus", "SERVE_FLAG", "read_platform_file",
-    "pid_alive", "health_status", "start_platform", "stop_platform", "platform_status",
+    "SERVE_FLAG",
+    "PlatformError",
+    "PlatformInfo",
+    "PlatformStatus",
+    "health_status",
+    "pid_alive",
+    "platform_status",
+    "read_platform_file",
+    "start_platform",
+    "stop_platform",
 ]
 
 SERVE_FLAG = "--serve-only"
@@ -54,7 +62,9 @@ class PlatformStatus:
 
     @property
     def serving(self) -> bool:
-        return self.running and bool(self.health) and all(h == "SERVING" for h in self.health.values())
+        return (
+            self.running and bool(self.health) and all(h == "SERVING" for h in self.health.values())
+        )
 
 
 def read_platform_file(path: Path) -> PlatformInfo | None:
@@ -64,7 +74,9 @@ def read_platform_file(path: Path) -> PlatformInfo | None:
     except FileNotFoundError:
         return None
     except (OSError, json.JSONDecodeError) as exc:
-        raise PlatformError(f"{path} is unreadable ({exc}); is the platform still writing it?") from None
+        raise PlatformError(
+            f"{path} is unreadable ({exc}); is the platform still writing it?"
+        ) from None
     try:
         addresses = {str(k): str(v) for k, v in data["addresses"].items()}
         return PlatformInfo(pid=int(data["pid"]), api_key=str(data["api_key"]), addresses=addresses)
@@ -103,9 +115,14 @@ def health_status(address: str, service: str = "", timeout_s: float = 2.0) -> st
     with grpc.insecure_channel(address) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
+            )
         except grpc.RpcError as exc:
-            return "UNREACHABLE" if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) else exc.code().name
+            return (
+                "UNREACHABLE"
+                if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+                else exc.code().name
+            )
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
@@ -115,15 +132,25 @@ def platform_status(var_dir: Path, timeout_s: float = 2.0) -> PlatformStatus:
     if info is None:
         return PlatformStatus(None, False, {}, f"not running (no {path})")
     if not pid_alive(info.pid):
-        return PlatformStatus(info, False, {}, f"not running (pid {info.pid} is gone; {path} is stale)")
-    health = {s: health_status(info.addresses[s], timeout_s=timeout_s) if s in info.addresses else "UNKNOWN"
-              for s in SERVICES}
+        return PlatformStatus(
+            info, False, {}, f"not running (pid {info.pid} is gone; {path} is stale)"
+        )
+    health = {
+        s: health_status(info.addresses[s], timeout_s=timeout_s)
+        if s in info.addresses
+        else "UNKNOWN"
+        for s in SERVICES
+    }
     return PlatformStatus(info, True, health, f"running (pid {info.pid})")
 
 
 def start_platform(
-    var_dir: Path, *, module: str = "copyloop.main", timeout_s: float = 180.0,
-    python: str = sys.executable, extra_args: Sequence[str] = (),
+    var_dir: Path,
+    *,
+    module: str = "copyloop.main",
+    timeout_s: float = 180.0,
+    python: str = sys.executable,
+    extra_args: Sequence[str] = (),
 ) -> tuple[PlatformInfo, bool]:
     """Spawns the platform detached from this terminal (own session, output to
     var/platform.log) and waits until platform.json exists and FusionService is SERVING.
@@ -140,23 +167,34 @@ def start_platform(
     env = {**os.environ, "COPYLOOP_VAR_DIR": str(var_dir)}
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [python, "-m", module, SERVE_FLAG, *extra_args], stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            [python, "-m", module, SERVE_FLAG, *extra_args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         code = process.poll()
         if code is not None:
-            raise PlatformError(f"the platform exited with code {code} before serving: "
-                                f"{_last_line(log_path) or 'no output'} (log: {log_path})")
+            raise PlatformError(
+                f"the platform exited with code {code} before serving: "
+                f"{_last_line(log_path) or 'no output'} (log: {log_path})"
+            )
         info = _readable(path)
-        if info is not None and health_status(info.addresses.get("fusion", ""), timeout_s=1.0) == "SERVING":
+        if (
+            info is not None
+            and health_status(info.addresses.get("fusion", ""), timeout_s=1.0) == "SERVING"
+        ):
             return info, True
         time.sleep(POLL_S)
     process.terminate()
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(10)
-    raise PlatformError(f"the platform was not serving after {timeout_s:.0f}s and was stopped; see {log_path}")
+    raise PlatformError(
+        f"the platform was not serving after {timeout_s:.0f}s and was stopped; see {log_path}"
+    )
 
 
 def stop_platform(var_dir: Path, timeout_s: float = 30.0) -> tuple[PlatformInfo | None, str]:
@@ -170,14 +208,18 @@ def stop_platform(var_dir: Path, timeout_s: float = 30.0) -> tuple[PlatformInfo 
         path.unlink(missing_ok=True)
         return info, f"not running (pid {info.pid} is gone; removed the stale {path})"
     if not _is_platform_process(info.pid):
-        raise PlatformError(f"pid {info.pid} in {path} is not a copyloop platform (pid reused?); "
-                            f"remove {path} if the platform is gone")
+        raise PlatformError(
+            f"pid {info.pid} in {path} is not a copyloop platform (pid reused?); "
+            f"remove {path} if the platform is gone"
+        )
     os.kill(info.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while pid_alive(info.pid):
         if time.monotonic() > deadline:
-            raise PlatformError(f"pid {info.pid} did not exit within {timeout_s:.0f}s of SIGTERM; "
-                                f"`kill -9 {info.pid}` ends it without draining")
+            raise PlatformError(
+                f"pid {info.pid} did not exit within {timeout_s:.0f}s of SIGTERM; "
+                f"`kill -9 {info.pid}` ends it without draining"
+            )
         time.sleep(POLL_S)
     path.unlink(missing_ok=True)  # a clean exit removed it already; a crash may not have
     return info, f"stopped (pid {info.pid})"
@@ -193,7 +235,11 @@ def _readable(path: Path) -> PlatformInfo | None:
 
 def _last_line(path: Path) -> str:
     with contextlib.suppress(OSError):
-        lines = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+        lines = [
+            line.strip()
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+            if line.strip()
+        ]
         if lines:
             return lines[-1][:300]
     return ""

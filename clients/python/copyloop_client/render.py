@@ -14,8 +14,16 @@ from copyloop.v1 import fusion_pb2, generation_pb2, prediction_pb2
 from copyloop_client.convert import enum_label
 from copyloop_client.platform_control import PlatformStatus
 
-__all__ = ["recommendations_table", "copy_sources_line", "variants_table", "models_table", "report_table", "platform_table",
-           "experiment_line", "when"]
+__all__ = [
+    "copy_sources_line",
+    "experiment_line",
+    "models_table",
+    "platform_table",
+    "recommendations_table",
+    "report_table",
+    "variants_table",
+    "when",
+]
 
 
 def when(ts: timestamp_pb2.Timestamp) -> str:
@@ -33,24 +41,38 @@ def recommendations_table(reply: fusion_pb2.RecommendResponse, width: int = 120)
     and the reasons (wrapped, never cut) most of the `width`."""
     table = Table(title=f"request {reply.request_id}", title_justify="left", show_lines=True)
     table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("title", max_width=max(10, (width - 50) // 4), overflow="ellipsis", no_wrap=True)
+    table.add_column(
+        "title", max_width=max(10, (width - 50) // 4), overflow="ellipsis", no_wrap=True
+    )
     table.add_column("price", justify="right", no_wrap=True)
     table.add_column("copy", ratio=3)
     table.add_column("pCTR", justify="right", no_wrap=True)
     table.add_column("pCVR", justify="right", no_wrap=True)
     table.add_column("reasons", ratio=3)
     for r in reply.recommendations:
-        table.add_row(str(r.rank), r.title, f"{r.price:.2f} {r.currency_code}".strip(), r.copy.text,
-                      _pct(r.p_ctr), _pct(r.p_cvr), "; ".join(r.reasons) or "-")
+        table.add_row(
+            str(r.rank),
+            r.title,
+            f"{r.price:.2f} {r.currency_code}".strip(),
+            r.copy.text,
+            _pct(r.p_ctr),
+            _pct(r.p_cvr),
+            "; ".join(r.reasons) or "-",
+        )
     return table
 
 
 def copy_sources_line(reply: fusion_pb2.RecommendResponse) -> str:
     """Where the copy came from (pool / generated / fallback / generic), counted."""
-    counts = Counter(enum_label(fusion_pb2.CopySource, r.copy.source, "COPY_SOURCE_") for r in reply.recommendations)
+    counts = Counter(
+        enum_label(fusion_pb2.CopySource, r.copy.source, "COPY_SOURCE_")
+        for r in reply.recommendations
+    )
     models = sorted({r.model_version for r in reply.recommendations})
-    return (f"copy: {', '.join(f'{n} {source}' for source, n in counts.most_common())}; "
-            f"scores: {', '.join(models)}")
+    return (
+        f"copy: {', '.join(f'{n} {source}' for source, n in counts.most_common())}; "
+        f"scores: {', '.join(models)}"
+    )
 
 
 def variants_table(reply: generation_pb2.GenerateResponse) -> Table:
@@ -62,43 +84,98 @@ def variants_table(reply: generation_pb2.GenerateResponse) -> Table:
         notes = [f"{x.rule}: {x.detail}" for x in c.violations]
         notes += [f"redacted {r}" for r in c.redactions]
         notes += ["disclaimer added"] * c.disclaimer_added + ["truncated"] * c.truncated
-        compliance = ("passed" if c.passed else "[red]failed[/red]") + (f" ({'; '.join(notes)})" if notes else "")
-        table.add_row(str(n), v.text, f"{v.quality.overall:.2f}", f"{v.coverage.score:.2f}", compliance,
-                      enum_label(generation_pb2.VariantSource, v.source, "VARIANT_SOURCE_"))
+        compliance = ("passed" if c.passed else "[red]failed[/red]") + (
+            f" ({'; '.join(notes)})" if notes else ""
+        )
+        table.add_row(
+            str(n),
+            v.text,
+            f"{v.quality.overall:.2f}",
+            f"{v.coverage.score:.2f}",
+            compliance,
+            enum_label(generation_pb2.VariantSource, v.source, "VARIANT_SOURCE_"),
+        )
     return table
 
 
 def models_table(versions: Sequence[prediction_pb2.ModelVersion]) -> Table:
     table = Table()
-    for name in ("version", "state", "created", "promoted", "CTR AUC", "CTR logloss", "CVR AUC", "examples"):
+    for name in (
+        "version",
+        "state",
+        "created",
+        "promoted",
+        "CTR AUC",
+        "CTR logloss",
+        "CVR AUC",
+        "examples",
+    ):
         table.add_column(name)
     for v in versions:
         m = v.metrics
         table.add_row(
-            v.version, enum_label(prediction_pb2.ModelVersionState, v.state, "MODEL_VERSION_STATE_"),
-            when(v.create_time), when(v.promote_time), f"{m.ctr.auc:.3f}", f"{m.ctr.logloss:.4f}",
-            f"{m.cvr.auc:.3f}", str(m.ctr.example_count),
+            v.version,
+            enum_label(prediction_pb2.ModelVersionState, v.state, "MODEL_VERSION_STATE_"),
+            when(v.create_time),
+            when(v.promote_time),
+            f"{m.ctr.auc:.3f}",
+            f"{m.ctr.logloss:.4f}",
+            f"{m.cvr.auc:.3f}",
+            str(m.ctr.example_count),
         )
     return table
 
 
 def experiment_line(e: fusion_pb2.Experiment) -> str:
-    arms = ", ".join(f"{a.arm_id} ({enum_label(fusion_pb2.ArmStrategy, a.strategy, 'ARM_STRATEGY_')}, "
-                     f"weight {a.traffic_weight:g})" for a in e.arms)
+    arms = ", ".join(
+        f"{a.arm_id} ({enum_label(fusion_pb2.ArmStrategy, a.strategy, 'ARM_STRATEGY_')}, "
+        f"weight {a.traffic_weight:g})"
+        for a in e.arms
+    )
     state = enum_label(fusion_pb2.ExperimentState, e.state, "EXPERIMENT_STATE_")
-    return f"experiment {e.experiment_id} [{state}] {e.display_name or ''}: {arms}".replace("  ", " ")
+    return f"experiment {e.experiment_id} [{state}] {e.display_name or ''}: {arms}".replace(
+        "  ", " "
+    )
 
 
 def report_table(report: fusion_pb2.GetExperimentReportResponse) -> Table:
-    table = Table(title=f"{report.experiment.experiment_id} (baseline {report.baseline_arm_id})", title_justify="left")
-    for name in ("arm", "users", "impressions", "clicks", "purchases", "CTR", "CVR", "revenue/imp",
-                 "CTR lift [95% interval]", "P(best)"):
+    table = Table(
+        title=f"{report.experiment.experiment_id} (baseline {report.baseline_arm_id})",
+        title_justify="left",
+    )
+    for name in (
+        "arm",
+        "users",
+        "impressions",
+        "clicks",
+        "purchases",
+        "CTR",
+        "CVR",
+        "revenue/imp",
+        "CTR lift [95% interval]",
+        "P(best)",
+    ):
         table.add_column(name, justify="left" if name == "arm" else "right")
     for a in report.arms:
-        lift = "baseline" if a.arm_id == report.baseline_arm_id else (
-            f"{a.ctr_lift:+.1%} [{a.ctr_lift_interval.lower:+.1%}, {a.ctr_lift_interval.upper:+.1%}]")
-        table.add_row(a.arm_id, str(a.user_count), str(a.impressions), str(a.clicks), str(a.purchases),
-                      _pct(a.ctr), _pct(a.cvr), f"{a.revenue_per_impression:.3f}", lift, f"{a.probability_best:.2f}")
+        lift = (
+            "baseline"
+            if a.arm_id == report.baseline_arm_id
+            else (
+                f"{a.ctr_lift:+.1%} [{a.ctr_lift_interval.lower:+.1%}, {a.ctr_lift_interval.upper:+.1%}]"
+            )
+        )
+        table.add_row(
+            a.arm_id,
+            str(a.user_count),
+            str(a.impressions),
+            str(a.clicks),
+            str(a.purchases),
+            _pct(a.ctr),
+            _pct(a.cvr),
+            f"{a.revenue_per_impression:.3f}",
+            lift,
+            f"{a.probability_best:.2f}",
+        )
     return table
 
 

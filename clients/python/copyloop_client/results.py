@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from copyloop.v1 import profile_pb2
 
-__all__ = ["UpsertSummary", "IngestSummary", "Rejection"]
+__all__ = ["IngestSummary", "Rejection", "UpsertSummary"]
 
 
 @dataclass
@@ -59,5 +59,6 @@ class IngestSummary:
         self.duplicate += summary.duplicate
         self.rejected += summary.rejected
         self.rejections.extend(
-            Rejection(r.index + index_offset, r.event_id, r.field, r.reason) for r in summary.rejections
+            Rejection(r.index + index_offset, r.event_id, r.field, r.reason)
+            for r in summary.rejections
         )

@@ -13,7 +13,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 
 from copyloop_client.errors import error_from_rpc
 
-__all__ = ["WrappedStub", "WrappedAsyncStub"]
+__all__ = ["WrappedAsyncStub", "WrappedStub"]
 
 Metadata = Sequence[tuple[str, str]]
 
@@ -23,7 +23,9 @@ class _CallDefaults:
         self.metadata = tuple(metadata)
         self.timeout_s = timeout_s
 
-    def merge(self, timeout: float | None, metadata: Metadata | None) -> tuple[float, tuple[tuple[str, str], ...]]:
+    def merge(
+        self, timeout: float | None, metadata: Metadata | None
+    ) -> tuple[float, tuple[tuple[str, str], ...]]:
         """The caller's own metadata comes after ours, so an explicit authorization wins."""
         extra = tuple(metadata or ())
         keys = {k for k, _ in extra}
@@ -35,10 +37,16 @@ class WrappedStub:
     """Sync (grpc.Channel) version. Unary responses are returned; a server stream is an
     iterator whose errors are translated too."""
 
-    def __init__(self, stub: Any, service: ServiceDescriptor, metadata: Metadata, timeout_s: float) -> None:
+    def __init__(
+        self, stub: Any, service: ServiceDescriptor, metadata: Metadata, timeout_s: float
+    ) -> None:
         defaults = _CallDefaults(metadata, timeout_s)
         for method in service.methods:
-            setattr(self, method.name, _sync_method(getattr(stub, method.name), method.server_streaming, defaults))
+            setattr(
+                self,
+                method.name,
+                _sync_method(getattr(stub, method.name), method.server_streaming, defaults),
+            )
         self.service_name = service.full_name
 
 
@@ -46,7 +54,9 @@ class WrappedAsyncStub:
     """grpc.aio version: unary and client-streaming methods are coroutines; a server stream is
     an async iterator."""
 
-    def __init__(self, stub: Any, service: ServiceDescriptor, metadata: Metadata, timeout_s: float) -> None:
+    def __init__(
+        self, stub: Any, service: ServiceDescriptor, metadata: Metadata, timeout_s: float
+    ) -> None:
         defaults = _CallDefaults(metadata, timeout_s)
         for method in service.methods:
             wrap = _aio_stream_method if method.server_streaming else _aio_method
@@ -54,8 +64,12 @@ class WrappedAsyncStub:
         self.service_name = service.full_name
 
 
-def _sync_method(call: Callable[..., Any], server_streaming: bool, defaults: _CallDefaults) -> Callable[..., Any]:
-    def invoke(request: Any, *, timeout: float | None = None, metadata: Metadata | None = None, **kw: Any) -> Any:
+def _sync_method(
+    call: Callable[..., Any], server_streaming: bool, defaults: _CallDefaults
+) -> Callable[..., Any]:
+    def invoke(
+        request: Any, *, timeout: float | None = None, metadata: Metadata | None = None, **kw: Any
+    ) -> Any:
         timeout_s, md = defaults.merge(timeout, metadata)
         try:
             result = call(request, timeout=timeout_s, metadata=md, **kw)
@@ -74,7 +88,9 @@ def _translated(responses: Iterator[Any]) -> Iterator[Any]:
 
 
 def _aio_method(call: Callable[..., Any], defaults: _CallDefaults) -> Callable[..., Any]:
-    async def invoke(request: Any, *, timeout: float | None = None, metadata: Metadata | None = None, **kw: Any) -> Any:
+    async def invoke(
+        request: Any, *, timeout: float | None = None, metadata: Metadata | None = None, **kw: Any
+    ) -> Any:
         timeout_s, md = defaults.merge(timeout, metadata)
         try:
             return await call(request, timeout=timeout_s, metadata=md, **kw)
@@ -85,7 +101,9 @@ def _aio_method(call: Callable[..., Any], defaults: _CallDefaults) -> Callable[.
 
 
 def _aio_stream_method(call: Callable[..., Any], defaults: _CallDefaults) -> Callable[..., Any]:
-    def invoke(request: Any, *, timeout: float | None = None, metadata: Metadata | None = None, **kw: Any) -> AsyncIterator[Any]:
+    def invoke(
+        request: Any, *, timeout: float | None = None, metadata: Metadata | None = None, **kw: Any
+    ) -> AsyncIterator[Any]:
         timeout_s, md = defaults.merge(timeout, metadata)
 
         async def responses() -> AsyncIterator[Any]:

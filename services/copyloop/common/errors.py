@@ -63,7 +63,9 @@ class InvalidArgument(ServiceError):
     def details(self) -> list[any_pb2.Any]:
         bad = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
                 for v in self.violations
             ]
         )

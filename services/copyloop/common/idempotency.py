@@ -7,11 +7,10 @@ the same key with a different request is a client bug and is rejected.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
-
 import json
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, select
@@ -72,15 +71,24 @@ def replay(
 
 
 def remember(
-    session: Session, table: Table, tenant: str, method: str, key: str, request_hash: str,
+    session: Session,
+    table: Table,
+    tenant: str,
+    method: str,
+    key: str,
+    request_hash: str,
     response: bytes,
 ) -> None:
     if not key:
         return
     session.execute(
         table.insert().values(
-            tenant_id=tenant, method=method, key=key, request_hash=request_hash,
-            response=response, create_time=datetime.now(UTC),
+            tenant_id=tenant,
+            method=method,
+            key=key,
+            request_hash=request_hash,
+            response=response,
+            create_time=datetime.now(UTC),
         )
     )
 

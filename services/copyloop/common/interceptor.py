@@ -179,7 +179,9 @@ class _Call:
 
 def _relayed(error: grpc.aio.AioRpcError) -> RelayedError:
     status = rpc_status.from_call(error)
-    return RelayedError(error.code(), error.details() or error.code().name, list(status.details) if status else [])
+    return RelayedError(
+        error.code(), error.details() or error.code().name, list(status.details) if status else []
+    )
 
 
 def _incoming_request_id(context: grpc.aio.ServicerContext) -> str:

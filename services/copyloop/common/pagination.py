@@ -37,9 +37,7 @@ def parse_page(page_size: int, page_token: str, query: object) -> PageRequest:
             data = json.loads(base64.urlsafe_b64decode(page_token.encode()).decode())
             after = str(data["after"])
             if data["q"] != query_hash(query):
-                violations.append(
-                    FieldViolation("page_token", "was issued for a different filter")
-                )
+                violations.append(FieldViolation("page_token", "was issued for a different filter"))
         except (ValueError, KeyError, TypeError):
             violations.append(FieldViolation("page_token", "is not a token this service issued"))
     if violations:

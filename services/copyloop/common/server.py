@@ -139,14 +139,21 @@ async def create_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [spec.full_name for spec in specs]
     reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME],
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
         server,
     )
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if port == 0:
         raise OSError(f"could not bind {settings.host}:{settings.port}")
-    metrics = MetricsEndpoint(settings.metrics_port, settings.host) if settings.metrics_port >= 0 else None
+    metrics = (
+        MetricsEndpoint(settings.metrics_port, settings.host)
+        if settings.metrics_port >= 0
+        else None
+    )
     await server.start()
     running = RunningServer(server, port, specs, health_servicer, metrics, settings, label)
     await running.refresh_health()
@@ -180,7 +187,7 @@ async def _run_check(check: ReadinessCheck | None) -> bool:
         return True
     try:
         return bool(await asyncio.wait_for(check(), timeout=5))
-    except Exception:  # noqa: BLE001 - a failing check means "not ready", never a crash
+    except Exception:
         log.warning("readiness check failed", exc_info=True)
         return False
 

@@ -20,10 +20,16 @@ _configured = False
 
 
 def tracing_enabled() -> bool:
-    return _configured or os.environ.get("COPYLOOP_TRACING", "off").lower() not in ("", "off", "none")
+    return _configured or os.environ.get("COPYLOOP_TRACING", "off").lower() not in (
+        "",
+        "off",
+        "none",
+    )
 
 
-def configure_tracing(exporter: str | SpanExporter | None = None, service_name: str = "copyloop") -> bool:
+def configure_tracing(
+    exporter: str | SpanExporter | None = None, service_name: str = "copyloop"
+) -> bool:
     """Installs the process-wide tracer provider once; returns whether tracing is on."""
     global _configured
     if _configured:
@@ -36,7 +42,9 @@ def configure_tracing(exporter: str | SpanExporter | None = None, service_name: 
     elif choice == "console":
         span_exporter = ConsoleSpanExporter()
     elif choice == "otlp":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter  # optional extra
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter,
+        )  # optional extra
 
         span_exporter = OTLPSpanExporter()
     else:

@@ -12,11 +12,11 @@ import csv
 import gzip
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-__all__ = ["DemoItem", "TOP_CATEGORIES", "generate_catalog", "load_amazon_catalog"]
+__all__ = ["TOP_CATEGORIES", "DemoItem", "generate_catalog", "load_amazon_catalog"]
 
 
 @dataclass(frozen=True)
@@ -95,36 +95,75 @@ _TAXONOMY: tuple[_TopCategory, ...] = (
         tags=("gift", "kids", "educational"),
         subcategories=(
             _SubCategory(
-                "Building Sets", ("Explorer Rocket Set", "Castle Builder Kit", "City Bricks Set"),
+                "Building Sets",
+                ("Explorer Rocket Set", "Castle Builder Kit", "City Bricks Set"),
                 (14.99, 89.99),
-                {"pieces": _int_range(120, 1200, 20), "age_range": _one_of("6+", "8+", "10+"),
-                 "material": _one_of("ABS plastic", "recycled plastic"), "color": _COLORS},
-                ("{pieces} pieces", "ages {age_range}", "made of {material}",
-                 "compatible with major brick brands", "step-by-step picture instructions",
-                 "glow-in-the-dark stickers"),
+                {
+                    "pieces": _int_range(120, 1200, 20),
+                    "age_range": _one_of("6+", "8+", "10+"),
+                    "material": _one_of("ABS plastic", "recycled plastic"),
+                    "color": _COLORS,
+                },
+                (
+                    "{pieces} pieces",
+                    "ages {age_range}",
+                    "made of {material}",
+                    "compatible with major brick brands",
+                    "step-by-step picture instructions",
+                    "glow-in-the-dark stickers",
+                ),
             ),
             _SubCategory(
-                "Plush Toys", ("Plush Bear", "Cuddly Unicorn", "Sleepy Fox Plush"), (9.99, 39.99),
-                {"height": _int_range(20, 60, 5, "{} cm"), "age_range": _one_of("0+", "3+"),
-                 "material": _one_of("organic cotton", "soft polyester"), "color": _COLORS},
-                ("{height} tall", "made of {material}", "machine washable",
-                 "safe for ages {age_range}", "hypoallergenic filling"),
+                "Plush Toys",
+                ("Plush Bear", "Cuddly Unicorn", "Sleepy Fox Plush"),
+                (9.99, 39.99),
+                {
+                    "height": _int_range(20, 60, 5, "{} cm"),
+                    "age_range": _one_of("0+", "3+"),
+                    "material": _one_of("organic cotton", "soft polyester"),
+                    "color": _COLORS,
+                },
+                (
+                    "{height} tall",
+                    "made of {material}",
+                    "machine washable",
+                    "safe for ages {age_range}",
+                    "hypoallergenic filling",
+                ),
             ),
             _SubCategory(
-                "STEM Kits", ("Robot Coding Kit", "Crystal Growing Lab", "Solar Car Kit"),
+                "STEM Kits",
+                ("Robot Coding Kit", "Crystal Growing Lab", "Solar Car Kit"),
                 (19.99, 79.99),
-                {"age_range": _one_of("8+", "10+", "12+"), "experiments": _int_range(5, 40),
-                 "power": _one_of("battery", "solar", "USB")},
-                ("{experiments} experiments", "ages {age_range}", "{power} powered",
-                 "teaches basic coding", "detailed activity booklet"),
+                {
+                    "age_range": _one_of("8+", "10+", "12+"),
+                    "experiments": _int_range(5, 40),
+                    "power": _one_of("battery", "solar", "USB"),
+                },
+                (
+                    "{experiments} experiments",
+                    "ages {age_range}",
+                    "{power} powered",
+                    "teaches basic coding",
+                    "detailed activity booklet",
+                ),
             ),
             _SubCategory(
-                "Board Games", ("Strategy Board Game", "Family Quiz Game", "Treasure Hunt Game"),
+                "Board Games",
+                ("Strategy Board Game", "Family Quiz Game", "Treasure Hunt Game"),
                 (12.99, 49.99),
-                {"players": _one_of("2-4", "2-6", "3-8"), "play_time": _int_range(15, 90, 15,
-                 "{} min"), "age_range": _one_of("6+", "8+", "12+")},
-                ("for {players} players", "{play_time} per game", "ages {age_range}",
-                 "easy to learn", "great for family game night"),
+                {
+                    "players": _one_of("2-4", "2-6", "3-8"),
+                    "play_time": _int_range(15, 90, 15, "{} min"),
+                    "age_range": _one_of("6+", "8+", "12+"),
+                },
+                (
+                    "for {players} players",
+                    "{play_time} per game",
+                    "ages {age_range}",
+                    "easy to learn",
+                    "great for family game night",
+                ),
             ),
         ),
     ),
@@ -135,36 +174,76 @@ _TAXONOMY: tuple[_TopCategory, ...] = (
         tags=("tech", "wireless", "bestseller"),
         subcategories=(
             _SubCategory(
-                "Headphones", ("Wireless Earbuds", "Noise Cancelling Headphones",
-                               "Sport Earphones"), (24.99, 249.99),
-                {"battery_life": _int_range(6, 40, 2, "{} h"), "connectivity": _one_of(
-                    "Bluetooth 5.3", "Bluetooth 5.0"), "color": _COLORS,
-                 "water_resistance": _one_of("IPX4", "IPX5", "IPX7")},
-                ("{battery_life} battery life", "{connectivity}", "{water_resistance} water "
-                 "resistant", "active noise cancelling", "fast charging case",
-                 "built-in microphone"),
+                "Headphones",
+                ("Wireless Earbuds", "Noise Cancelling Headphones", "Sport Earphones"),
+                (24.99, 249.99),
+                {
+                    "battery_life": _int_range(6, 40, 2, "{} h"),
+                    "connectivity": _one_of("Bluetooth 5.3", "Bluetooth 5.0"),
+                    "color": _COLORS,
+                    "water_resistance": _one_of("IPX4", "IPX5", "IPX7"),
+                },
+                (
+                    "{battery_life} battery life",
+                    "{connectivity}",
+                    "{water_resistance} water resistant",
+                    "active noise cancelling",
+                    "fast charging case",
+                    "built-in microphone",
+                ),
             ),
             _SubCategory(
-                "Smart Home", ("Smart Plug", "Video Doorbell", "Smart Speaker"), (19.99, 179.99),
-                {"connectivity": _one_of("Wi-Fi", "Wi-Fi + Zigbee"), "voice_assistant": _one_of(
-                    "Alexa", "Google Assistant", "Alexa and Google Assistant"), "color": _COLORS},
-                ("works with {voice_assistant}", "{connectivity} connectivity",
-                 "set up in minutes", "energy monitoring", "app control from anywhere"),
+                "Smart Home",
+                ("Smart Plug", "Video Doorbell", "Smart Speaker"),
+                (19.99, 179.99),
+                {
+                    "connectivity": _one_of("Wi-Fi", "Wi-Fi + Zigbee"),
+                    "voice_assistant": _one_of(
+                        "Alexa", "Google Assistant", "Alexa and Google Assistant"
+                    ),
+                    "color": _COLORS,
+                },
+                (
+                    "works with {voice_assistant}",
+                    "{connectivity} connectivity",
+                    "set up in minutes",
+                    "energy monitoring",
+                    "app control from anywhere",
+                ),
             ),
             _SubCategory(
-                "Chargers", ("Power Bank", "Fast Charger", "Wireless Charging Pad"),
+                "Chargers",
+                ("Power Bank", "Fast Charger", "Wireless Charging Pad"),
                 (12.99, 69.99),
-                {"capacity": _int_range(5000, 26800, 100, "{} mAh"), "output": _one_of(
-                    "20 W", "30 W", "65 W"), "ports": _one_of("1", "2", "3")},
-                ("{capacity} capacity", "{output} fast charging", "{ports} ports",
-                 "charges a phone in 30 minutes", "airline safe"),
+                {
+                    "capacity": _int_range(5000, 26800, 100, "{} mAh"),
+                    "output": _one_of("20 W", "30 W", "65 W"),
+                    "ports": _one_of("1", "2", "3"),
+                },
+                (
+                    "{capacity} capacity",
+                    "{output} fast charging",
+                    "{ports} ports",
+                    "charges a phone in 30 minutes",
+                    "airline safe",
+                ),
             ),
             _SubCategory(
-                "Cameras", ("Action Camera", "Instant Camera", "Webcam"), (39.99, 399.99),
-                {"resolution": _one_of("1080p", "2.7K", "4K"), "color": _COLORS,
-                 "stabilization": _one_of("electronic", "optical")},
-                ("{resolution} video", "{stabilization} image stabilization",
-                 "wide-angle lens", "compact and light", "records in low light"),
+                "Cameras",
+                ("Action Camera", "Instant Camera", "Webcam"),
+                (39.99, 399.99),
+                {
+                    "resolution": _one_of("1080p", "2.7K", "4K"),
+                    "color": _COLORS,
+                    "stabilization": _one_of("electronic", "optical"),
+                },
+                (
+                    "{resolution} video",
+                    "{stabilization} image stabilization",
+                    "wide-angle lens",
+                    "compact and light",
+                    "records in low light",
+                ),
             ),
         ),
     ),
@@ -175,37 +254,73 @@ _TAXONOMY: tuple[_TopCategory, ...] = (
         tags=("home", "kitchen", "gift"),
         subcategories=(
             _SubCategory(
-                "Cookware", ("Nonstick Frying Pan", "Cast Iron Skillet", "Stainless Pot Set"),
+                "Cookware",
+                ("Nonstick Frying Pan", "Cast Iron Skillet", "Stainless Pot Set"),
                 (19.99, 149.99),
-                {"material": _one_of("cast iron", "stainless steel", "ceramic nonstick"),
-                 "diameter": _int_range(20, 32, 2, "{} cm"), "induction_ready": _one_of(
-                     "yes", "no")},
-                ("{material} construction", "{diameter} diameter", "oven safe to 260 C",
-                 "PFAS-free coating", "dishwasher safe", "even heat distribution"),
+                {
+                    "material": _one_of("cast iron", "stainless steel", "ceramic nonstick"),
+                    "diameter": _int_range(20, 32, 2, "{} cm"),
+                    "induction_ready": _one_of("yes", "no"),
+                },
+                (
+                    "{material} construction",
+                    "{diameter} diameter",
+                    "oven safe to 260 C",
+                    "PFAS-free coating",
+                    "dishwasher safe",
+                    "even heat distribution",
+                ),
             ),
             _SubCategory(
-                "Small Appliances", ("Air Fryer", "Blender", "Electric Kettle", "Coffee Maker"),
+                "Small Appliances",
+                ("Air Fryer", "Blender", "Electric Kettle", "Coffee Maker"),
                 (29.99, 199.99),
-                {"power": _int_range(800, 1800, 100, "{} W"), "capacity": _one_of(
-                    "1.2 L", "1.7 L", "4 L", "5.5 L"), "color": _COLORS},
-                ("{power} motor", "{capacity} capacity", "one-touch presets",
-                 "auto shut-off", "easy to clean", "quiet operation"),
+                {
+                    "power": _int_range(800, 1800, 100, "{} W"),
+                    "capacity": _one_of("1.2 L", "1.7 L", "4 L", "5.5 L"),
+                    "color": _COLORS,
+                },
+                (
+                    "{power} motor",
+                    "{capacity} capacity",
+                    "one-touch presets",
+                    "auto shut-off",
+                    "easy to clean",
+                    "quiet operation",
+                ),
             ),
             _SubCategory(
-                "Bedding", ("Duvet Cover Set", "Memory Foam Pillow", "Weighted Blanket"),
+                "Bedding",
+                ("Duvet Cover Set", "Memory Foam Pillow", "Weighted Blanket"),
                 (24.99, 129.99),
-                {"material": _one_of("100% cotton", "bamboo viscose", "linen"),
-                 "size": _one_of("twin", "queen", "king"), "color": _COLORS},
-                ("{material}", "{size} size", "breathable and cool", "OEKO-TEX certified",
-                 "machine washable"),
+                {
+                    "material": _one_of("100% cotton", "bamboo viscose", "linen"),
+                    "size": _one_of("twin", "queen", "king"),
+                    "color": _COLORS,
+                },
+                (
+                    "{material}",
+                    "{size} size",
+                    "breathable and cool",
+                    "OEKO-TEX certified",
+                    "machine washable",
+                ),
             ),
             _SubCategory(
-                "Storage", ("Food Storage Containers", "Closet Organizer", "Spice Rack"),
+                "Storage",
+                ("Food Storage Containers", "Closet Organizer", "Spice Rack"),
                 (9.99, 59.99),
-                {"pieces": _int_range(4, 24, 2), "material": _one_of(
-                    "glass", "BPA-free plastic", "bamboo")},
-                ("set of {pieces}", "made of {material}", "stackable design",
-                 "leak-proof lids", "saves cupboard space"),
+                {
+                    "pieces": _int_range(4, 24, 2),
+                    "material": _one_of("glass", "BPA-free plastic", "bamboo"),
+                },
+                (
+                    "set of {pieces}",
+                    "made of {material}",
+                    "stackable design",
+                    "leak-proof lids",
+                    "saves cupboard space",
+                ),
             ),
         ),
     ),
@@ -216,29 +331,58 @@ _TAXONOMY: tuple[_TopCategory, ...] = (
         tags=("beauty", "self-care", "cruelty-free"),
         subcategories=(
             _SubCategory(
-                "Skincare", ("Face Serum", "Moisturizer", "Sunscreen SPF 50", "Night Cream"),
+                "Skincare",
+                ("Face Serum", "Moisturizer", "Sunscreen SPF 50", "Night Cream"),
                 (12.99, 89.99),
-                {"volume": _one_of("30 ml", "50 ml", "100 ml"), "skin_type": _one_of(
-                    "all skin types", "dry skin", "sensitive skin", "oily skin"),
-                 "key_ingredient": _one_of("hyaluronic acid", "vitamin C", "niacinamide",
-                                           "ceramides")},
-                ("with {key_ingredient}", "for {skin_type}", "{volume} bottle",
-                 "fragrance-free", "dermatologist tested", "absorbs in seconds"),
+                {
+                    "volume": _one_of("30 ml", "50 ml", "100 ml"),
+                    "skin_type": _one_of(
+                        "all skin types", "dry skin", "sensitive skin", "oily skin"
+                    ),
+                    "key_ingredient": _one_of(
+                        "hyaluronic acid", "vitamin C", "niacinamide", "ceramides"
+                    ),
+                },
+                (
+                    "with {key_ingredient}",
+                    "for {skin_type}",
+                    "{volume} bottle",
+                    "fragrance-free",
+                    "dermatologist tested",
+                    "absorbs in seconds",
+                ),
             ),
             _SubCategory(
-                "Makeup", ("Matte Lipstick", "Volume Mascara", "Cushion Foundation"),
+                "Makeup",
+                ("Matte Lipstick", "Volume Mascara", "Cushion Foundation"),
                 (8.99, 49.99),
-                {"shade": _one_of("ruby", "nude", "coral", "ivory", "honey"),
-                 "finish": _one_of("matte", "satin", "dewy")},
-                ("{finish} finish", "shade {shade}", "long-wearing up to 12 hours",
-                 "vegan formula", "smudge-proof"),
+                {
+                    "shade": _one_of("ruby", "nude", "coral", "ivory", "honey"),
+                    "finish": _one_of("matte", "satin", "dewy"),
+                },
+                (
+                    "{finish} finish",
+                    "shade {shade}",
+                    "long-wearing up to 12 hours",
+                    "vegan formula",
+                    "smudge-proof",
+                ),
             ),
             _SubCategory(
-                "Hair Care", ("Repair Shampoo", "Hair Mask", "Styling Oil"), (9.99, 39.99),
-                {"volume": _one_of("250 ml", "400 ml"), "hair_type": _one_of(
-                    "curly hair", "damaged hair", "all hair types")},
-                ("for {hair_type}", "{volume}", "sulfate-free", "adds shine",
-                 "salon-quality results"),
+                "Hair Care",
+                ("Repair Shampoo", "Hair Mask", "Styling Oil"),
+                (9.99, 39.99),
+                {
+                    "volume": _one_of("250 ml", "400 ml"),
+                    "hair_type": _one_of("curly hair", "damaged hair", "all hair types"),
+                },
+                (
+                    "for {hair_type}",
+                    "{volume}",
+                    "sulfate-free",
+                    "adds shine",
+                    "salon-quality results",
+                ),
             ),
         ),
     ),
@@ -249,26 +393,55 @@ _TAXONOMY: tuple[_TopCategory, ...] = (
         tags=("outdoor", "fitness", "active"),
         subcategories=(
             _SubCategory(
-                "Camping", ("2-Person Tent", "Sleeping Bag", "Camping Lantern"), (24.99, 249.99),
-                {"weight": _one_of("0.9 kg", "1.4 kg", "2.1 kg"), "season": _one_of(
-                    "3-season", "4-season"), "color": _COLORS},
-                ("{season} rated", "weighs only {weight}", "sets up in 5 minutes",
-                 "waterproof fabric", "compact carry bag"),
+                "Camping",
+                ("2-Person Tent", "Sleeping Bag", "Camping Lantern"),
+                (24.99, 249.99),
+                {
+                    "weight": _one_of("0.9 kg", "1.4 kg", "2.1 kg"),
+                    "season": _one_of("3-season", "4-season"),
+                    "color": _COLORS,
+                },
+                (
+                    "{season} rated",
+                    "weighs only {weight}",
+                    "sets up in 5 minutes",
+                    "waterproof fabric",
+                    "compact carry bag",
+                ),
             ),
             _SubCategory(
-                "Fitness", ("Yoga Mat", "Adjustable Dumbbells", "Resistance Bands Set"),
+                "Fitness",
+                ("Yoga Mat", "Adjustable Dumbbells", "Resistance Bands Set"),
                 (14.99, 199.99),
-                {"material": _one_of("TPE", "natural rubber", "steel"), "color": _COLORS,
-                 "thickness": _one_of("4 mm", "6 mm", "8 mm")},
-                ("{thickness} thick", "made of {material}", "non-slip grip",
-                 "includes workout guide", "great for home workouts"),
+                {
+                    "material": _one_of("TPE", "natural rubber", "steel"),
+                    "color": _COLORS,
+                    "thickness": _one_of("4 mm", "6 mm", "8 mm"),
+                },
+                (
+                    "{thickness} thick",
+                    "made of {material}",
+                    "non-slip grip",
+                    "includes workout guide",
+                    "great for home workouts",
+                ),
             ),
             _SubCategory(
-                "Cycling", ("Bike Helmet", "Bike Light Set", "Cycling Gloves"), (12.99, 89.99),
-                {"size": _one_of("S", "M", "L"), "color": _COLORS, "certification": _one_of(
-                    "CPSC", "CE EN1078")},
-                ("{certification} certified", "size {size}", "lightweight and ventilated",
-                 "USB rechargeable", "high visibility"),
+                "Cycling",
+                ("Bike Helmet", "Bike Light Set", "Cycling Gloves"),
+                (12.99, 89.99),
+                {
+                    "size": _one_of("S", "M", "L"),
+                    "color": _COLORS,
+                    "certification": _one_of("CPSC", "CE EN1078"),
+                },
+                (
+                    "{certification} certified",
+                    "size {size}",
+                    "lightweight and ventilated",
+                    "USB rechargeable",
+                    "high visibility",
+                ),
             ),
         ),
     ),
@@ -279,29 +452,54 @@ _TAXONOMY: tuple[_TopCategory, ...] = (
         tags=("reading", "gift", "bestseller"),
         subcategories=(
             _SubCategory(
-                "Children's Books", ("Bedtime Stories Collection", "Dinosaur Picture Book",
-                                     "First Words Board Book"), (6.99, 24.99),
-                {"pages": _int_range(24, 120, 8), "format": _one_of("hardcover", "board book",
-                                                                     "paperback"),
-                 "age_range": _one_of("0-3", "3-6", "6-9")},
-                ("{pages} pages", "{format}", "for ages {age_range}",
-                 "award-winning illustrations", "perfect for bedtime reading"),
+                "Children's Books",
+                ("Bedtime Stories Collection", "Dinosaur Picture Book", "First Words Board Book"),
+                (6.99, 24.99),
+                {
+                    "pages": _int_range(24, 120, 8),
+                    "format": _one_of("hardcover", "board book", "paperback"),
+                    "age_range": _one_of("0-3", "3-6", "6-9"),
+                },
+                (
+                    "{pages} pages",
+                    "{format}",
+                    "for ages {age_range}",
+                    "award-winning illustrations",
+                    "perfect for bedtime reading",
+                ),
             ),
             _SubCategory(
-                "Cookbooks", ("30-Minute Meals Cookbook", "Baking Basics", "Plant-Based Kitchen"),
+                "Cookbooks",
+                ("30-Minute Meals Cookbook", "Baking Basics", "Plant-Based Kitchen"),
                 (14.99, 39.99),
-                {"pages": _int_range(160, 360, 20), "format": _one_of("hardcover", "paperback"),
-                 "recipes": _int_range(60, 150, 10)},
-                ("{recipes} recipes", "{pages} pages", "step-by-step photos",
-                 "everyday ingredients", "{format} edition"),
+                {
+                    "pages": _int_range(160, 360, 20),
+                    "format": _one_of("hardcover", "paperback"),
+                    "recipes": _int_range(60, 150, 10),
+                },
+                (
+                    "{recipes} recipes",
+                    "{pages} pages",
+                    "step-by-step photos",
+                    "everyday ingredients",
+                    "{format} edition",
+                ),
             ),
             _SubCategory(
-                "Fiction", ("Mystery Novel", "Fantasy Saga Box Set", "Sci-Fi Anthology"),
+                "Fiction",
+                ("Mystery Novel", "Fantasy Saga Box Set", "Sci-Fi Anthology"),
                 (9.99, 59.99),
-                {"pages": _int_range(240, 980, 20), "format": _one_of("hardcover", "paperback",
-                                                                      "box set")},
-                ("{pages} pages", "{format}", "international bestseller",
-                 "a page-turner from start to finish", "soon to be a TV series"),
+                {
+                    "pages": _int_range(240, 980, 20),
+                    "format": _one_of("hardcover", "paperback", "box set"),
+                },
+                (
+                    "{pages} pages",
+                    "{format}",
+                    "international bestseller",
+                    "a page-turner from start to finish",
+                    "soon to be a TV series",
+                ),
             ),
         ),
     ),
@@ -312,28 +510,54 @@ _TAXONOMY: tuple[_TopCategory, ...] = (
         tags=("fashion", "new-season", "style"),
         subcategories=(
             _SubCategory(
-                "Shoes", ("Running Sneakers", "Leather Loafers", "Canvas Trainers"),
+                "Shoes",
+                ("Running Sneakers", "Leather Loafers", "Canvas Trainers"),
                 (39.99, 159.99),
-                {"size": _int_range(36, 45), "material": _one_of("leather", "knit mesh",
-                                                                  "canvas"),
-                 "color": _COLORS},
-                ("{material} upper", "cushioned insole", "all-day comfort", "size {size} in "
-                 "stock", "slip-resistant sole"),
+                {
+                    "size": _int_range(36, 45),
+                    "material": _one_of("leather", "knit mesh", "canvas"),
+                    "color": _COLORS,
+                },
+                (
+                    "{material} upper",
+                    "cushioned insole",
+                    "all-day comfort",
+                    "size {size} in stock",
+                    "slip-resistant sole",
+                ),
             ),
             _SubCategory(
-                "Outerwear", ("Puffer Jacket", "Trench Coat", "Rain Shell"), (49.99, 249.99),
-                {"size": _one_of("XS", "S", "M", "L", "XL"), "material": _one_of(
-                    "recycled nylon", "wool blend", "cotton twill"), "color": _COLORS},
-                ("{material}", "water-repellent finish", "warm yet light", "packable hood",
-                 "relaxed fit"),
+                "Outerwear",
+                ("Puffer Jacket", "Trench Coat", "Rain Shell"),
+                (49.99, 249.99),
+                {
+                    "size": _one_of("XS", "S", "M", "L", "XL"),
+                    "material": _one_of("recycled nylon", "wool blend", "cotton twill"),
+                    "color": _COLORS,
+                },
+                (
+                    "{material}",
+                    "water-repellent finish",
+                    "warm yet light",
+                    "packable hood",
+                    "relaxed fit",
+                ),
             ),
             _SubCategory(
-                "Accessories", ("Leather Wallet", "Silk Scarf", "Canvas Tote Bag"),
+                "Accessories",
+                ("Leather Wallet", "Silk Scarf", "Canvas Tote Bag"),
                 (14.99, 89.99),
-                {"material": _one_of("full-grain leather", "silk", "organic canvas"),
-                 "color": _COLORS},
-                ("{material}", "handcrafted", "gift box included", "timeless design",
-                 "RFID blocking"),
+                {
+                    "material": _one_of("full-grain leather", "silk", "organic canvas"),
+                    "color": _COLORS,
+                },
+                (
+                    "{material}",
+                    "handcrafted",
+                    "gift box included",
+                    "timeless design",
+                    "RFID blocking",
+                ),
             ),
         ),
     ),
@@ -344,28 +568,47 @@ _TAXONOMY: tuple[_TopCategory, ...] = (
         tags=("food", "pantry", "organic"),
         subcategories=(
             _SubCategory(
-                "Coffee & Tea", ("Ground Coffee", "Whole Bean Coffee", "Green Tea Bags"),
+                "Coffee & Tea",
+                ("Ground Coffee", "Whole Bean Coffee", "Green Tea Bags"),
                 (5.99, 29.99),
-                {"weight": _one_of("250 g", "500 g", "1 kg"), "origin": _one_of(
-                    "Colombia", "Ethiopia", "Yunnan", "Brazil"), "roast": _one_of(
-                        "light", "medium", "dark")},
-                ("from {origin}", "{roast} roast", "{weight} pack", "fair trade certified",
-                 "freshly roasted"),
+                {
+                    "weight": _one_of("250 g", "500 g", "1 kg"),
+                    "origin": _one_of("Colombia", "Ethiopia", "Yunnan", "Brazil"),
+                    "roast": _one_of("light", "medium", "dark"),
+                },
+                (
+                    "from {origin}",
+                    "{roast} roast",
+                    "{weight} pack",
+                    "fair trade certified",
+                    "freshly roasted",
+                ),
             ),
             _SubCategory(
-                "Snacks", ("Mixed Nuts", "Dark Chocolate Bar", "Granola Bites"), (2.99, 19.99),
-                {"weight": _one_of("100 g", "200 g", "500 g"), "diet": _one_of(
-                    "vegan", "gluten-free", "no added sugar")},
-                ("{diet}", "{weight}", "high in protein", "resealable bag",
-                 "great for on the go"),
+                "Snacks",
+                ("Mixed Nuts", "Dark Chocolate Bar", "Granola Bites"),
+                (2.99, 19.99),
+                {
+                    "weight": _one_of("100 g", "200 g", "500 g"),
+                    "diet": _one_of("vegan", "gluten-free", "no added sugar"),
+                },
+                ("{diet}", "{weight}", "high in protein", "resealable bag", "great for on the go"),
             ),
             _SubCategory(
-                "Pantry", ("Extra Virgin Olive Oil", "Basmati Rice", "Pasta Sauce"),
+                "Pantry",
+                ("Extra Virgin Olive Oil", "Basmati Rice", "Pasta Sauce"),
                 (3.99, 24.99),
-                {"volume": _one_of("500 ml", "750 ml", "1 kg", "2 kg"), "origin": _one_of(
-                    "Italy", "India", "Spain", "Greece")},
-                ("from {origin}", "{volume}", "no preservatives", "cold pressed",
-                 "chef's favourite"),
+                {
+                    "volume": _one_of("500 ml", "750 ml", "1 kg", "2 kg"),
+                    "origin": _one_of("Italy", "India", "Spain", "Greece"),
+                },
+                (
+                    "from {origin}",
+                    "{volume}",
+                    "no preservatives",
+                    "cold pressed",
+                    "chef's favourite",
+                ),
             ),
         ),
     ),
@@ -523,8 +766,7 @@ def load_amazon_catalog(path: str | Path) -> list[DemoItem]:
             if not title or prices is None:
                 continue
             category = tuple(
-                level.strip() for level in (row.get("Category") or "").split(" | ")
-                if level.strip()
+                level.strip() for level in (row.get("Category") or "").split(" | ") if level.strip()
             ) or ("Uncategorized",)
             items.append(
                 DemoItem(
@@ -536,8 +778,9 @@ def load_amazon_catalog(path: str | Path) -> list[DemoItem]:
                     list_price=prices[1],
                     currency="USD",
                     attributes=_parse_spec_attributes(
-                        row.get("Product Specification") or "", (row.get("Model Number") or "")
-                        .strip()),
+                        row.get("Product Specification") or "",
+                        (row.get("Model Number") or "").strip(),
+                    ),
                     selling_points=_clean_points(row.get("About Product") or ""),
                     tags=(category[-1],) if category != ("Uncategorized",) else (),
                     stock=_DEFAULT_STOCK,

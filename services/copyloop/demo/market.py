@@ -34,15 +34,15 @@ from copyloop.prediction.types import (
 )
 
 __all__ = [
+    "HIDDEN_STYLES",
+    "ImpressionLog",
     "Item",
+    "MarketConfig",
     "MarketItem",
     "Shopper",
-    "MarketConfig",
     "SyntheticMarket",
-    "ImpressionLog",
-    "synthetic_items",
-    "HIDDEN_STYLES",
     "hidden_styles",
+    "synthetic_items",
 ]
 
 
@@ -72,10 +72,18 @@ HIDDEN_STYLES: tuple[str, ...] = ("discount", "urgency", "quality", "social_proo
 
 # The market's own reading of copy: deliberately not the prediction service's cue lists.
 _STYLE_PATTERNS: dict[str, re.Pattern[str]] = {
-    "discount": re.compile(r"\d+\s?% off|\bsave\b|\bsale\b|\bdeal\b|\bdiscount|\bprice drop|折|优惠"),
-    "urgency": re.compile(r"\btoday\b|\btonight\b|\bhurry\b|\blast chance\b|\bends\b|\bleft\b|\bnow\b|限时|今天|马上"),
-    "quality": re.compile(r"\bpremium\b|\bcrafted\b|\bquality\b|\bdurable\b|\bbuilt to last\b|\bexpert|品质|匠心"),
-    "social_proof": re.compile(r"\blove[sd]?\b|\bbest-?selling\b|\brated\b|\bthousands\b|\bfavou?rite\b|\breviews\b|热销|好评"),
+    "discount": re.compile(
+        r"\d+\s?% off|\bsave\b|\bsale\b|\bdeal\b|\bdiscount|\bprice drop|折|优惠"
+    ),
+    "urgency": re.compile(
+        r"\btoday\b|\btonight\b|\bhurry\b|\blast chance\b|\bends\b|\bleft\b|\bnow\b|限时|今天|马上"
+    ),
+    "quality": re.compile(
+        r"\bpremium\b|\bcrafted\b|\bquality\b|\bdurable\b|\bbuilt to last\b|\bexpert|品质|匠心"
+    ),
+    "social_proof": re.compile(
+        r"\blove[sd]?\b|\bbest-?selling\b|\brated\b|\bthousands\b|\bfavou?rite\b|\breviews\b|热销|好评"
+    ),
     "question": re.compile(r"\?|？"),
 }
 
@@ -196,32 +204,46 @@ def hidden_styles(text: str) -> dict[str, bool]:
 class SyntheticMarket:
     """Shoppers, items and the hidden model that turns impressions into clicks and purchases."""
 
-    def __init__(self, items: Sequence[Item], config: MarketConfig = MarketConfig(), seed: int = 0) -> None:
+    def __init__(
+        self, items: Sequence[Item], config: MarketConfig = MarketConfig(), seed: int = 0
+    ) -> None:
         if not items:
             raise ValueError("the market needs at least one item")
         self.items = list(items)
         self.config = config
         self.seed = seed
-        self.item_ids = [str(getattr(it, "item_id", f"item-{i}")) for i, it in enumerate(self.items)]
+        self.item_ids = [
+            str(getattr(it, "item_id", f"item-{i}")) for i, it in enumerate(self.items)
+        ]
         self._item_by_id = dict(zip(self.item_ids, self.items))
-        self.categories = sorted({tuple(it.category_path)[0] if it.category_path else "none" for it in self.items})
+        self.categories = sorted(
+            {tuple(it.category_path)[0] if it.category_path else "none" for it in self.items}
+        )
         self.brands = sorted({it.brand for it in self.items if it.brand})
         self.item_appeal = {
-            iid: config.item_appeal_scale * _gauss_from_hash(f"{seed}:appeal:{iid}") for iid in self.item_ids
+            iid: config.item_appeal_scale * _gauss_from_hash(f"{seed}:appeal:{iid}")
+            for iid in self.item_ids
         }
         rng = random.Random(seed)
         self.shoppers = [self._make_shopper(i, rng) for i in range(config.n_shoppers)]
         self._shopper_by_id = {s.shopper_id: s for s in self.shoppers}
-        self._profiles = {s.shopper_id: self._observe(s, random.Random(f"{seed}:profile:{s.shopper_id}")) for s in self.shoppers}
+        self._profiles = {
+            s.shopper_id: self._observe(s, random.Random(f"{seed}:profile:{s.shopper_id}"))
+            for s in self.shoppers
+        }
         self._copies: dict[str, list[str]] = {}
 
     # --- shoppers ---------------------------------------------------------------------------
     def _make_shopper(self, index: int, rng: random.Random) -> Shopper:
-        favourites = rng.sample(self.categories, k=min(len(self.categories), rng.choice((1, 2, 2, 3))))
+        favourites = rng.sample(
+            self.categories, k=min(len(self.categories), rng.choice((1, 2, 2, 3)))
+        )
         taste = {c: rng.gauss(-0.6, 0.4) for c in self.categories}
         for c in favourites:
             taste[c] = rng.uniform(0.6, 1.6)
-        brand_taste = {b: rng.gauss(0.0, 0.5) for b in rng.sample(self.brands, k=min(len(self.brands), 4))}
+        brand_taste = {
+            b: rng.gauss(0.0, 0.5) for b in rng.sample(self.brands, k=min(len(self.brands), 4))
+        }
         style_response = {
             "discount": rng.gauss(0.5, 0.7),
             "urgency": rng.gauss(0.0, 0.6),
@@ -250,7 +272,9 @@ class SyntheticMarket:
         """The profile a profile service would build from history: noisy affinities for the
         categories browsed, behavioural segments, price band; never the hidden numbers."""
         if shopper.cold:
-            return UserFeatures(user_id=shopper.shopper_id, segments=("new_visitor",), cold_start=True)
+            return UserFeatures(
+                user_id=shopper.shopper_id, segments=("new_visitor",), cold_start=True
+            )
         affinity = {
             c: round(_sigmoid(1.5 * t + rng.gauss(0, 0.25)), 3)
             for c, t in shopper.category_taste.items()
@@ -276,7 +300,15 @@ class SyntheticMarket:
         if shopper.activity > 1.5:
             segments.append("loyal")
         segments.append("evening_shopper" if shopper.peak_hour >= 18 else "daytime_shopper")
-        band = "budget" if shopper.budget < 25 else "mid" if shopper.budget < 70 else "premium" if shopper.budget < 180 else "luxury"
+        band = (
+            "budget"
+            if shopper.budget < 25
+            else "mid"
+            if shopper.budget < 70
+            else "premium"
+            if shopper.budget < 180
+            else "luxury"
+        )
         events = max(1, int(rng.gauss(8 * shopper.activity, 2)))
         return UserFeatures(
             user_id=shopper.shopper_id,
@@ -306,7 +338,9 @@ class SyntheticMarket:
             brand=item.brand,
             price=float(item.price),
             list_price=float(item.list_price),
-            popularity=round(math.exp(2.5 + 2.0 * appeal + 0.3 * _gauss_from_hash(f"pop:{item_id}")), 1),
+            popularity=round(
+                math.exp(2.5 + 2.0 * appeal + 0.3 * _gauss_from_hash(f"pop:{item_id}")), 1
+            ),
         )
 
     def copy_variants(self, item_id: str) -> list[str]:
@@ -318,7 +352,11 @@ class SyntheticMarket:
         path = tuple(item.category_path) or ("product",)
         title = str(getattr(item, "title", "") or f"{item.brand} {path[-1]}")
         noun = path[-1]
-        pct = int(round(100 * (1 - item.price / item.list_price))) if item.list_price > item.price > 0 else 0
+        pct = (
+            int(round(100 * (1 - item.price / item.list_price)))
+            if item.list_price > item.price > 0
+            else 0
+        )
         variants = [
             f"{title}: made for everyday life.",
             f"Meet the {title}.",
@@ -355,8 +393,12 @@ class SyntheticMarket:
         if styles["discount"] and discount == 0.0:
             style_effect -= 0.3  # a "deal" claim without a visible discount disappoints
         words = len(copy_text.split())
-        length_penalty = 0.04 * max(0, words - 12) * (2.0 if context.channel in ("push", "sms") else 1.0)
-        hour_gap = min(abs(context.hour - shopper.peak_hour), 24 - abs(context.hour - shopper.peak_hour))
+        length_penalty = (
+            0.04 * max(0, words - 12) * (2.0 if context.channel in ("push", "sms") else 1.0)
+        )
+        hour_gap = min(
+            abs(context.hour - shopper.peak_hour), 24 - abs(context.hour - shopper.peak_hour)
+        )
         device = 0.15 if context.device in shopper.devices else -0.25
         appeal = self.item_appeal.get(item_id, 0.0)
         click_logit = (
@@ -391,7 +433,9 @@ class SyntheticMarket:
         for row, ex in enumerate(examples):
             shopper = self._shopper_by_id[ex.user.user_id]
             item = self._item_by_id[ex.item.item_id]
-            p_click[row], p_convert[row] = self.true_probabilities(shopper, item, ex.item.item_id, ex.copy.text, ex.context)
+            p_click[row], p_convert[row] = self.true_probabilities(
+                shopper, item, ex.item.item_id, ex.copy.text, ex.context
+            )
         return p_click, p_convert
 
     # --- impression logs --------------------------------------------------------------------
@@ -438,16 +482,26 @@ class SyntheticMarket:
                 item_features = items_cache[item_id] = self.item_features(item_id)
             text = rng.choice(self.copy_variants(item_id))
             hour = int(round(rng.gauss(shopper.peak_hour, 3.0))) % 24
-            device = rng.choice(shopper.devices) if rng.random() < 0.85 else rng.choice(("mobile", "desktop", "tablet", "app"))
-            context = ContextFeatures(channel=rng.choice(tuple(channels)), hour=hour, device=device, locale=locale)
-            pc, pv = self.true_probabilities(shopper, self._item_by_id[item_id], item_id, text, context)
+            device = (
+                rng.choice(shopper.devices)
+                if rng.random() < 0.85
+                else rng.choice(("mobile", "desktop", "tablet", "app"))
+            )
+            context = ContextFeatures(
+                channel=rng.choice(tuple(channels)), hour=hour, device=device, locale=locale
+            )
+            pc, pv = self.true_probabilities(
+                shopper, self._item_by_id[item_id], item_id, text, context
+            )
             clicked = rng.random() < pc
             converted = clicked and rng.random() < pv
             examples.append(
                 TrainingExample(
                     user=self._profiles[shopper.shopper_id],
                     item=item_features,
-                    copy=CopyFeatures(creative_id=f"cr-{_short_hash(text)}", text=text, locale=locale),
+                    copy=CopyFeatures(
+                        creative_id=f"cr-{_short_hash(text)}", text=text, locale=locale
+                    ),
                     context=context,
                     clicked=clicked,
                     converted=converted,

@@ -33,7 +33,9 @@ class DemoEvent:
     query: str = ""
 
 
-def make_shoppers(catalog: Sequence[DemoItem], n_shoppers: int, seed: int = 11) -> list[DemoShopper]:
+def make_shoppers(
+    catalog: Sequence[DemoItem], n_shoppers: int, seed: int = 11
+) -> list[DemoShopper]:
     rng = random.Random(seed)
     categories = sorted({i.category_path[0] for i in catalog})
     shoppers = []
@@ -51,7 +53,10 @@ def make_shoppers(catalog: Sequence[DemoItem], n_shoppers: int, seed: int = 11) 
 
 
 def generate_events(
-    catalog: Sequence[DemoItem], shoppers: Sequence[DemoShopper], now: float, seed: int = 13,
+    catalog: Sequence[DemoItem],
+    shoppers: Sequence[DemoShopper],
+    now: float,
+    seed: int = 13,
     days: int = 30,
 ) -> Iterator[DemoEvent]:
     """Sessions of search -> views -> clicks -> carts -> purchases, favouring each shopper's
@@ -72,7 +77,9 @@ def generate_events(
             pool = by_category[category]
             affordable = [i for i in pool if i.price <= shopper.max_comfortable_price] or pool
             counter += 1
-            yield DemoEvent(f"demo-ev-{counter}", shopper.user_id, "search", "", t, query=category.lower())
+            yield DemoEvent(
+                f"demo-ev-{counter}", shopper.user_id, "search", "", t, query=category.lower()
+            )
             for item in rng.sample(affordable, min(len(affordable), rng.randint(2, 6))):
                 t += rng.uniform(5, 120)
                 counter += 1
@@ -80,11 +87,18 @@ def generate_events(
                 if rng.random() < 0.35:
                     t += rng.uniform(5, 60)
                     counter += 1
-                    yield DemoEvent(f"demo-ev-{counter}", shopper.user_id, "add_to_cart", item.item_id, t)
+                    yield DemoEvent(
+                        f"demo-ev-{counter}", shopper.user_id, "add_to_cart", item.item_id, t
+                    )
                     if rng.random() < 0.5 and item.stock > 0:
                         t += rng.uniform(30, 600)
                         counter += 1
                         yield DemoEvent(
-                            f"demo-ev-{counter}", shopper.user_id, "purchase", item.item_id, t,
-                            quantity=rng.choice([1, 1, 1, 2]), price=item.price,
+                            f"demo-ev-{counter}",
+                            shopper.user_id,
+                            "purchase",
+                            item.item_id,
+                            t,
+                            quantity=rng.choice([1, 1, 1, 2]),
+                            price=item.price,
                         )

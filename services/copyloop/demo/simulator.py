@@ -22,12 +22,27 @@ from copyloop.demo.market import Shopper, SyntheticMarket
 from copyloop.prediction.evaluation import auc
 from copyloop.prediction.types import ContextFeatures
 from copyloop.v1 import (
-    common_pb2, fusion_pb2, fusion_pb2_grpc, generation_pb2, generation_pb2_grpc, profile_pb2, profile_pb2_grpc,
+    common_pb2,
+    fusion_pb2,
+    fusion_pb2_grpc,
+    generation_pb2,
+    generation_pb2_grpc,
+    profile_pb2,
+    profile_pb2_grpc,
 )
 
 F = fusion_pb2
-DEVICES = {"mobile": common_pb2.DEVICE_MOBILE, "desktop": common_pb2.DEVICE_DESKTOP, "tablet": common_pb2.DEVICE_TABLET, "app": common_pb2.DEVICE_APP}
-CHANNELS = {"push": common_pb2.CHANNEL_PUSH, "ad_copy": common_pb2.CHANNEL_AD_COPY, "email_subject": common_pb2.CHANNEL_EMAIL_SUBJECT}
+DEVICES = {
+    "mobile": common_pb2.DEVICE_MOBILE,
+    "desktop": common_pb2.DEVICE_DESKTOP,
+    "tablet": common_pb2.DEVICE_TABLET,
+    "app": common_pb2.DEVICE_APP,
+}
+CHANNELS = {
+    "push": common_pb2.CHANNEL_PUSH,
+    "ad_copy": common_pb2.CHANNEL_AD_COPY,
+    "email_subject": common_pb2.CHANNEL_EMAIL_SUBJECT,
+}
 DAY_S = 86_400.0
 
 
@@ -71,14 +86,23 @@ class LoopReport:
     model_auc: float
     oracle_auc: float
     impressions: int
-    steps: list[tuple[int, str, float, float]] = field(default_factory=list)  # (step, arm, expected ctr, oracle ctr)
+    steps: list[tuple[int, str, float, float]] = field(
+        default_factory=list
+    )  # (step, arm, expected ctr, oracle ctr)
 
 
 class ClosedLoopSimulator:
     def __init__(
-        self, market: SyntheticMarket, catalog: Sequence[DemoItem], fusion: fusion_pb2_grpc.FusionServiceStub,
-        profile: profile_pb2_grpc.ProfileServiceStub, generation: generation_pb2_grpc.GenerationServiceStub,
-        metadata: Sequence[tuple[str, str]], channel: str = "push", locale: str = "en-US", seed: int = 0,
+        self,
+        market: SyntheticMarket,
+        catalog: Sequence[DemoItem],
+        fusion: fusion_pb2_grpc.FusionServiceStub,
+        profile: profile_pb2_grpc.ProfileServiceStub,
+        generation: generation_pb2_grpc.GenerationServiceStub,
+        metadata: Sequence[tuple[str, str]],
+        channel: str = "push",
+        locale: str = "en-US",
+        seed: int = 0,
     ) -> None:
         self.market = market
         self.catalog = {i.item_id: i for i in catalog}
@@ -100,19 +124,31 @@ class ClosedLoopSimulator:
         for shopper in self.market.shoppers:
             if shopper.cold:
                 continue
-            liked = [c for c, t in shopper.category_taste.items() if t > 0 and c in by_category] or list(by_category)
+            liked = [
+                c for c, t in shopper.category_taste.items() if t > 0 and c in by_category
+            ] or list(by_category)
             for n in range(views_per_shopper):
                 item_id = self.rng.choice(by_category[self.rng.choice(liked)])
                 t = now - self.rng.uniform(0, days) * DAY_S
-                kind = profile_pb2.EVENT_TYPE_PURCHASE if self.rng.random() < 0.08 else profile_pb2.EVENT_TYPE_VIEW
-                events.append(profile_pb2.Event(
-                    event_id=f"seed-{shopper.shopper_id}-{n}", user_id=shopper.shopper_id, type=kind,
-                    item_id=item_id, event_time=epoch_to_ts(t), price=self.catalog[item_id].price,
-                ))
+                kind = (
+                    profile_pb2.EVENT_TYPE_PURCHASE
+                    if self.rng.random() < 0.08
+                    else profile_pb2.EVENT_TYPE_VIEW
+                )
+                events.append(
+                    profile_pb2.Event(
+                        event_id=f"seed-{shopper.shopper_id}-{n}",
+                        user_id=shopper.shopper_id,
+                        type=kind,
+                        item_id=item_id,
+                        event_time=epoch_to_ts(t),
+                        price=self.catalog[item_id].price,
+                    )
+                )
 
         async def chunks():
             for start in range(0, len(events), 2000):
-                yield profile_pb2.IngestEventStreamRequest(events=events[start:start + 2000])
+                yield profile_pb2.IngestEventStreamRequest(events=events[start : start + 2000])
 
         reply = await self.profile.IngestEventStream(chunks(), metadata=self.metadata)
         return reply.summary.accepted + reply.summary.duplicate
@@ -121,10 +157,15 @@ class ClosedLoopSimulator:
         """Live copy per item (what the oracle may choose from); cached for the run."""
         missing = [i for i in item_ids if i not in self._live_texts]
         if missing:
-            reply = await self.generation.GetCreatives(generation_pb2.GetCreativesRequest(
-                queries=[generation_pb2.CreativeQuery(item_id=i) for i in missing], channel=CHANNELS[self.channel],
-                locale=self.locale, max_per_item=20,
-            ), metadata=self.metadata)
+            reply = await self.generation.GetCreatives(
+                generation_pb2.GetCreativesRequest(
+                    queries=[generation_pb2.CreativeQuery(item_id=i) for i in missing],
+                    channel=CHANNELS[self.channel],
+                    locale=self.locale,
+                    max_per_item=20,
+                ),
+                metadata=self.metadata,
+            )
             for entry in reply.items:
                 self._live_texts[entry.item_id] = [c.text for c in entry.creatives]
         return {i: self._live_texts.get(i, []) for i in item_ids}
@@ -132,21 +173,48 @@ class ClosedLoopSimulator:
     def _context(self, shopper: Shopper) -> tuple[common_pb2.Context, ContextFeatures]:
         device = self.rng.choice(shopper.devices)
         now = time.time()
-        ctx = common_pb2.Context(channel=CHANNELS[self.channel], locale=self.locale, device=DEVICES[device],
-                                 request_time=epoch_to_ts(now))
-        return ctx, ContextFeatures(channel=self.channel, hour=datetime.fromtimestamp(now, UTC).hour, device=device, locale=self.locale)
+        ctx = common_pb2.Context(
+            channel=CHANNELS[self.channel],
+            locale=self.locale,
+            device=DEVICES[device],
+            request_time=epoch_to_ts(now),
+        )
+        return ctx, ContextFeatures(
+            channel=self.channel,
+            hour=datetime.fromtimestamp(now, UTC).hour,
+            device=device,
+            locale=self.locale,
+        )
 
-    async def session(self, step: int, n: int = 10, candidates: int = 50, budget_ms: int = 2000) -> SessionOutcome:
+    async def session(
+        self, step: int, n: int = 10, candidates: int = 50, budget_ms: int = 2000
+    ) -> SessionOutcome:
         shopper = self.rng.choice(self.market.shoppers)
         pool = self.rng.sample(sorted(self.catalog), min(candidates, len(self.catalog)))
         ctx, features = self._context(shopper)
-        reply = await self.fusion.Recommend(F.RecommendRequest(
-            user_id=shopper.shopper_id, context=ctx, candidate_item_ids=pool, n=n, latency_budget_ms=budget_ms,
-        ), metadata=self.metadata)
+        reply = await self.fusion.Recommend(
+            F.RecommendRequest(
+                user_id=shopper.shopper_id,
+                context=ctx,
+                candidate_item_ids=pool,
+                n=n,
+                latency_budget_ms=budget_ms,
+            ),
+            metadata=self.metadata,
+        )
         arm = reply.assignment.arm_id or "default"
         texts = await self._texts(pool)
         best = sorted(
-            (max((self._p(shopper, i, t, features)[0] for t in texts[i] or [self.catalog[i].title]), default=0.0) for i in pool),
+            (
+                max(
+                    (
+                        self._p(shopper, i, t, features)[0]
+                        for t in texts[i] or [self.catalog[i].title]
+                    ),
+                    default=0.0,
+                )
+                for i in pool
+            ),
             reverse=True,
         )[:n]
         events: list[F.OutcomeEvent] = []
@@ -156,23 +224,46 @@ class ClosedLoopSimulator:
             clicked = self.rng.random() < p_click
             bought = clicked and self.rng.random() < p_buy
             price = self.catalog[rec.item_id].price
-            impressions.append(Impression(arm, step, p_click, rec.p_ctr, clicked, bought, price if bought else 0.0))
+            impressions.append(
+                Impression(arm, step, p_click, rec.p_ctr, clicked, bought, price if bought else 0.0)
+            )
             base = dict(request_id=reply.request_id, impression_id=rec.impression_id)
-            events.append(F.OutcomeEvent(event_id=f"{rec.impression_id}-i", type=F.FEEDBACK_TYPE_IMPRESSION, **base))
+            events.append(
+                F.OutcomeEvent(
+                    event_id=f"{rec.impression_id}-i", type=F.FEEDBACK_TYPE_IMPRESSION, **base
+                )
+            )
             if clicked:
-                events.append(F.OutcomeEvent(event_id=f"{rec.impression_id}-c", type=F.FEEDBACK_TYPE_CLICK, **base))
+                events.append(
+                    F.OutcomeEvent(
+                        event_id=f"{rec.impression_id}-c", type=F.FEEDBACK_TYPE_CLICK, **base
+                    )
+                )
             if bought:
-                events.append(F.OutcomeEvent(event_id=f"{rec.impression_id}-p", type=F.FEEDBACK_TYPE_PURCHASE, value=price, **base))
+                events.append(
+                    F.OutcomeEvent(
+                        event_id=f"{rec.impression_id}-p",
+                        type=F.FEEDBACK_TYPE_PURCHASE,
+                        value=price,
+                        **base,
+                    )
+                )
         if events:
-            await self.fusion.ReportOutcome(F.ReportOutcomeRequest(events=events), metadata=self.metadata)
+            await self.fusion.ReportOutcome(
+                F.ReportOutcomeRequest(events=events), metadata=self.metadata
+            )
         outcome = SessionOutcome(arm, impressions, float(np.mean(best)) if best else 0.0)
         self.outcomes.append(outcome)
         return outcome
 
-    def _p(self, shopper: Shopper, item_id: str, text: str, ctx: ContextFeatures) -> tuple[float, float]:
+    def _p(
+        self, shopper: Shopper, item_id: str, text: str, ctx: ContextFeatures
+    ) -> tuple[float, float]:
         return self.market.true_probabilities(shopper, self.catalog[item_id], item_id, text, ctx)
 
-    async def run(self, sessions: int, concurrency: int = 4, n: int = 10, start_step: int = 0) -> list[SessionOutcome]:
+    async def run(
+        self, sessions: int, concurrency: int = 4, n: int = 10, start_step: int = 0
+    ) -> list[SessionOutcome]:
         queue = list(range(start_step, start_step + sessions))
         results: list[SessionOutcome] = []
 
@@ -192,7 +283,10 @@ class ClosedLoopSimulator:
             imps = [i for o in mine for i in o.impressions]
             clicks = sum(i.clicked for i in imps)
             arms[arm] = ArmSummary(
-                arm=arm, impressions=len(imps), clicks=clicks, purchases=sum(i.purchased for i in imps),
+                arm=arm,
+                impressions=len(imps),
+                clicks=clicks,
+                purchases=sum(i.purchased for i in imps),
                 expected_ctr=float(np.mean([i.p_true for i in imps])) if imps else 0.0,
                 observed_ctr=clicks / len(imps) if imps else 0.0,
                 cvr=sum(i.purchased for i in imps) / clicks if clicks else 0.0,
@@ -204,8 +298,16 @@ class ClosedLoopSimulator:
         if labels.any() and not labels.all():
             model_auc = auc(labels, np.array([i.p_served for i in imps]))
             oracle_auc = auc(labels, np.array([i.p_true for i in imps]))
-        steps = [(o.impressions[0].step, o.arm, float(np.mean([i.p_true for i in o.impressions])), o.oracle_ctr)
-                 for o in outcomes if o.impressions]
+        steps = [
+            (
+                o.impressions[0].step,
+                o.arm,
+                float(np.mean([i.p_true for i in o.impressions])),
+                o.oracle_ctr,
+            )
+            for o in outcomes
+            if o.impressions
+        ]
         return LoopReport(arms, model_auc, oracle_auc, len(imps), sorted(steps))
 
 

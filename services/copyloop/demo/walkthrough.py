@@ -19,7 +19,13 @@ from copyloop.demo.market import MarketConfig, Shopper, SyntheticMarket
 from copyloop.demo.shoppers import generate_events, make_shoppers
 from copyloop.demo.simulator import ClosedLoopSimulator
 from copyloop.v1 import (
-    common_pb2, fusion_pb2, fusion_pb2_grpc, generation_pb2, generation_pb2_grpc, profile_pb2, profile_pb2_grpc,
+    common_pb2,
+    fusion_pb2,
+    fusion_pb2_grpc,
+    generation_pb2,
+    generation_pb2_grpc,
+    profile_pb2,
+    profile_pb2_grpc,
 )
 
 F = fusion_pb2
@@ -42,7 +48,12 @@ class WalkthroughConfig:
 
 
 class Walkthrough:
-    def __init__(self, addresses: dict[str, str], api_key: str, config: WalkthroughConfig = WalkthroughConfig()) -> None:
+    def __init__(
+        self,
+        addresses: dict[str, str],
+        api_key: str,
+        config: WalkthroughConfig = WalkthroughConfig(),
+    ) -> None:
         self.config = config
         self.meta = (("authorization", f"Bearer {api_key}"),)
         self._channels = {name: grpc.aio.insecure_channel(addr) for name, addr in addresses.items()}
@@ -50,8 +61,18 @@ class Walkthrough:
         self.profile = profile_pb2_grpc.ProfileServiceStub(self._channels["profile"])
         self.generation = generation_pb2_grpc.GenerationServiceStub(self._channels["generation"])
         self.catalog: list[DemoItem] = generate_catalog(config.items)
-        self.market = SyntheticMarket(self.catalog, MarketConfig(n_shoppers=config.shoppers), seed=config.seed)
-        self.sim = ClosedLoopSimulator(self.market, self.catalog, self.fusion, self.profile, self.generation, self.meta, seed=config.seed)
+        self.market = SyntheticMarket(
+            self.catalog, MarketConfig(n_shoppers=config.shoppers), seed=config.seed
+        )
+        self.sim = ClosedLoopSimulator(
+            self.market,
+            self.catalog,
+            self.fusion,
+            self.profile,
+            self.generation,
+            self.meta,
+            seed=config.seed,
+        )
 
     async def close(self) -> None:
         for channel in self._channels.values():
@@ -64,78 +85,152 @@ class Walkthrough:
         # Plus the demo shoppers (shopper-00000 ...) the load-test configs and docs refer to.
         browsing = generate_events(self.catalog, make_shoppers(self.catalog, 500), now=time.time())
         summary = await stream_events(self.profile, browsing, self.meta)
-        print(f"Catalog: {len(self.catalog)} items. Simulated shoppers: {self.config.shoppers} with {events} "
-              f"browsing events; demo shoppers: 500 with {summary.accepted + summary.duplicate} events.")
+        print(
+            f"Catalog: {len(self.catalog)} items. Simulated shoppers: {self.config.shoppers} with {events} "
+            f"browsing events; demo shoppers: 500 with {summary.accepted + summary.duplicate} events."
+        )
         await self._fill_pool()
-        await self.fusion.CreateExperiment(F.CreateExperimentRequest(
-            experiment_id=EXPERIMENT, display_name="Personalised LLM copy vs random vs generic",
-            arms=[F.Arm(arm_id=a, strategy=s, traffic_weight=w) for a, s, w in ARMS]), metadata=self.meta)
+        await self.fusion.CreateExperiment(
+            F.CreateExperimentRequest(
+                experiment_id=EXPERIMENT,
+                display_name="Personalised LLM copy vs random vs generic",
+                arms=[F.Arm(arm_id=a, strategy=s, traffic_weight=w) for a, s, w in ARMS],
+            ),
+            metadata=self.meta,
+        )
 
     async def _fill_pool(self) -> None:
-        live = await self.generation.GetCreatives(generation_pb2.GetCreativesRequest(
-            queries=[generation_pb2.CreativeQuery(item_id=i.item_id) for i in self.catalog],
-            channel=common_pb2.CHANNEL_PUSH, locale="en-US", max_per_item=1), metadata=self.meta)
-        missing = [i for i, entry in zip(self.catalog, live.items, strict=True) if not entry.creatives]
+        live = await self.generation.GetCreatives(
+            generation_pb2.GetCreativesRequest(
+                queries=[generation_pb2.CreativeQuery(item_id=i.item_id) for i in self.catalog],
+                channel=common_pb2.CHANNEL_PUSH,
+                locale="en-US",
+                max_per_item=1,
+            ),
+            metadata=self.meta,
+        )
+        missing = [
+            i for i, entry in zip(self.catalog, live.items, strict=True) if not entry.creatives
+        ]
         if not missing:
             print("Copy pool: already filled.")
             return
-        job = (await self.generation.PregenerateCreatives(generation_pb2.PregenerateCreativesRequest(
-            items=[item_to_proto(i) for i in missing], channels=[common_pb2.CHANNEL_PUSH], locales=["en-US"],
-            variants_per_item=self.config.variants, auto_approve=True), metadata=self.meta)).job
+        job = (
+            await self.generation.PregenerateCreatives(
+                generation_pb2.PregenerateCreativesRequest(
+                    items=[item_to_proto(i) for i in missing],
+                    channels=[common_pb2.CHANNEL_PUSH],
+                    locales=["en-US"],
+                    variants_per_item=self.config.variants,
+                    auto_approve=True,
+                ),
+                metadata=self.meta,
+            )
+        ).job
         while job.state in (generation_pb2.JOB_STATE_PENDING, generation_pb2.JOB_STATE_RUNNING):
             await asyncio.sleep(1)
-            job = (await self.generation.GetPregenerationJob(generation_pb2.GetPregenerationJobRequest(job_id=job.job_id), metadata=self.meta)).job
-            print(f"\rCopy pool: writing push copy with the LLM, {job.done_count}/{job.total_count} items, "
-                  f"{job.creative_count} creatives", end="", flush=True)
+            job = (
+                await self.generation.GetPregenerationJob(
+                    generation_pb2.GetPregenerationJobRequest(job_id=job.job_id), metadata=self.meta
+                )
+            ).job
+            print(
+                f"\rCopy pool: writing push copy with the LLM, {job.done_count}/{job.total_count} items, "
+                f"{job.creative_count} creatives",
+                end="",
+                flush=True,
+            )
         print()
 
     async def warm_up(self) -> None:
-        print(f"Warm-up: {self.config.warmup_sessions} simulated shopping sessions through Recommend/ReportOutcome ...")
+        print(
+            f"Warm-up: {self.config.warmup_sessions} simulated shopping sessions through Recommend/ReportOutcome ..."
+        )
         await self.sim.run(self.config.warmup_sessions, concurrency=4)
         report = self.sim.report()
-        print(f"  {report.impressions} impressions; expected CTR per arm: "
-              + ", ".join(f"{a.arm} {a.expected_ctr:.3f}" for a in report.arms.values()))
+        print(
+            f"  {report.impressions} impressions; expected CTR per arm: "
+            + ", ".join(f"{a.arm} {a.expected_ctr:.3f}" for a in report.arms.values())
+        )
         try:
-            retrain = await self.fusion.RetrainModel(F.RetrainModelRequest(window_days=1), metadata=self.meta, timeout=900)
-            print(f"  retrained the CTR/CVR model: {retrain.model_version}, promoted={retrain.promoted} ({retrain.reason})")
+            retrain = await self.fusion.RetrainModel(
+                F.RetrainModelRequest(window_days=1), metadata=self.meta, timeout=900
+            )
+            print(
+                f"  retrained the CTR/CVR model: {retrain.model_version}, promoted={retrain.promoted} ({retrain.reason})"
+            )
         except grpc.aio.AioRpcError as exc:
             print(f"  retrain skipped: {exc.details()}")
 
     def contrasting_shoppers(self) -> tuple[Shopper, Shopper]:
         warm = [s for s in self.market.shoppers if not s.cold]
         deal = max(warm, key=lambda s: s.price_sensitivity + s.style_response["discount"])
-        quality = max(warm, key=lambda s: s.budget - 40 * s.price_sensitivity + 20 * s.style_response["quality"])
+        quality = max(
+            warm,
+            key=lambda s: s.budget - 40 * s.price_sensitivity + 20 * s.style_response["quality"],
+        )
         return deal, quality
 
     async def show_recommendations(self, shoppers: Sequence[Shopper]) -> None:
         for shopper in shoppers:
-            profile = (await self.profile.GetUserProfile(profile_pb2.GetUserProfileRequest(user_id=shopper.shopper_id), metadata=self.meta)).profile
+            profile = (
+                await self.profile.GetUserProfile(
+                    profile_pb2.GetUserProfileRequest(user_id=shopper.shopper_id),
+                    metadata=self.meta,
+                )
+            ).profile
             cats = ", ".join(f"{a.key} {a.share:.0%}" for a in profile.category_affinities[:3])
-            reply = await self.fusion.Recommend(F.RecommendRequest(
-                user_id=shopper.shopper_id, n=5, latency_budget_ms=3000,
-                context=common_pb2.Context(channel=common_pb2.CHANNEL_PUSH, locale="en-US", device=common_pb2.DEVICE_MOBILE),
-            ), metadata=self.meta)
-            print(f"\n{shopper.shopper_id}: likes {cats or '-'}; segments {', '.join(profile.segments) or '-'}; "
-                  f"hidden budget {shopper.budget:.0f}, price sensitivity {shopper.price_sensitivity:.2f} "
-                  f"(arm: {reply.assignment.arm_id or '-'}, request {reply.request_id})")
+            reply = await self.fusion.Recommend(
+                F.RecommendRequest(
+                    user_id=shopper.shopper_id,
+                    n=5,
+                    latency_budget_ms=3000,
+                    context=common_pb2.Context(
+                        channel=common_pb2.CHANNEL_PUSH,
+                        locale="en-US",
+                        device=common_pb2.DEVICE_MOBILE,
+                    ),
+                ),
+                metadata=self.meta,
+            )
+            print(
+                f"\n{shopper.shopper_id}: likes {cats or '-'}; segments {', '.join(profile.segments) or '-'}; "
+                f"hidden budget {shopper.budget:.0f}, price sensitivity {shopper.price_sensitivity:.2f} "
+                f"(arm: {reply.assignment.arm_id or '-'}, request {reply.request_id})"
+            )
             for r in reply.recommendations:
-                print(f"  {r.rank}. {r.title} ({r.price:.2f} {r.currency_code})  pCTR {r.p_ctr:.3f} pCVR {r.p_cvr:.3f}  [{F.CopySource.Name(r.copy.source).removeprefix('COPY_SOURCE_').lower()}]")
-                print(f"     \"{r.copy.text}\"")
+                print(
+                    f"  {r.rank}. {r.title} ({r.price:.2f} {r.currency_code})  pCTR {r.p_ctr:.3f} pCVR {r.p_cvr:.3f}  [{F.CopySource.Name(r.copy.source).removeprefix('COPY_SOURCE_').lower()}]"
+                )
+                print(f'     "{r.copy.text}"')
                 if r.reasons:
                     print(f"     why: {'; '.join(r.reasons)}")
             for d in reply.degradations:
                 print(f"  degraded: {d.component} -> {d.fallback} ({d.reason})")
 
     async def show_experiment(self) -> None:
-        report = await self.fusion.GetExperimentReport(F.GetExperimentReportRequest(experiment_id=EXPERIMENT, include_chart=True), metadata=self.meta)
+        report = await self.fusion.GetExperimentReport(
+            F.GetExperimentReportRequest(experiment_id=EXPERIMENT, include_chart=True),
+            metadata=self.meta,
+        )
         print(f"\nExperiment {EXPERIMENT} (baseline {report.baseline_arm_id}):")
-        print(f"  {'arm':<14} {'users':>5} {'impr':>6} {'clicks':>6} {'CTR':>7} {'CVR':>6} {'rev/impr':>8} {'CTR lift':>9} {'95% interval':>18} {'P(best)':>7}")
+        print(
+            f"  {'arm':<14} {'users':>5} {'impr':>6} {'clicks':>6} {'CTR':>7} {'CVR':>6} {'rev/impr':>8} {'CTR lift':>9} {'95% interval':>18} {'P(best)':>7}"
+        )
         for a in report.arms:
             lift = "-" if math.isnan(a.ctr_lift) else f"{a.ctr_lift:+.1%}"
-            interval = "-" if math.isnan(a.ctr_lift_interval.lower) else f"[{a.ctr_lift_interval.lower:+.0%}, {a.ctr_lift_interval.upper:+.0%}]"
-            print(f"  {a.arm_id:<14} {a.user_count:>5} {a.impressions:>6} {a.clicks:>6} {a.ctr:>7.4f} {a.cvr:>6.3f} "
-                  f"{a.revenue_per_impression:>8.3f} {lift:>9} {interval:>18} {a.probability_best:>7.2f}")
-        print(f"  sample ratio check p = {report.sample_ratio_p_value:.3f}{' (MISMATCH)' if report.sample_ratio_mismatch else ''}")
+            interval = (
+                "-"
+                if math.isnan(a.ctr_lift_interval.lower)
+                else f"[{a.ctr_lift_interval.lower:+.0%}, {a.ctr_lift_interval.upper:+.0%}]"
+            )
+            print(
+                f"  {a.arm_id:<14} {a.user_count:>5} {a.impressions:>6} {a.clicks:>6} {a.ctr:>7.4f} {a.cvr:>6.3f} "
+                f"{a.revenue_per_impression:>8.3f} {lift:>9} {interval:>18} {a.probability_best:>7.2f}"
+            )
+        print(
+            f"  sample ratio check p = {report.sample_ratio_p_value:.3f}{' (MISMATCH)' if report.sample_ratio_mismatch else ''}"
+        )
         if report.chart_png:
             self.config.chart_path.parent.mkdir(parents=True, exist_ok=True)
             self.config.chart_path.write_bytes(report.chart_png)

@@ -17,7 +17,10 @@ Metadata = tuple[tuple[str, str], ...]
 
 class Downstream:
     def __init__(self, profile_addr: str, generation_addr: str, prediction_addr: str) -> None:
-        options = [("grpc.max_receive_message_length", 32 << 20), ("grpc.max_send_message_length", 32 << 20)]
+        options = [
+            ("grpc.max_receive_message_length", 32 << 20),
+            ("grpc.max_send_message_length", 32 << 20),
+        ]
         interceptors = list(client_interceptors())  # trace context travels with every call
         self._channels = [
             grpc.aio.insecure_channel(a, options=options, interceptors=interceptors or None)

@@ -49,7 +49,7 @@ DEFAULT_SEED = 20240601
 # --- assignment ---------------------------------------------------------------------------
 def hash_unit(user_id: str, experiment_id: str) -> float:
     """Stable position of a user in [0, 1) for one experiment (first 64 bits of SHA-256)."""
-    digest = hashlib.sha256(f"{experiment_id}\x1f{user_id}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{experiment_id}\x1f{user_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 

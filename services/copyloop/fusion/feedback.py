@@ -22,14 +22,18 @@ log = logging.getLogger("copyloop.fusion")
 FORWARD_FAILURES = Counter(
     "copyloop_fusion_feedback_forward_failures_total",
     "Outcome batches that could not be forwarded to a downstream service.",
-    ["target"], registry=REGISTRY,
+    ["target"],
+    registry=REGISTRY,
 )
 PROFILE_TYPES = {
-    "impression": profile_pb2.EVENT_TYPE_IMPRESSION, "click": profile_pb2.EVENT_TYPE_CLICK,
-    "add_to_cart": profile_pb2.EVENT_TYPE_ADD_TO_CART, "purchase": profile_pb2.EVENT_TYPE_PURCHASE,
+    "impression": profile_pb2.EVENT_TYPE_IMPRESSION,
+    "click": profile_pb2.EVENT_TYPE_CLICK,
+    "add_to_cart": profile_pb2.EVENT_TYPE_ADD_TO_CART,
+    "purchase": profile_pb2.EVENT_TYPE_PURCHASE,
 }
 OUTCOME_TYPES = {
-    "click": prediction_pb2.OUTCOME_TYPE_CLICK, "add_to_cart": prediction_pb2.OUTCOME_TYPE_ADD_TO_CART,
+    "click": prediction_pb2.OUTCOME_TYPE_CLICK,
+    "add_to_cart": prediction_pb2.OUTCOME_TYPE_ADD_TO_CART,
     "purchase": prediction_pb2.OUTCOME_TYPE_PURCHASE,
 }
 
@@ -40,58 +44,92 @@ class Feedback:
         self.down = downstream
         self.runner = runner
 
-    async def report(self, events: Sequence[OutcomeIn], metadata: Metadata) -> tuple[int, int, list[tuple[OutcomeIn, str]]]:
-        applied, duplicate, rejected = await self.runner.run(self.store.apply_outcomes, current_tenant(), events)
+    async def report(
+        self, events: Sequence[OutcomeIn], metadata: Metadata
+    ) -> tuple[int, int, list[tuple[OutcomeIn, str]]]:
+        applied, duplicate, rejected = await self.runner.run(
+            self.store.apply_outcomes, current_tenant(), events
+        )
         if applied:
             await self._forward(applied, metadata)
         return len(applied), duplicate, rejected
 
     async def _forward(self, applied: Sequence[AppliedOutcome], metadata: Metadata) -> None:
         """Training log first (impressions before their outcomes), then the profile."""
-        impressions = [_impression(a) for a in applied if a.outcome.type == "impression" and a.first_of_type]
+        impressions = [
+            _impression(a) for a in applied if a.outcome.type == "impression" and a.first_of_type
+        ]
         outcomes = [
-            prediction_pb2.Outcome(outcome_id=a.outcome.event_id, impression_id=a.outcome.impression_id,
-                                   type=OUTCOME_TYPES[a.outcome.type], value=a.outcome.value,
-                                   outcome_time=epoch_to_ts(a.outcome.event_time))
-            for a in applied if a.outcome.type in OUTCOME_TYPES
+            prediction_pb2.Outcome(
+                outcome_id=a.outcome.event_id,
+                impression_id=a.outcome.impression_id,
+                type=OUTCOME_TYPES[a.outcome.type],
+                value=a.outcome.value,
+                outcome_time=epoch_to_ts(a.outcome.event_time),
+            )
+            for a in applied
+            if a.outcome.type in OUTCOME_TYPES
         ]
         try:
             if impressions:
-                await self.down.prediction.LogImpressions(prediction_pb2.LogImpressionsRequest(impressions=impressions), metadata=metadata, timeout=5)
+                await self.down.prediction.LogImpressions(
+                    prediction_pb2.LogImpressionsRequest(impressions=impressions),
+                    metadata=metadata,
+                    timeout=5,
+                )
             if outcomes:
-                await self.down.prediction.LogOutcomes(prediction_pb2.LogOutcomesRequest(outcomes=outcomes), metadata=metadata, timeout=5)
-        except Exception:  # noqa: BLE001 - the outcome is stored here; the training log misses it
+                await self.down.prediction.LogOutcomes(
+                    prediction_pb2.LogOutcomesRequest(outcomes=outcomes),
+                    metadata=metadata,
+                    timeout=5,
+                )
+        except Exception:
             FORWARD_FAILURES.labels("prediction").inc()
             log.warning("could not forward outcomes to the prediction service", exc_info=True)
         events = [
             profile_pb2.Event(
-                event_id=f"fusion:{a.outcome.event_id}", user_id=a.served.user_id, type=PROFILE_TYPES[a.outcome.type],
-                item_id=a.served.item_id, event_time=epoch_to_ts(a.outcome.event_time),
+                event_id=f"fusion:{a.outcome.event_id}",
+                user_id=a.served.user_id,
+                type=PROFILE_TYPES[a.outcome.type],
+                item_id=a.served.item_id,
+                event_time=epoch_to_ts(a.outcome.event_time),
                 price=a.outcome.value if a.outcome.type == "purchase" else 0.0,
-                request_id=a.served.request_id, creative_id=a.served.creative_id,
+                request_id=a.served.request_id,
+                creative_id=a.served.creative_id,
                 context=_context(a),
             )
             for a in applied
         ]
         try:
-            await self.down.profile.IngestEvents(profile_pb2.IngestEventsRequest(events=events), metadata=metadata, timeout=5)
-        except Exception:  # noqa: BLE001
+            await self.down.profile.IngestEvents(
+                profile_pb2.IngestEventsRequest(events=events), metadata=metadata, timeout=5
+            )
+        except Exception:
             FORWARD_FAILURES.labels("profile").inc()
             log.warning("could not forward outcomes to the profile service", exc_info=True)
 
 
 def _context(a: AppliedOutcome) -> common_pb2.Context:
-    return json_format.ParseDict(a.served.features.get("context", {}), common_pb2.Context(), ignore_unknown_fields=True)
+    return json_format.ParseDict(
+        a.served.features.get("context", {}), common_pb2.Context(), ignore_unknown_fields=True
+    )
 
 
 def _impression(a: AppliedOutcome) -> prediction_pb2.Impression:
     f = a.served.features
     return prediction_pb2.Impression(
-        impression_id=a.served.impression_id, request_id=a.served.request_id, user_id=a.served.user_id,
-        profile=json_format.ParseDict(f.get("profile", {}), common_pb2.UserProfile(), ignore_unknown_fields=True),
+        impression_id=a.served.impression_id,
+        request_id=a.served.request_id,
+        user_id=a.served.user_id,
+        profile=json_format.ParseDict(
+            f.get("profile", {}), common_pb2.UserProfile(), ignore_unknown_fields=True
+        ),
         context=_context(a),
-        candidate=json_format.ParseDict(f.get("candidate", {}), prediction_pb2.ScoreCandidate(), ignore_unknown_fields=True),
-        served_p_ctr=a.served.p_ctr, model_version=a.served.model_version,
+        candidate=json_format.ParseDict(
+            f.get("candidate", {}), prediction_pb2.ScoreCandidate(), ignore_unknown_fields=True
+        ),
+        served_p_ctr=a.served.p_ctr,
+        model_version=a.served.model_version,
         impression_time=epoch_to_ts(a.outcome.event_time),
         experiment_arm=a.served.arm_id,
     )

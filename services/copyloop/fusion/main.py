@@ -43,9 +43,13 @@ async def start_fusion_service(settings: FusionSettings) -> FusionService:
     migrate(engine, MIGRATIONS, "alembic_version_fusion")
     store = FusionStore(engine)
     runner = BlockingRunner(workers=4, name="fusion-store")
-    downstream = Downstream(settings.profile_addr, settings.generation_addr, settings.prediction_addr)
+    downstream = Downstream(
+        settings.profile_addr, settings.generation_addr, settings.prediction_addr
+    )
     recommender = Recommender(store, downstream, settings, runner)
-    servicer = FusionServicer(store, downstream, recommender, Feedback(store, downstream, runner), runner)
+    servicer = FusionServicer(
+        store, downstream, recommender, Feedback(store, downstream, runner), runner
+    )
 
     async def ready() -> bool:
         # Fusion degrades around its dependencies, so only its own database gates readiness.
@@ -53,7 +57,9 @@ async def start_fusion_service(settings: FusionSettings) -> FusionService:
 
     spec = ServiceSpec(
         full_name=FULL_NAME,
-        register=lambda server: fusion_pb2_grpc.add_FusionServiceServicer_to_server(servicer, server),
+        register=lambda server: fusion_pb2_grpc.add_FusionServiceServicer_to_server(
+            servicer, server
+        ),
         readiness=ready,
     )
     server = await create_server([spec], settings, label="fusion")

@@ -15,8 +15,10 @@ from copyloop.v1 import common_pb2, fusion_pb2
 F = fusion_pb2
 EXPERIMENT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 FEEDBACK = {
-    F.FEEDBACK_TYPE_IMPRESSION: "impression", F.FEEDBACK_TYPE_CLICK: "click",
-    F.FEEDBACK_TYPE_ADD_TO_CART: "add_to_cart", F.FEEDBACK_TYPE_PURCHASE: "purchase",
+    F.FEEDBACK_TYPE_IMPRESSION: "impression",
+    F.FEEDBACK_TYPE_CLICK: "click",
+    F.FEEDBACK_TYPE_ADD_TO_CART: "add_to_cart",
+    F.FEEDBACK_TYPE_PURCHASE: "purchase",
 }
 STATES = {"running": F.EXPERIMENT_STATE_RUNNING, "stopped": F.EXPERIMENT_STATE_STOPPED}
 MAX_OUTCOMES = 1000
@@ -24,16 +26,32 @@ MAX_OUTCOMES = 1000
 
 def validate_recommend(req: F.RecommendRequest) -> None:
     v = Violations()
-    v.check(bool(req.user_id) and len(req.user_id) <= 128, "user_id", "required, at most 128 characters")
-    v.check(req.context.channel in common_pb2.Channel.values() and req.context.channel != 0, "context.channel", "required: a known channel")
+    v.check(
+        bool(req.user_id) and len(req.user_id) <= 128, "user_id", "required, at most 128 characters"
+    )
+    v.check(
+        req.context.channel in common_pb2.Channel.values() and req.context.channel != 0,
+        "context.channel",
+        "required: a known channel",
+    )
     v.check(req.context.locale in ("en-US", "zh-CN"), "context.locale", "required: en-US or zh-CN")
     v.check(0 <= req.n <= 100, "n", "must be between 0 and 100")
     v.check(len(req.candidate_item_ids) <= 500, "candidate_item_ids", "at most 500 ids")
-    v.check(len(set(req.candidate_item_ids)) == len(req.candidate_item_ids), "candidate_item_ids", "must not repeat ids")
-    v.check(0 <= req.latency_budget_ms <= 60_000, "latency_budget_ms", "must be between 0 and 60000")
+    v.check(
+        len(set(req.candidate_item_ids)) == len(req.candidate_item_ids),
+        "candidate_item_ids",
+        "must not repeat ids",
+    )
+    v.check(
+        0 <= req.latency_budget_ms <= 60_000, "latency_budget_ms", "must be between 0 and 60000"
+    )
     f = req.filter
     for name in ("min_price", "max_price"):
-        v.check(math.isfinite(getattr(f, name)) and getattr(f, name) >= 0, f"filter.{name}", "must be >= 0")
+        v.check(
+            math.isfinite(getattr(f, name)) and getattr(f, name) >= 0,
+            f"filter.{name}",
+            "must be >= 0",
+        )
     v.raise_if_any()
 
 
@@ -44,39 +62,74 @@ def outcomes_from_proto(req: F.ReportOutcomeRequest) -> list[OutcomeIn]:
     parsed = []
     for n, e in enumerate(req.events):
         p = f"events[{n}]"
-        v.check(bool(e.event_id) and len(e.event_id) <= 128, f"{p}.event_id", "required, at most 128 characters")
+        v.check(
+            bool(e.event_id) and len(e.event_id) <= 128,
+            f"{p}.event_id",
+            "required, at most 128 characters",
+        )
         v.check(bool(e.impression_id), f"{p}.impression_id", "required")
         v.check(bool(e.request_id), f"{p}.request_id", "required")
-        v.check(e.type in FEEDBACK, f"{p}.type", "required: impression, click, add_to_cart or purchase")
+        v.check(
+            e.type in FEEDBACK, f"{p}.type", "required: impression, click, add_to_cart or purchase"
+        )
         v.check(math.isfinite(e.value) and e.value >= 0, f"{p}.value", "must be >= 0")
         t = ts_to_epoch(e.event_time) if e.HasField("event_time") else now
         v.check(t <= now + 86_400, f"{p}.event_time", "more than 1 day in the future")
         if e.type in FEEDBACK:
-            parsed.append(OutcomeIn(n, e.event_id, e.request_id, e.impression_id, FEEDBACK[e.type], e.value, t))
+            parsed.append(
+                OutcomeIn(
+                    n, e.event_id, e.request_id, e.impression_id, FEEDBACK[e.type], e.value, t
+                )
+            )
     v.raise_if_any()
     return parsed
 
 
 def arms_from_proto(req: F.CreateExperimentRequest) -> list[ArmSpec]:
     v = Violations()
-    v.check(bool(EXPERIMENT_ID.match(req.experiment_id)), "experiment_id", "required: 1-64 characters of [a-z0-9-]")
+    v.check(
+        bool(EXPERIMENT_ID.match(req.experiment_id)),
+        "experiment_id",
+        "required: 1-64 characters of [a-z0-9-]",
+    )
     v.check(2 <= len(req.arms) <= 10, "arms", "2 to 10 arms required")
     v.check(len(req.display_name) <= 256, "display_name", "at most 256 characters")
     seen: set[str] = set()
     for n, arm in enumerate(req.arms):
-        v.check(bool(EXPERIMENT_ID.match(arm.arm_id)), f"arms[{n}].arm_id", "required: 1-64 characters of [a-z0-9-]")
+        v.check(
+            bool(EXPERIMENT_ID.match(arm.arm_id)),
+            f"arms[{n}].arm_id",
+            "required: 1-64 characters of [a-z0-9-]",
+        )
         v.check(arm.arm_id not in seen, f"arms[{n}].arm_id", "duplicated")
         seen.add(arm.arm_id)
-        v.check(arm.strategy != F.ARM_STRATEGY_UNSPECIFIED and arm.strategy in F.ArmStrategy.values(), f"arms[{n}].strategy", "required")
-        v.check(math.isfinite(arm.traffic_weight) and arm.traffic_weight > 0, f"arms[{n}].traffic_weight", "must be > 0")
+        v.check(
+            arm.strategy != F.ARM_STRATEGY_UNSPECIFIED and arm.strategy in F.ArmStrategy.values(),
+            f"arms[{n}].strategy",
+            "required",
+        )
+        v.check(
+            math.isfinite(arm.traffic_weight) and arm.traffic_weight > 0,
+            f"arms[{n}].traffic_weight",
+            "must be > 0",
+        )
     v.raise_if_any()
     return [ArmSpec(a.arm_id, F.ArmStrategy.Name(a.strategy), a.traffic_weight) for a in req.arms]
 
 
 def experiment_to_proto(r: ExperimentRecord) -> F.Experiment:
     msg = F.Experiment(
-        experiment_id=r.experiment_id, display_name=r.display_name, state=STATES[r.state],
-        arms=[F.Arm(arm_id=a.arm_id, strategy=F.ArmStrategy.Value(a.strategy), traffic_weight=a.traffic_weight) for a in r.arms],
+        experiment_id=r.experiment_id,
+        display_name=r.display_name,
+        state=STATES[r.state],
+        arms=[
+            F.Arm(
+                arm_id=a.arm_id,
+                strategy=F.ArmStrategy.Value(a.strategy),
+                traffic_weight=a.traffic_weight,
+            )
+            for a in r.arms
+        ],
         create_time=dt_to_ts(r.create_time),
     )
     if r.stop_time:
@@ -84,21 +137,34 @@ def experiment_to_proto(r: ExperimentRecord) -> F.Experiment:
     return msg
 
 
-def report_to_proto(experiment: ExperimentRecord, report: ExperimentReport, chart: bytes) -> F.GetExperimentReportResponse:
+def report_to_proto(
+    experiment: ExperimentRecord, report: ExperimentReport, chart: bytes
+) -> F.GetExperimentReportResponse:
     reply = F.GetExperimentReportResponse(
-        experiment=experiment_to_proto(experiment), baseline_arm_id=report.baseline_arm_id,
-        sample_ratio_p_value=report.srm.p_value, sample_ratio_mismatch=report.srm.mismatch, chart_png=chart,
+        experiment=experiment_to_proto(experiment),
+        baseline_arm_id=report.baseline_arm_id,
+        sample_ratio_p_value=report.srm.p_value,
+        sample_ratio_mismatch=report.srm.mismatch,
+        chart_png=chart,
     )
     for arm in report.arms:
         c = arm.counts
         lift = arm.lift
         reply.arms.add(
-            arm_id=c.arm_id, user_count=c.users, impressions=c.impressions, clicks=c.clicks,
-            purchases=c.purchases, revenue=c.revenue, ctr=c.ctr, cvr=c.cvr,
+            arm_id=c.arm_id,
+            user_count=c.users,
+            impressions=c.impressions,
+            clicks=c.clicks,
+            purchases=c.purchases,
+            revenue=c.revenue,
+            ctr=c.ctr,
+            cvr=c.cvr,
             revenue_per_impression=c.revenue_per_impression,
             # An undefined lift (no impressions, or a baseline without clicks) is reported as NaN.
             ctr_lift=lift.lift if lift else math.nan,
-            ctr_lift_interval=F.Interval(lower=lift.lower if lift else math.nan, upper=lift.upper if lift else math.nan),
+            ctr_lift_interval=F.Interval(
+                lower=lift.lower if lift else math.nan, upper=lift.upper if lift else math.nan
+            ),
             probability_best=arm.probability_best,
         )
     return reply

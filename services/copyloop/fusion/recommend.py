@@ -38,9 +38,15 @@ STRATEGY_MODES = {
     F.ARM_STRATEGY_GREEDY_PREDICTED: bandit.SelectionMode.GREEDY,
     F.ARM_STRATEGY_RANDOM_COPY: bandit.SelectionMode.RANDOM,
 }
-OBJECTIVES = {F.RANKING_OBJECTIVE_CTR: "ctr", F.RANKING_OBJECTIVE_CTCVR: "ctcvr", F.RANKING_OBJECTIVE_EXPECTED_VALUE: "expected_value"}
+OBJECTIVES = {
+    F.RANKING_OBJECTIVE_CTR: "ctr",
+    F.RANKING_OBJECTIVE_CTCVR: "ctcvr",
+    F.RANKING_OBJECTIVE_EXPECTED_VALUE: "expected_value",
+}
 CHANNEL_NAMES = {v: k.removeprefix("CHANNEL_").lower() for k, v in common_pb2.Channel.items() if v}
-PRICE_BANDS = {v: k.removeprefix("PRICE_BAND_").lower() for k, v in common_pb2.PriceBand.items() if v}
+PRICE_BANDS = {
+    v: k.removeprefix("PRICE_BAND_").lower() for k, v in common_pb2.PriceBand.items() if v
+}
 PRIOR_CTR, PRIOR_CVR = 0.03, 0.05
 PRIOR_VERSION = "prior:fusion"
 
@@ -64,7 +70,13 @@ class Slot:
 
 
 class Recommender:
-    def __init__(self, store: FusionStore, downstream: Downstream, settings: FusionSettings, runner: BlockingRunner) -> None:
+    def __init__(
+        self,
+        store: FusionStore,
+        downstream: Downstream,
+        settings: FusionSettings,
+        runner: BlockingRunner,
+    ) -> None:
         self.store = store
         self.down = downstream
         self.settings = settings
@@ -78,7 +90,9 @@ class Recommender:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
 
-    async def recommend(self, req: F.RecommendRequest, metadata: Metadata, time_left_s: float | None) -> F.RecommendResponse:
+    async def recommend(
+        self, req: F.RecommendRequest, metadata: Metadata, time_left_s: float | None
+    ) -> F.RecommendResponse:
         budget_s = (req.latency_budget_ms or self.settings.default_budget_ms) / 1000
         if time_left_s is not None:
             budget_s = min(budget_s, time_left_s)
@@ -97,7 +111,10 @@ class Recommender:
         experiment, arm = await self._assignment(tenant, req)
         strategy = F.ARM_STRATEGY_PERSONALISED_BANDIT
         if experiment is not None and arm is not None:
-            reply.assignment.experiment_id, reply.assignment.arm_id = experiment.experiment_id, arm.arm_id
+            reply.assignment.experiment_id, reply.assignment.arm_id = (
+                experiment.experiment_id,
+                arm.arm_id,
+            )
             strategy = F.ArmStrategy.Value(arm.strategy)
 
         profile, items = await self._profile_and_items(req, metadata, left, degrade, tenant)
@@ -111,61 +128,125 @@ class Recommender:
         chosen = await self._choose(slots, strategy, segment, rng, tenant)
         objective = OBJECTIVES.get(req.objective, self.settings.objective)
         ranked = rank(
-            [RankCandidate(s.item.item_id, _top(s.item), s.item.brand, s.item.price, s.item.stock > 0, score.p_ctr, score.p_cvr)
-             for s, (_, score) in zip(slots, chosen, strict=True)],
+            [
+                RankCandidate(
+                    s.item.item_id,
+                    _top(s.item),
+                    s.item.brand,
+                    s.item.price,
+                    s.item.stock > 0,
+                    score.p_ctr,
+                    score.p_cvr,
+                )
+                for s, (_, score) in zip(slots, chosen, strict=True)
+            ],
             n=req.n or 10,
-            config=RankingConfig(objective=objective, diversity_lambda=self.settings.diversity_lambda),
+            config=RankingConfig(
+                objective=objective, diversity_lambda=self.settings.diversity_lambda
+            ),
             excluded_ids=set(req.filter.exclude_item_ids),
         )
-        by_id = {s.item.item_id: (s, option, score) for s, (option, score) in zip(slots, chosen, strict=True)}
+        by_id = {
+            s.item.item_id: (s, option, score)
+            for s, (option, score) in zip(slots, chosen, strict=True)
+        }
         served: list[ServedRow] = []
         now = time.time()
         for r in ranked:
             slot, option, score = by_id[r.item_id]
             impression_id = f"im_{uuid.uuid4().hex[:20]}"
             rec = reply.recommendations.add(
-                rank=r.rank, item_id=r.item_id, title=slot.item.title, price=slot.item.price,
+                rank=r.rank,
+                item_id=r.item_id,
+                title=slot.item.title,
+                price=slot.item.price,
                 currency_code=slot.item.currency_code or "USD",
-                copy=F.CopyChoice(creative_id=option.creative_id, text=option.text, source=option.source, template_version=option.template_version),
-                p_ctr=score.p_ctr, p_cvr=score.p_cvr, expected_value=r.objective_value,
-                model_version=model_version, impression_id=impression_id,
+                copy=F.CopyChoice(
+                    creative_id=option.creative_id,
+                    text=option.text,
+                    source=option.source,
+                    template_version=option.template_version,
+                ),
+                p_ctr=score.p_ctr,
+                p_cvr=score.p_cvr,
+                expected_value=r.objective_value,
+                model_version=model_version,
+                impression_id=impression_id,
                 reasons=self._reasons(slot, profile, segment, score, req.context.locale),
             )
-            served.append(ServedRow(
-                impression_id=impression_id, request_id=reply.request_id, user_id=req.user_id,
-                item_id=r.item_id, creative_id=option.creative_id, segment=segment,
-                experiment_id=reply.assignment.experiment_id, arm_id=reply.assignment.arm_id,
-                p_ctr=score.p_ctr, p_cvr=score.p_cvr, price=slot.item.price,
-                copy_source=F.CopySource.Name(option.source), model_version=model_version, serve_time=now,
-                features=_served_features(req, profile, slot.item, option, rec),
-            ))
+            served.append(
+                ServedRow(
+                    impression_id=impression_id,
+                    request_id=reply.request_id,
+                    user_id=req.user_id,
+                    item_id=r.item_id,
+                    creative_id=option.creative_id,
+                    segment=segment,
+                    experiment_id=reply.assignment.experiment_id,
+                    arm_id=reply.assignment.arm_id,
+                    p_ctr=score.p_ctr,
+                    p_cvr=score.p_cvr,
+                    price=slot.item.price,
+                    copy_source=F.CopySource.Name(option.source),
+                    model_version=model_version,
+                    serve_time=now,
+                    features=_served_features(req, profile, slot.item, option, rec),
+                )
+            )
         await self.runner.run(self.store.log_served, tenant, served)
         return reply
 
     # ---- steps ---------------------------------------------------------------------------
 
-    async def _assignment(self, tenant: str, req: F.RecommendRequest) -> tuple[ExperimentRecord | None, Any]:
+    async def _assignment(
+        self, tenant: str, req: F.RecommendRequest
+    ) -> tuple[ExperimentRecord | None, Any]:
         running = await self.runner.run(self.store.running_experiments, tenant)
         if req.experiment_id:
             running = [e for e in running if e.experiment_id == req.experiment_id]
         if not running:
             return None, None
         exp = running[0]
-        arm_id = experiments.assign(req.user_id, f"{tenant}/{exp.experiment_id}", [(a.arm_id, a.traffic_weight) for a in exp.arms])
-        await self.runner.run(self.store.remember_assignment, tenant, exp.experiment_id, req.user_id, arm_id, time.time())
+        arm_id = experiments.assign(
+            req.user_id,
+            f"{tenant}/{exp.experiment_id}",
+            [(a.arm_id, a.traffic_weight) for a in exp.arms],
+        )
+        await self.runner.run(
+            self.store.remember_assignment,
+            tenant,
+            exp.experiment_id,
+            req.user_id,
+            arm_id,
+            time.time(),
+        )
         return exp, next(a for a in exp.arms if a.arm_id == arm_id)
 
     async def _profile_and_items(self, req, metadata, left, degrade, tenant):  # type: ignore[no-untyped-def]
         profile_call = self.down.profile.GetUserProfile(
-            profile_pb2.GetUserProfileRequest(user_id=req.user_id), metadata=metadata, timeout=left(0.4))
+            profile_pb2.GetUserProfileRequest(user_id=req.user_id),
+            metadata=metadata,
+            timeout=left(0.4),
+        )
         if req.candidate_item_ids:
             items_call = self.down.profile.GetItems(
-                profile_pb2.GetItemsRequest(item_ids=list(req.candidate_item_ids)), metadata=metadata, timeout=left(0.4))
+                profile_pb2.GetItemsRequest(item_ids=list(req.candidate_item_ids)),
+                metadata=metadata,
+                timeout=left(0.4),
+            )
         else:
             items_call = self.down.profile.RecallItems(
-                profile_pb2.RecallItemsRequest(user_id=req.user_id, k=max(self.settings.recall_k, 3 * (req.n or 10)), filter=req.filter),
-                metadata=metadata, timeout=left(0.4))
-        profile_reply, items_reply = await asyncio.gather(profile_call, items_call, return_exceptions=True)
+                profile_pb2.RecallItemsRequest(
+                    user_id=req.user_id,
+                    k=max(self.settings.recall_k, 3 * (req.n or 10)),
+                    filter=req.filter,
+                ),
+                metadata=metadata,
+                timeout=left(0.4),
+            )
+        profile_reply, items_reply = await asyncio.gather(
+            profile_call, items_call, return_exceptions=True
+        )
         if isinstance(profile_reply, BaseException):
             degrade("profile", "cold-start profile", profile_reply)
             profile = common_pb2.UserProfile(user_id=req.user_id, cold_start=True)
@@ -174,7 +255,10 @@ class Recommender:
         if isinstance(items_reply, BaseException):
             cached = self._popular.get(tenant)
             if not cached:
-                raise Unavailable(f"no candidates: the profile service is unavailable ({describe(items_reply)})", retry_after_s=1.0)
+                raise Unavailable(
+                    f"no candidates: the profile service is unavailable ({describe(items_reply)})",
+                    retry_after_s=1.0,
+                )
             degrade("profile", "cached candidates", items_reply)
             wanted = set(req.candidate_item_ids)
             items = [i for i in cached if not wanted or i.item_id in wanted]
@@ -186,24 +270,47 @@ class Recommender:
                 self._popular[tenant] = items
         return profile, items
 
-    def _eligible_slots(self, items: Sequence[common_pb2.Item], req: F.RecommendRequest) -> list[Slot]:
+    def _eligible_slots(
+        self, items: Sequence[common_pb2.Item], req: F.RecommendRequest
+    ) -> list[Slot]:
         excluded = set(req.filter.exclude_item_ids)
-        return [Slot(item, rank + 1) for rank, item in enumerate(items) if item.stock > 0 and item.item_id not in excluded]
+        return [
+            Slot(item, rank + 1)
+            for rank, item in enumerate(items)
+            if item.stock > 0 and item.item_id not in excluded
+        ]
 
-    async def _attach_copy(self, slots, req, profile, segment, strategy, metadata, left, degrade) -> None:  # type: ignore[no-untyped-def]
+    async def _attach_copy(
+        self, slots, req, profile, segment, strategy, metadata, left, degrade
+    ) -> None:  # type: ignore[no-untyped-def]
         ctx = req.context
         if strategy == F.ARM_STRATEGY_GENERIC_COPY:
             for s in slots:
                 s.options = [generic_copy(s.item)]
             return
         try:
-            pool = await self.down.generation.GetCreatives(generation_pb2.GetCreativesRequest(
-                queries=[generation_pb2.CreativeQuery(item_id=s.item.item_id, item_version=s.item.version) for s in slots],
-                channel=ctx.channel, locale=ctx.locale, segment=segment, max_per_item=5,
-            ), metadata=metadata, timeout=left(0.25))
+            pool = await self.down.generation.GetCreatives(
+                generation_pb2.GetCreativesRequest(
+                    queries=[
+                        generation_pb2.CreativeQuery(
+                            item_id=s.item.item_id, item_version=s.item.version
+                        )
+                        for s in slots
+                    ],
+                    channel=ctx.channel,
+                    locale=ctx.locale,
+                    segment=segment,
+                    max_per_item=5,
+                ),
+                metadata=metadata,
+                timeout=left(0.25),
+            )
             for s, found in zip(slots, pool.items, strict=True):
-                s.options = [CopyOption(c.creative_id, c.text, F.COPY_SOURCE_POOL, c.template_version) for c in found.creatives]
-        except Exception as exc:  # noqa: BLE001 - the pool being down degrades to fallbacks
+                s.options = [
+                    CopyOption(c.creative_id, c.text, F.COPY_SOURCE_POOL, c.template_version)
+                    for c in found.creatives
+                ]
+        except Exception as exc:
             degrade("generation", "fallback copy", exc)
         missing = [s for s in slots if not s.options]
         if missing:
@@ -219,14 +326,28 @@ class Recommender:
         timeout = left(0.5)
 
         async def one(slot: Slot) -> None:
-            reply = await self.down.generation.Generate(generation_pb2.GenerateRequest(
-                item=slot.item, channel=ctx.channel, locale=ctx.locale, variant_count=2,
-                audience=generation_pb2.Audience(segment=segment, profile_summary=profile_summary(profile)),
-            ), metadata=metadata, timeout=timeout)
+            reply = await self.down.generation.Generate(
+                generation_pb2.GenerateRequest(
+                    item=slot.item,
+                    channel=ctx.channel,
+                    locale=ctx.locale,
+                    variant_count=2,
+                    audience=generation_pb2.Audience(
+                        segment=segment, profile_summary=profile_summary(profile)
+                    ),
+                ),
+                metadata=metadata,
+                timeout=timeout,
+            )
             slot.options = [
-                CopyOption(f"gen:{slot.item.item_id}:{n}", v.text,
-                           F.COPY_SOURCE_FALLBACK if v.source == generation_pb2.VARIANT_SOURCE_TEMPLATE_FALLBACK else F.COPY_SOURCE_GENERATED,
-                           v.template_version)
+                CopyOption(
+                    f"gen:{slot.item.item_id}:{n}",
+                    v.text,
+                    F.COPY_SOURCE_FALLBACK
+                    if v.source == generation_pb2.VARIANT_SOURCE_TEMPLATE_FALLBACK
+                    else F.COPY_SOURCE_GENERATED,
+                    v.template_version,
+                )
                 for n, v in enumerate(reply.variants)
             ]
 
@@ -235,7 +356,13 @@ class Recommender:
         if errors:
             degrade("generation", "fallback copy for items without creatives", errors[0])
 
-    def _queue_pregeneration(self, items: Sequence[common_pb2.Item], ctx: common_pb2.Context, segment: str, metadata: Metadata) -> None:
+    def _queue_pregeneration(
+        self,
+        items: Sequence[common_pb2.Item],
+        ctx: common_pb2.Context,
+        segment: str,
+        metadata: Metadata,
+    ) -> None:
         """Asks the generation service to fill the pool for these items in the background, at
         most once every 10 minutes per (item version, channel, locale, segment)."""
         now = time.monotonic()
@@ -248,14 +375,20 @@ class Recommender:
         if not fresh:
             return
         request = generation_pb2.PregenerateCreativesRequest(
-            items=fresh, channels=[ctx.channel], locales=[ctx.locale], segments=[segment],
-            variants_per_item=3, auto_approve=self.settings.auto_approve_pregenerated,
+            items=fresh,
+            channels=[ctx.channel],
+            locales=[ctx.locale],
+            segments=[segment],
+            variants_per_item=3,
+            auto_approve=self.settings.auto_approve_pregenerated,
         )
 
         async def send() -> None:
             try:
-                await self.down.generation.PregenerateCreatives(request, metadata=metadata, timeout=10)
-            except Exception:  # noqa: BLE001 - the next request queues again after the window
+                await self.down.generation.PregenerateCreatives(
+                    request, metadata=metadata, timeout=10
+                )
+            except Exception:
                 log.warning("could not queue pre-generation", exc_info=True)
 
         task = asyncio.create_task(send())
@@ -264,48 +397,88 @@ class Recommender:
 
     async def _score(self, slots, req, profile, metadata, left, degrade) -> str:  # type: ignore[no-untyped-def]
         candidates = [
-            prediction_pb2.ScoreCandidate(item=s.item, creative_id=o.creative_id, copy_text=o.text,
-                                          item_popularity=1.0 / s.popularity_rank)
-            for s in slots for o in s.options
+            prediction_pb2.ScoreCandidate(
+                item=s.item,
+                creative_id=o.creative_id,
+                copy_text=o.text,
+                item_popularity=1.0 / s.popularity_rank,
+            )
+            for s in slots
+            for o in s.options
         ]
         try:
-            reply = await self.down.prediction.Score(prediction_pb2.ScoreRequest(
-                user_id=req.user_id, profile=profile, context=req.context, candidates=candidates,
-            ), metadata=metadata, timeout=left(0.9))
+            reply = await self.down.prediction.Score(
+                prediction_pb2.ScoreRequest(
+                    user_id=req.user_id,
+                    profile=profile,
+                    context=req.context,
+                    candidates=candidates,
+                ),
+                metadata=metadata,
+                timeout=left(0.9),
+            )
             scores = list(reply.scores)
             version = reply.model_version
-        except Exception as exc:  # noqa: BLE001 - prior scores keep the answer coming
+        except Exception as exc:
             degrade("prediction", "prior scores", exc)
-            scores = [prediction_pb2.CandidateScore(item_id=c.item.item_id, creative_id=c.creative_id,
-                                                    p_ctr=PRIOR_CTR, p_cvr=PRIOR_CVR, p_ctcvr=PRIOR_CTR * PRIOR_CVR)
-                      for c in candidates]
+            scores = [
+                prediction_pb2.CandidateScore(
+                    item_id=c.item.item_id,
+                    creative_id=c.creative_id,
+                    p_ctr=PRIOR_CTR,
+                    p_cvr=PRIOR_CVR,
+                    p_ctcvr=PRIOR_CTR * PRIOR_CVR,
+                )
+                for c in candidates
+            ]
             version = PRIOR_VERSION
         it = iter(scores)
         for s in slots:
             s.scores = [next(it) for _ in s.options]
         return version
 
-    async def _choose(self, slots, strategy, segment, rng, tenant) -> list[tuple[CopyOption, prediction_pb2.CandidateScore]]:  # type: ignore[no-untyped-def]
+    async def _choose(
+        self, slots, strategy, segment, rng, tenant
+    ) -> list[tuple[CopyOption, prediction_pb2.CandidateScore]]:  # type: ignore[no-untyped-def]
         mode = STRATEGY_MODES.get(strategy, bandit.SelectionMode.THOMPSON)
         stats = {}
         if mode == bandit.SelectionMode.THOMPSON:
-            stats = await self.runner.run(self.store.bandit_stats, tenant, [o.creative_id for s in slots for o in s.options], segment)
+            stats = await self.runner.run(
+                self.store.bandit_stats,
+                tenant,
+                [o.creative_id for s in slots for o in s.options],
+                segment,
+            )
         chosen = []
         for s in slots:
-            arms = [bandit.VariantArm(o.creative_id, sc.p_ctr, *stats.get(o.creative_id, (0, 0))) for o, sc in zip(s.options, s.scores, strict=True)]
+            arms = [
+                bandit.VariantArm(o.creative_id, sc.p_ctr, *stats.get(o.creative_id, (0, 0)))
+                for o, sc in zip(s.options, s.scores, strict=True)
+            ]
             pick = bandit.choose(mode, arms, rng, self.settings.bandit_pseudo_count)
             index = next(i for i, o in enumerate(s.options) if o.creative_id == pick.creative_id)
             chosen.append((s.options[index], s.scores[index]))
         return chosen
 
-    def _reasons(self, slot: Slot, profile: common_pb2.UserProfile, segment: str, score: prediction_pb2.CandidateScore, locale: str) -> list[str]:
+    def _reasons(
+        self,
+        slot: Slot,
+        profile: common_pb2.UserProfile,
+        segment: str,
+        score: prediction_pb2.CandidateScore,
+        locale: str,
+    ) -> list[str]:
         evidence = ReasonEvidence(
-            item_category=_top(slot.item), item_brand=slot.item.brand, item_price=slot.item.price,
+            item_category=_top(slot.item),
+            item_brand=slot.item.brand,
+            item_price=slot.item.price,
             item_list_price=slot.item.list_price,
             user_top_categories=[(a.key, a.share) for a in profile.category_affinities[:3]],
             user_top_brands=[(a.key, a.share) for a in profile.brand_affinities[:3]],
-            user_price_band=PRICE_BANDS.get(profile.price_band, ""), popularity_rank=slot.popularity_rank,
-            segment=segment, top_features=[(f.feature, f.contribution) for f in score.top_features],
+            user_price_band=PRICE_BANDS.get(profile.price_band, ""),
+            popularity_rank=slot.popularity_rank,
+            segment=segment,
+            top_features=[(f.feature, f.contribution) for f in score.top_features],
         )
         return reasons_for(evidence, locale=locale or "en-US")
 
@@ -340,10 +513,16 @@ def generic_copy(item: common_pb2.Item) -> CopyOption:
 def local_fallback(item: common_pb2.Item, channel: int, locale: str) -> CopyOption:
     """A compliant template copy built here when neither the pool nor generation can help."""
     brief = CopyBrief(
-        item_title=item.title, brand=item.brand, category_path=tuple(item.category_path), price=item.price,
-        list_price=item.list_price or None, currency=item.currency_code or "USD",
-        selling_points=tuple(item.selling_points), attributes=tuple(sorted(item.attributes.items())),
-        channel=CHANNEL_NAMES.get(channel, "ad_copy"), locale=locale if locale in ("en-US", "zh-CN") else "en-US",
+        item_title=item.title,
+        brand=item.brand,
+        category_path=tuple(item.category_path),
+        price=item.price,
+        list_price=item.list_price or None,
+        currency=item.currency_code or "USD",
+        selling_points=tuple(item.selling_points),
+        attributes=tuple(sorted(item.attributes.items())),
+        channel=CHANNEL_NAMES.get(channel, "ad_copy"),
+        locale=locale if locale in ("en-US", "zh-CN") else "en-US",
         tone="friendly",
     )
     found = build_fallbacks(brief, CopyConstraints(), count=1)
@@ -351,13 +530,19 @@ def local_fallback(item: common_pb2.Item, channel: int, locale: str) -> CopyOpti
     return CopyOption(f"fallback:{item.item_id}", text, F.COPY_SOURCE_FALLBACK, "fallback")
 
 
-def _served_features(req: F.RecommendRequest, profile: common_pb2.UserProfile, item: common_pb2.Item,
-                     option: CopyOption, rec: F.Recommendation) -> dict[str, Any]:
+def _served_features(
+    req: F.RecommendRequest,
+    profile: common_pb2.UserProfile,
+    item: common_pb2.Item,
+    option: CopyOption,
+    rec: F.Recommendation,
+) -> dict[str, Any]:
     """What PredictionService needs to log this impression exactly as it was served."""
-    candidate = prediction_pb2.ScoreCandidate(item=item, creative_id=option.creative_id, copy_text=option.text)
+    candidate = prediction_pb2.ScoreCandidate(
+        item=item, creative_id=option.creative_id, copy_text=option.text
+    )
     return {
         "profile": json_format.MessageToDict(profile, preserving_proto_field_name=True),
         "context": json_format.MessageToDict(req.context, preserving_proto_field_name=True),
         "candidate": json_format.MessageToDict(candidate, preserving_proto_field_name=True),
     }
-

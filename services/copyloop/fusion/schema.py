@@ -4,7 +4,15 @@ item, keyed by impression id), reported outcomes, and bandit statistics, per ten
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Column, DateTime, Float, Index, MetaData, String, Table,
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    MetaData,
+    String,
+    Table,
 )
 
 from copyloop.common.idempotency import idempotency_table

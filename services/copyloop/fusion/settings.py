@@ -12,15 +12,33 @@ class FusionSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="COPYLOOP_FUSION_", extra="ignore")
 
     port: int = Field(50054, ge=0, le=65535, description="gRPC port; 0 picks a free port.")
-    database_url: str = Field("sqlite:///var/fusion.db", description="Experiments, serve log, bandit state.")
+    database_url: str = Field(
+        "sqlite:///var/fusion.db", description="Experiments, serve log, bandit state."
+    )
     profile_addr: str = Field("127.0.0.1:50051", description="ProfileService host:port.")
     generation_addr: str = Field("127.0.0.1:50052", description="GenerationService host:port.")
     prediction_addr: str = Field("127.0.0.1:50053", description="PredictionService host:port.")
-    default_budget_ms: int = Field(500, ge=10, le=60_000, description="Recommend latency budget when the caller sets none.")
-    objective: str = Field("ctcvr", pattern="^(ctr|ctcvr|expected_value)$", description="Default ranking objective.")
-    diversity_lambda: float = Field(0.7, ge=0, le=1, description="MMR relevance weight (1 = no diversity).")
-    bandit_pseudo_count: float = Field(50.0, gt=0, description="Strength of the predicted-CTR prior.")
-    recall_k: int = Field(50, ge=1, le=1000, description="Candidates recalled when the caller gives none.")
-    generate_inline_max: int = Field(3, ge=0, le=50, description="Items without creatives generated within a request.")
-    generate_inline_min_ms: int = Field(150, ge=0, description="Budget that must be left to generate inline.")
-    auto_approve_pregenerated: bool = Field(True, description="Queued pre-generation goes live without review.")
+    default_budget_ms: int = Field(
+        500, ge=10, le=60_000, description="Recommend latency budget when the caller sets none."
+    )
+    objective: str = Field(
+        "ctcvr", pattern="^(ctr|ctcvr|expected_value)$", description="Default ranking objective."
+    )
+    diversity_lambda: float = Field(
+        0.7, ge=0, le=1, description="MMR relevance weight (1 = no diversity)."
+    )
+    bandit_pseudo_count: float = Field(
+        50.0, gt=0, description="Strength of the predicted-CTR prior."
+    )
+    recall_k: int = Field(
+        50, ge=1, le=1000, description="Candidates recalled when the caller gives none."
+    )
+    generate_inline_max: int = Field(
+        3, ge=0, le=50, description="Items without creatives generated within a request."
+    )
+    generate_inline_min_ms: int = Field(
+        150, ge=0, description="Budget that must be left to generate inline."
+    )
+    auto_approve_pregenerated: bool = Field(
+        True, description="Queued pre-generation goes live without review."
+    )

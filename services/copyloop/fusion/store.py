@@ -83,26 +83,39 @@ class FusionStore:
 
     # ---- experiments ---------------------------------------------------------------------
 
-    def create_experiment(self, tenant: str, experiment_id: str, display_name: str, arms: Sequence[ArmSpec]) -> ExperimentRecord:
+    def create_experiment(
+        self, tenant: str, experiment_id: str, display_name: str, arms: Sequence[ArmSpec]
+    ) -> ExperimentRecord:
         """Creating the same experiment again returns it; other arms under the same id conflict."""
         e = schema.experiments
         wanted = [a.__dict__ for a in arms]
         with self._sessions.begin() as session:
-            row = session.execute(select(e).where(e.c.tenant_id == tenant, e.c.experiment_id == experiment_id)).first()
+            row = session.execute(
+                select(e).where(e.c.tenant_id == tenant, e.c.experiment_id == experiment_id)
+            ).first()
             if row is not None:
                 if row.arms != wanted or row.display_name != display_name:
                     raise AlreadyExists("experiment", experiment_id)
                 return _experiment(row)
             now = datetime.now(UTC)
-            values = dict(tenant_id=tenant, experiment_id=experiment_id, display_name=display_name,
-                          arms=wanted, state=RUNNING, create_time=now, stop_time=None)
+            values = dict(
+                tenant_id=tenant,
+                experiment_id=experiment_id,
+                display_name=display_name,
+                arms=wanted,
+                state=RUNNING,
+                create_time=now,
+                stop_time=None,
+            )
             session.execute(e.insert().values(**values))
         return _experiment(values)
 
     def get_experiment(self, tenant: str, experiment_id: str) -> ExperimentRecord:
         e = schema.experiments
         with self._sessions() as session:
-            row = session.execute(select(e).where(e.c.tenant_id == tenant, e.c.experiment_id == experiment_id)).first()
+            row = session.execute(
+                select(e).where(e.c.tenant_id == tenant, e.c.experiment_id == experiment_id)
+            ).first()
         if row is None:
             raise NotFound("experiment", experiment_id)
         return _experiment(row)
@@ -111,14 +124,21 @@ class FusionStore:
         e = schema.experiments
         with self._sessions() as session:
             rows = session.execute(
-                select(e).where(e.c.tenant_id == tenant, e.c.experiment_id > after).order_by(e.c.experiment_id).limit(limit)
+                select(e)
+                .where(e.c.tenant_id == tenant, e.c.experiment_id > after)
+                .order_by(e.c.experiment_id)
+                .limit(limit)
             )
             return [_experiment(r) for r in rows]
 
     def running_experiments(self, tenant: str) -> list[ExperimentRecord]:
         e = schema.experiments
         with self._sessions() as session:
-            rows = session.execute(select(e).where(e.c.tenant_id == tenant, e.c.state == RUNNING).order_by(e.c.experiment_id))
+            rows = session.execute(
+                select(e)
+                .where(e.c.tenant_id == tenant, e.c.state == RUNNING)
+                .order_by(e.c.experiment_id)
+            )
             return [_experiment(r) for r in rows]
 
     def stop_experiment(self, tenant: str, experiment_id: str) -> ExperimentRecord:
@@ -127,15 +147,28 @@ class FusionStore:
         if current.state == STOPPED:
             return current
         with self._sessions.begin() as session:
-            session.execute(e.update().where(e.c.tenant_id == tenant, e.c.experiment_id == experiment_id)
-                            .values(state=STOPPED, stop_time=datetime.now(UTC)))
+            session.execute(
+                e.update()
+                .where(e.c.tenant_id == tenant, e.c.experiment_id == experiment_id)
+                .values(state=STOPPED, stop_time=datetime.now(UTC))
+            )
         return self.get_experiment(tenant, experiment_id)
 
-    def remember_assignment(self, tenant: str, experiment_id: str, user_id: str, arm_id: str, now: float) -> None:
+    def remember_assignment(
+        self, tenant: str, experiment_id: str, user_id: str, arm_id: str, now: float
+    ) -> None:
         insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        stmt = insert(schema.assignments).values(
-            tenant_id=tenant, experiment_id=experiment_id, user_id=user_id, arm_id=arm_id, assign_time=now
-        ).on_conflict_do_nothing()
+        stmt = (
+            insert(schema.assignments)
+            .values(
+                tenant_id=tenant,
+                experiment_id=experiment_id,
+                user_id=user_id,
+                arm_id=arm_id,
+                assign_time=now,
+            )
+            .on_conflict_do_nothing()
+        )
         with self._sessions.begin() as session:
             session.execute(stmt)
 
@@ -144,19 +177,29 @@ class FusionStore:
     def log_served(self, tenant: str, rows: Sequence[ServedRow]) -> None:
         if rows:
             with self._sessions.begin() as session:
-                session.execute(schema.served.insert(), [{"tenant_id": tenant, **r.__dict__} for r in rows])
+                session.execute(
+                    schema.served.insert(), [{"tenant_id": tenant, **r.__dict__} for r in rows]
+                )
 
-    def bandit_stats(self, tenant: str, creative_ids: Sequence[str], segment: str) -> dict[str, tuple[int, int]]:
+    def bandit_stats(
+        self, tenant: str, creative_ids: Sequence[str], segment: str
+    ) -> dict[str, tuple[int, int]]:
         b = schema.bandit_stats
         if not creative_ids:
             return {}
         with self._sessions() as session:
-            rows = session.execute(select(b.c.creative_id, b.c.impressions, b.c.clicks).where(
-                b.c.tenant_id == tenant, b.c.segment == segment, b.c.creative_id.in_(list(set(creative_ids)))
-            ))
+            rows = session.execute(
+                select(b.c.creative_id, b.c.impressions, b.c.clicks).where(
+                    b.c.tenant_id == tenant,
+                    b.c.segment == segment,
+                    b.c.creative_id.in_(list(set(creative_ids))),
+                )
+            )
             return {r.creative_id: (r.impressions, r.clicks) for r in rows}
 
-    def apply_outcomes(self, tenant: str, events: Sequence[OutcomeIn]) -> tuple[list[AppliedOutcome], int, list[tuple[OutcomeIn, str]]]:
+    def apply_outcomes(
+        self, tenant: str, events: Sequence[OutcomeIn]
+    ) -> tuple[list[AppliedOutcome], int, list[tuple[OutcomeIn, str]]]:
         """Stores new outcomes and updates bandit statistics in one transaction.
         Returns (applied, duplicate count, rejected with reasons)."""
         o, s = schema.outcomes, schema.served
@@ -164,14 +207,29 @@ class FusionStore:
         rejected: list[tuple[OutcomeIn, str]] = []
         duplicate = 0
         with self._sessions.begin() as session:
-            known = set(session.scalars(select(o.c.event_id).where(o.c.tenant_id == tenant, o.c.event_id.in_([e.event_id for e in events]))))
+            known = set(
+                session.scalars(
+                    select(o.c.event_id).where(
+                        o.c.tenant_id == tenant, o.c.event_id.in_([e.event_id for e in events])
+                    )
+                )
+            )
             served_rows = {
                 r.impression_id: _served(r)
-                for r in session.execute(select(s).where(s.c.tenant_id == tenant, s.c.impression_id.in_({e.impression_id for e in events})))
+                for r in session.execute(
+                    select(s).where(
+                        s.c.tenant_id == tenant,
+                        s.c.impression_id.in_({e.impression_id for e in events}),
+                    )
+                )
             }
             seen_types = {
                 (r.impression_id, r.type)
-                for r in session.execute(select(o.c.impression_id, o.c.type).where(o.c.tenant_id == tenant, o.c.impression_id.in_(list(served_rows))))
+                for r in session.execute(
+                    select(o.c.impression_id, o.c.type).where(
+                        o.c.tenant_id == tenant, o.c.impression_id.in_(list(served_rows))
+                    )
+                )
             }
             bumps: dict[tuple[str, str], list[int]] = {}
             for e in events:
@@ -188,8 +246,16 @@ class FusionStore:
                 known.add(e.event_id)
                 first = (e.impression_id, e.type) not in seen_types
                 seen_types.add((e.impression_id, e.type))
-                session.execute(o.insert().values(tenant_id=tenant, event_id=e.event_id, impression_id=e.impression_id,
-                                                  type=e.type, value=e.value, event_time=e.event_time))
+                session.execute(
+                    o.insert().values(
+                        tenant_id=tenant,
+                        event_id=e.event_id,
+                        impression_id=e.impression_id,
+                        type=e.type,
+                        value=e.value,
+                        event_time=e.event_time,
+                    )
+                )
                 if first and e.type in ("impression", "click"):
                     bump = bumps.setdefault((row.creative_id, row.segment), [0, 0])
                     bump[0 if e.type == "impression" else 1] += 1
@@ -197,27 +263,53 @@ class FusionStore:
             self._bump_bandit(session, tenant, bumps)
         return applied, duplicate, rejected
 
-    def _bump_bandit(self, session: Session, tenant: str, bumps: dict[tuple[str, str], list[int]]) -> None:
+    def _bump_bandit(
+        self, session: Session, tenant: str, bumps: dict[tuple[str, str], list[int]]
+    ) -> None:
         b = schema.bandit_stats
         for (creative_id, segment), (imps, clicks) in bumps.items():
             insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-            stmt = insert(b).values(tenant_id=tenant, creative_id=creative_id, segment=segment, impressions=imps, clicks=clicks)
-            session.execute(stmt.on_conflict_do_update(
-                index_elements=["tenant_id", "creative_id", "segment"],
-                set_={"impressions": b.c.impressions + imps, "clicks": b.c.clicks + clicks},
-            ))
+            stmt = insert(b).values(
+                tenant_id=tenant,
+                creative_id=creative_id,
+                segment=segment,
+                impressions=imps,
+                clicks=clicks,
+            )
+            session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["tenant_id", "creative_id", "segment"],
+                    set_={"impressions": b.c.impressions + imps, "clicks": b.c.clicks + clicks},
+                )
+            )
 
     # ---- experiment metrics --------------------------------------------------------------
 
     def arm_counts(self, tenant: str, experiment_id: str) -> dict[str, ArmCounts]:
         a, s, o = schema.assignments, schema.served, schema.outcomes
         with self._sessions() as session:
-            users = dict(session.execute(
-                select(a.c.arm_id, func.count()).where(a.c.tenant_id == tenant, a.c.experiment_id == experiment_id).group_by(a.c.arm_id)
-            ).all())
+            users = dict(
+                session.execute(
+                    select(a.c.arm_id, func.count())
+                    .where(a.c.tenant_id == tenant, a.c.experiment_id == experiment_id)
+                    .group_by(a.c.arm_id)
+                ).all()
+            )
             rows = session.execute(
-                select(s.c.arm_id, o.c.type, func.count(func.distinct(o.c.impression_id)), func.sum(o.c.value))
-                .select_from(o.join(s, and_(s.c.tenant_id == o.c.tenant_id, s.c.impression_id == o.c.impression_id)))
+                select(
+                    s.c.arm_id,
+                    o.c.type,
+                    func.count(func.distinct(o.c.impression_id)),
+                    func.sum(o.c.value),
+                )
+                .select_from(
+                    o.join(
+                        s,
+                        and_(
+                            s.c.tenant_id == o.c.tenant_id, s.c.impression_id == o.c.impression_id
+                        ),
+                    )
+                )
                 .where(o.c.tenant_id == tenant, s.c.experiment_id == experiment_id)
                 .group_by(s.c.arm_id, o.c.type)
             ).all()
@@ -227,7 +319,8 @@ class FusionStore:
         arms = set(users) | set(counts)
         return {
             arm: ArmCounts(
-                arm_id=arm, users=int(users.get(arm, 0)),
+                arm_id=arm,
+                users=int(users.get(arm, 0)),
                 impressions=counts.get(arm, {}).get("impression", (0, 0.0))[0],
                 clicks=counts.get(arm, {}).get("click", (0, 0.0))[0],
                 purchases=counts.get(arm, {}).get("purchase", (0, 0.0))[0],
@@ -240,35 +333,58 @@ class FusionStore:
         """(event time, arm, type) of impressions and clicks, for charts over time."""
         s, o = schema.served, schema.outcomes
         with self._sessions() as session:
-            return [tuple(r) for r in session.execute(
-                select(o.c.event_time, s.c.arm_id, o.c.type)
-                .select_from(o.join(s, and_(s.c.tenant_id == o.c.tenant_id, s.c.impression_id == o.c.impression_id)))
-                .where(o.c.tenant_id == tenant, s.c.experiment_id == experiment_id, o.c.type.in_(["impression", "click"]))
-                .order_by(o.c.event_time)
-            )]
+            return [
+                tuple(r)
+                for r in session.execute(
+                    select(o.c.event_time, s.c.arm_id, o.c.type)
+                    .select_from(
+                        o.join(
+                            s,
+                            and_(
+                                s.c.tenant_id == o.c.tenant_id,
+                                s.c.impression_id == o.c.impression_id,
+                            ),
+                        )
+                    )
+                    .where(
+                        o.c.tenant_id == tenant,
+                        s.c.experiment_id == experiment_id,
+                        o.c.type.in_(["impression", "click"]),
+                    )
+                    .order_by(o.c.event_time)
+                )
+            ]
 
     def first_impression_time(self, tenant: str, since: float) -> float | None:
         o = schema.outcomes
         with self._sessions() as session:
-            return session.scalar(select(func.min(o.c.event_time)).where(
-                o.c.tenant_id == tenant, o.c.type == "impression", o.c.event_time >= since))
+            return session.scalar(
+                select(func.min(o.c.event_time)).where(
+                    o.c.tenant_id == tenant, o.c.type == "impression", o.c.event_time >= since
+                )
+            )
 
     def outcome_count(self, tenant: str) -> int:
         o = schema.outcomes
         with self._sessions() as session:
-            return int(session.scalar(select(func.count()).select_from(o).where(o.c.tenant_id == tenant)) or 0)
+            return int(
+                session.scalar(select(func.count()).select_from(o).where(o.c.tenant_id == tenant))
+                or 0
+            )
 
 
 def _experiment(row: Any) -> ExperimentRecord:
     data = row if isinstance(row, dict) else row._asdict()
     return ExperimentRecord(
-        experiment_id=data["experiment_id"], display_name=data["display_name"],
-        arms=tuple(ArmSpec(**a) for a in data["arms"]), state=data["state"],
-        create_time=data["create_time"], stop_time=data["stop_time"],
+        experiment_id=data["experiment_id"],
+        display_name=data["display_name"],
+        arms=tuple(ArmSpec(**a) for a in data["arms"]),
+        state=data["state"],
+        create_time=data["create_time"],
+        stop_time=data["stop_time"],
     )
 
 
 def _served(row: Any) -> ServedRow:
     data = row._asdict()
     return ServedRow(**{f: data[f] for f in ServedRow.__dataclass_fields__})
-

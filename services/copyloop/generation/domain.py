@@ -19,12 +19,24 @@ from copyloop.generation.compliance import CopyConstraints
 from copyloop.generation.length import effective_max_chars
 from copyloop.generation.llm_client import LLMError, LLMOutput, SamplingParams, TritonLLMClient
 from copyloop.generation.pipeline import (
-    CheckedVariant, PipelineResult, RawOutput, fill_with_fallbacks, process_variants,
+    CheckedVariant,
+    PipelineResult,
+    RawOutput,
+    fill_with_fallbacks,
+    process_variants,
 )
 from copyloop.generation.prompts import CopyBrief, RenderedPrompt, render_prompt
 from copyloop.generation.settings import GenerationSettings
 from copyloop.generation.store import (
-    DRAFT, FAILED, LIVE, RUNNING, SUCCEEDED, CreativeRecord, CreativeStore, JobRecord, NewCreative,
+    DRAFT,
+    FAILED,
+    LIVE,
+    RUNNING,
+    SUCCEEDED,
+    CreativeRecord,
+    CreativeStore,
+    JobRecord,
+    NewCreative,
 )
 
 log = logging.getLogger("copyloop.generation")
@@ -107,9 +119,13 @@ class GenerationDomain:
     def _sampling(self, request: GenerationRequest, offset: int) -> SamplingParams:
         s = request.sampling
         seed = None if s.seed is None else s.seed + offset
-        return dataclasses.replace(s, seed=seed, max_tokens=max_tokens_for(request.brief, s.max_tokens))
+        return dataclasses.replace(
+            s, seed=seed, max_tokens=max_tokens_for(request.brief, s.max_tokens)
+        )
 
-    async def _ask(self, prompt: str, request: GenerationRequest, count: int, offset: int, timeout_s: float) -> list[LLMOutput]:
+    async def _ask(
+        self, prompt: str, request: GenerationRequest, count: int, offset: int, timeout_s: float
+    ) -> list[LLMOutput]:
         """`count` completions in parallel (Triton batches them), each with its own seed."""
         assert self.llm is not None
         with tracer("copyloop.generation").start_as_current_span("triton.generate") as span:
@@ -121,7 +137,9 @@ class GenerationDomain:
             ]
             return list(await asyncio.gather(*calls))
 
-    async def generate(self, request: GenerationRequest, timeout_s: float | None = None) -> GenerationResult:
+    async def generate(
+        self, request: GenerationRequest, timeout_s: float | None = None
+    ) -> GenerationResult:
         started = time.perf_counter()
         budget = min(timeout_s or self.settings.llm_timeout_s, self.settings.llm_timeout_s)
         deadline = started + budget
@@ -143,25 +161,40 @@ class GenerationDomain:
                 log.warning("LLM unavailable; using fallbacks", extra={"error": str(exc)})
                 llm_unavailable = not raw
                 break
-            raw += [RawOutput(o.text, o.cumulative_logprob, o.num_output_tokens, attempt) for o in outputs]
-            result = process_variants(request.brief, request.constraints, raw, existing_texts=existing)
+            raw += [
+                RawOutput(o.text, o.cumulative_logprob, o.num_output_tokens, attempt)
+                for o in outputs
+            ]
+            result = process_variants(
+                request.brief, request.constraints, raw, existing_texts=existing
+            )
         if result is None:
-            result = process_variants(request.brief, request.constraints, [], existing_texts=existing)
+            result = process_variants(
+                request.brief, request.constraints, [], existing_texts=existing
+            )
         result = fill_with_fallbacks(result, request.brief, wanted)
         if not result.variants:
             raise Unavailable(
                 "no compliant copy could be produced: the model is unavailable and no safe "
-                "template fits the constraints", retry_after_s=5.0,
+                "template fits the constraints",
+                retry_after_s=5.0,
             )
         return GenerationResult(
-            variants=result.variants[:wanted], template_id=prompt.template_id,
-            template_version=prompt.template_version, model_name=self.settings.model_name,
-            model_version=self.model_version, llm_unavailable=llm_unavailable,
-            rejected_attempts=len(result.rejected), latency_ms=(time.perf_counter() - started) * 1000,
+            variants=result.variants[:wanted],
+            template_id=prompt.template_id,
+            template_version=prompt.template_version,
+            model_name=self.settings.model_name,
+            model_version=self.model_version,
+            llm_unavailable=llm_unavailable,
+            rejected_attempts=len(result.rejected),
+            latency_ms=(time.perf_counter() - started) * 1000,
         )
 
     async def stream(
-        self, request: GenerationRequest, on_final: Callable[[GenerationResult], None], timeout_s: float | None = None,
+        self,
+        request: GenerationRequest,
+        on_final: Callable[[GenerationResult], None],
+        timeout_s: float | None = None,
     ) -> AsyncIterator[str]:
         """Yields the raw text as the model writes it; `on_final` then gets the checked variant
         (the text after checks, or a fallback when the raw text failed them)."""
@@ -172,8 +205,11 @@ class GenerationDomain:
         if self.llm is not None:
             try:
                 async for delta in self.llm.stream(
-                    prompt.text, self._sampling(request, 0),
-                    timeout_s=min(timeout_s or self.settings.llm_timeout_s, self.settings.llm_timeout_s),
+                    prompt.text,
+                    self._sampling(request, 0),
+                    timeout_s=min(
+                        timeout_s or self.settings.llm_timeout_s, self.settings.llm_timeout_s
+                    ),
                     on_complete=outputs.append,
                 ):
                     yield delta
@@ -181,51 +217,102 @@ class GenerationDomain:
                 log.warning("LLM stream failed; using a fallback", extra={"error": str(exc)})
                 llm_unavailable = not outputs
         raw = [RawOutput(o.text, o.cumulative_logprob, o.num_output_tokens) for o in outputs]
-        result = fill_with_fallbacks(process_variants(request.brief, request.constraints, raw), request.brief, 1)
+        result = fill_with_fallbacks(
+            process_variants(request.brief, request.constraints, raw), request.brief, 1
+        )
         if not result.variants:
             raise Unavailable("no compliant copy could be produced", retry_after_s=5.0)
-        on_final(GenerationResult(
-            variants=result.variants[:1], template_id=prompt.template_id,
-            template_version=prompt.template_version, model_name=self.settings.model_name,
-            model_version=self.model_version, llm_unavailable=llm_unavailable,
-            rejected_attempts=len(result.rejected), latency_ms=(time.perf_counter() - started) * 1000,
-        ))
+        on_final(
+            GenerationResult(
+                variants=result.variants[:1],
+                template_id=prompt.template_id,
+                template_version=prompt.template_version,
+                model_name=self.settings.model_name,
+                model_version=self.model_version,
+                llm_unavailable=llm_unavailable,
+                rejected_attempts=len(result.rejected),
+                latency_ms=(time.perf_counter() - started) * 1000,
+            )
+        )
 
     async def _existing_texts(self, request: GenerationRequest) -> list[str]:
         """Live copy already in the pool for this slot: new variants must not repeat it."""
         pool = await self._runner.run(
-            self.store.by_items, current_tenant(), [(request.item_id, request.item_version)],
-            request.brief.channel, request.brief.locale, request.brief.audience_segment, LIVE, 20,
+            self.store.by_items,
+            current_tenant(),
+            [(request.item_id, request.item_version)],
+            request.brief.channel,
+            request.brief.locale,
+            request.brief.audience_segment,
+            LIVE,
+            20,
         )
         return [c.text for c in pool.get(request.item_id, [])]
 
     # ---- pool ----------------------------------------------------------------------------
 
-    async def store_variants(self, request: GenerationRequest, variants: Sequence[tuple[CheckedVariant, dict[str, Any]]], status: str = DRAFT) -> list[CreativeRecord]:
+    async def store_variants(
+        self,
+        request: GenerationRequest,
+        variants: Sequence[tuple[CheckedVariant, dict[str, Any]]],
+        status: str = DRAFT,
+    ) -> list[CreativeRecord]:
         news = [
             NewCreative(
-                item_id=request.item_id, item_version=request.item_version,
-                channel=request.brief.channel, locale=request.brief.locale,
-                segment=request.brief.audience_segment, template_version=request.template_version,
-                text=variant.text, quality=variant.quality.overall, variant=as_json,
+                item_id=request.item_id,
+                item_version=request.item_version,
+                channel=request.brief.channel,
+                locale=request.brief.locale,
+                segment=request.brief.audience_segment,
+                template_version=request.template_version,
+                text=variant.text,
+                quality=variant.quality.overall,
+                variant=as_json,
             )
             for variant, as_json in variants
         ]
         return await self._runner.run(self.store.add, current_tenant(), news, status)
 
-    async def creatives_for(self, items: Sequence[tuple[str, int]], channel: str, locale: str, segment: str, status: str, max_per_item: int) -> dict[str, list[CreativeRecord]]:
-        return await self._runner.run(self.store.by_items, current_tenant(), items, channel, locale, segment, status, max_per_item)
+    async def creatives_for(
+        self,
+        items: Sequence[tuple[str, int]],
+        channel: str,
+        locale: str,
+        segment: str,
+        status: str,
+        max_per_item: int,
+    ) -> dict[str, list[CreativeRecord]]:
+        return await self._runner.run(
+            self.store.by_items,
+            current_tenant(),
+            items,
+            channel,
+            locale,
+            segment,
+            status,
+            max_per_item,
+        )
 
-    async def list_creatives(self, item_id: str, status: str, after: str, limit: int) -> list[CreativeRecord]:
-        return await self._runner.run(self.store.list, current_tenant(), item_id, status, after, limit)
+    async def list_creatives(
+        self, item_id: str, status: str, after: str, limit: int
+    ) -> list[CreativeRecord]:
+        return await self._runner.run(
+            self.store.list, current_tenant(), item_id, status, after, limit
+        )
 
-    async def set_status(self, creative_id: str, status: str, actor: str, reason: str) -> CreativeRecord:
-        return await self._runner.run(self.store.set_status, current_tenant(), creative_id, status, actor, reason)
+    async def set_status(
+        self, creative_id: str, status: str, actor: str, reason: str
+    ) -> CreativeRecord:
+        return await self._runner.run(
+            self.store.set_status, current_tenant(), creative_id, status, actor, reason
+        )
 
     # ---- pre-generation jobs -------------------------------------------------------------
 
     async def start_job(
-        self, requests: Sequence[GenerationRequest], status: str,
+        self,
+        requests: Sequence[GenerationRequest],
+        status: str,
         to_json: Callable[[CheckedVariant, GenerationResult], dict[str, Any]],
     ) -> JobRecord:
         tenant = current_tenant()
@@ -236,7 +323,11 @@ class GenerationDomain:
         return job
 
     async def _run_job(
-        self, tenant: str, job_id: str, requests: Sequence[GenerationRequest], status: str,
+        self,
+        tenant: str,
+        job_id: str,
+        requests: Sequence[GenerationRequest],
+        status: str,
         to_json: Callable[[CheckedVariant, GenerationResult], dict[str, Any]],
     ) -> None:
         from copyloop.common import tenancy
@@ -251,9 +342,11 @@ class GenerationDomain:
                 try:
                     result = await self.generate(request)
                     passing = [v for v in result.variants if v.compliance.passed]
-                    stored = await self.store_variants(request, [(v, to_json(v, result)) for v in passing], status)
+                    stored = await self.store_variants(
+                        request, [(v, to_json(v, result)) for v in passing], status
+                    )
                     counts["creative_count"] += len(stored)
-                except Exception:  # noqa: BLE001 - one item's failure must not stop the job
+                except Exception:
                     log.exception("pre-generation of one item failed", extra={"job_id": job_id})
                     counts["failed_count"] += 1
                 counts["done_count"] += 1
@@ -264,9 +357,11 @@ class GenerationDomain:
             await self._runner.run(self.store.update_job, tenant, job_id, state=RUNNING)
             await asyncio.gather(*(one(r) for r in requests))
             await self._runner.run(self.store.update_job, tenant, job_id, state=SUCCEEDED, **counts)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("pre-generation job failed", extra={"job_id": job_id})
-            await self._runner.run(self.store.update_job, tenant, job_id, state=FAILED, error=str(exc)[:500])
+            await self._runner.run(
+                self.store.update_job, tenant, job_id, state=FAILED, error=str(exc)[:500]
+            )
         finally:
             tenancy.unbind(tokens)
 

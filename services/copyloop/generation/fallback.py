@@ -29,37 +29,104 @@ from copyloop.generation.prompts import sanitize
 from copyloop.generation.prompts.brief import CopyBrief
 
 EN_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "push": ("{title}: now {price}, {pct}% off", "{title} from {brand}, now {price}",
-             "{title}, now {price}", "{title}", "{brand} {leaf}", "{leaf}"),
-    "sms": ("{brand}: {title} now {price} (was {was}). {sp1}.",
-            "{brand}: {title}, now {price}. {sp1}.", "{title}, now {price}. {sp1}.",
-            "{title}, now {price}.", "{title}", "{brand} {leaf}"),
-    "email_subject": ("{title}: {pct}% off", "{title} from {brand}", "{title}", "{brand} {leaf}",
-                      "{leaf}"),
-    "promo_banner": ("{pct}% off {title}", "{title}", "{pct}% off {leaf}", "{brand} {leaf}",
-                     "{leaf}"),
-    "ad_copy": ("{title} by {brand}. {sp1}. Now {price}.", "{title}. {sp1}. Now {price}.",
-                "{title}, now {price}.", "{title}", "{brand} {leaf}"),
-    "social_post": ("Meet the {title} by {brand}. {sp1}, {sp2}. Now {price} (was {was}).",
-                    "Meet the {title} by {brand}. {sp1}. Now {price}.",
-                    "{title}. {sp1}. Now {price}.", "{title}, now {price}.", "{title}"),
-    "product_description": ("{title} by {brand}. {sps}. {attrs}. Price: {price}.",
-                            "{title} by {brand}. {sps}. Price: {price}.", "{title}. {sps}.",
-                            "{title}. {attrs}.", "{title}", "{brand} {leaf}"),
+    "push": (
+        "{title}: now {price}, {pct}% off",
+        "{title} from {brand}, now {price}",
+        "{title}, now {price}",
+        "{title}",
+        "{brand} {leaf}",
+        "{leaf}",
+    ),
+    "sms": (
+        "{brand}: {title} now {price} (was {was}). {sp1}.",
+        "{brand}: {title}, now {price}. {sp1}.",
+        "{title}, now {price}. {sp1}.",
+        "{title}, now {price}.",
+        "{title}",
+        "{brand} {leaf}",
+    ),
+    "email_subject": (
+        "{title}: {pct}% off",
+        "{title} from {brand}",
+        "{title}",
+        "{brand} {leaf}",
+        "{leaf}",
+    ),
+    "promo_banner": (
+        "{pct}% off {title}",
+        "{title}",
+        "{pct}% off {leaf}",
+        "{brand} {leaf}",
+        "{leaf}",
+    ),
+    "ad_copy": (
+        "{title} by {brand}. {sp1}. Now {price}.",
+        "{title}. {sp1}. Now {price}.",
+        "{title}, now {price}.",
+        "{title}",
+        "{brand} {leaf}",
+    ),
+    "social_post": (
+        "Meet the {title} by {brand}. {sp1}, {sp2}. Now {price} (was {was}).",
+        "Meet the {title} by {brand}. {sp1}. Now {price}.",
+        "{title}. {sp1}. Now {price}.",
+        "{title}, now {price}.",
+        "{title}",
+    ),
+    "product_description": (
+        "{title} by {brand}. {sps}. {attrs}. Price: {price}.",
+        "{title} by {brand}. {sps}. Price: {price}.",
+        "{title}. {sps}.",
+        "{title}. {attrs}.",
+        "{title}",
+        "{brand} {leaf}",
+    ),
 }
 ZH_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "push": ("{title}，现价{price}，原价{was}", "{brand}{title}，现价{price}", "{title}，现价{price}",
-             "{title}", "{brand}{leaf}", "{leaf}"),
-    "sms": ("{brand}：{title}现价{price}（原价{was}），{sp1}。", "{title}现价{price}，{sp1}。",
-            "{title}，现价{price}。", "{title}", "{brand}{leaf}"),
-    "email_subject": ("{title}，现价{price}", "{brand}{title}", "{title}", "{brand}{leaf}", "{leaf}"),
+    "push": (
+        "{title}，现价{price}，原价{was}",
+        "{brand}{title}，现价{price}",
+        "{title}，现价{price}",
+        "{title}",
+        "{brand}{leaf}",
+        "{leaf}",
+    ),
+    "sms": (
+        "{brand}：{title}现价{price}（原价{was}），{sp1}。",
+        "{title}现价{price}，{sp1}。",
+        "{title}，现价{price}。",
+        "{title}",
+        "{brand}{leaf}",
+    ),
+    "email_subject": (
+        "{title}，现价{price}",
+        "{brand}{title}",
+        "{title}",
+        "{brand}{leaf}",
+        "{leaf}",
+    ),
     "promo_banner": ("{title}直降{pct}%", "{title}", "{leaf}直降{pct}%", "{brand}{leaf}", "{leaf}"),
-    "ad_copy": ("{brand}{title}，{sp1}，现价{price}。", "{title}，{sp1}。", "{title}，现价{price}。",
-                "{title}", "{brand}{leaf}"),
-    "social_post": ("推荐{brand}{title}：{sp1}，{sp2}。现价{price}，原价{was}。",
-                    "推荐{title}：{sp1}。现价{price}。", "{title}，现价{price}。", "{title}"),
-    "product_description": ("{brand}{title}。{sps}。{attrs}。售价{price}。", "{title}。{sps}。售价{price}。",
-                            "{title}。{sps}。", "{title}。{attrs}。", "{title}", "{brand}{leaf}"),
+    "ad_copy": (
+        "{brand}{title}，{sp1}，现价{price}。",
+        "{title}，{sp1}。",
+        "{title}，现价{price}。",
+        "{title}",
+        "{brand}{leaf}",
+    ),
+    "social_post": (
+        "推荐{brand}{title}：{sp1}，{sp2}。现价{price}，原价{was}。",
+        "推荐{title}：{sp1}。现价{price}。",
+        "{title}，现价{price}。",
+        "{title}",
+    ),
+    "product_description": (
+        "{brand}{title}。{sps}。{attrs}。售价{price}。",
+        "{title}。{sps}。售价{price}。",
+        "{title}。{sps}。",
+        "{title}。{attrs}。",
+        "{title}",
+        "{brand}{leaf}",
+    ),
 }
 TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {"en-US": EN_TEMPLATES, "zh-CN": ZH_TEMPLATES}
 
@@ -246,6 +313,9 @@ def build_fallbacks(
         # Only must-include terms (and disclaimer) left: the best that can be done.
         text = _with_must_include("", merged, locale)
         report = check_compliance(text, locale, merged, max_chars)
-        results.append(FallbackCopy(report.text, "must_include_only", report) if report.passed
-                       else first_failure or FallbackCopy(report.text, "must_include_only", report))
+        results.append(
+            FallbackCopy(report.text, "must_include_only", report)
+            if report.passed
+            else first_failure or FallbackCopy(report.text, "must_include_only", report)
+        )
     return results

@@ -40,10 +40,22 @@ __all__ = [
 ]
 
 # Our model prefixes per-request validation errors with this (stream errors carry no code).
-_BAD_REQUEST_MARKERS = ("bad request:", "unexpected inference input", "expected ",
-                        "invalid argument", "unable to parse")
-_UNAVAILABLE_MARKERS = ("is not ready", "unknown model", "not found", "failed to connect",
-                        "connection refused", "unavailable", "socket closed")
+_BAD_REQUEST_MARKERS = (
+    "bad request:",
+    "unexpected inference input",
+    "expected ",
+    "invalid argument",
+    "unable to parse",
+)
+_UNAVAILABLE_MARKERS = (
+    "is not ready",
+    "unknown model",
+    "not found",
+    "failed to connect",
+    "connection refused",
+    "unavailable",
+    "socket closed",
+)
 
 
 class LLMError(Exception):
@@ -87,8 +99,11 @@ class SamplingParams:
     def to_json(self) -> str:
         """Only non-default extras are sent, so a plain vLLM backend reads it unchanged."""
         data = {k: v for k, v in asdict(self).items() if v is not None}
-        for optional, default in (("ignore_eos", False), ("presence_penalty", 0.0),
-                                  ("frequency_penalty", 0.0)):
+        for optional, default in (
+            ("ignore_eos", False),
+            ("presence_penalty", 0.0),
+            ("frequency_penalty", 0.0),
+        ):
             if data[optional] == default:
                 data.pop(optional)
         return json.dumps(data)
@@ -120,8 +135,11 @@ def _status_of(error: BaseException) -> str:
 def _map_error(error: BaseException, context: str) -> LLMError:
     """Map a gRPC / Triton error to the client's error kinds."""
     status = _status_of(error)
-    message = (error.details() if isinstance(error, grpc.RpcError) and hasattr(error, "details")
-               else str(error)) or str(error)
+    message = (
+        error.details()
+        if isinstance(error, grpc.RpcError) and hasattr(error, "details")
+        else str(error)
+    ) or str(error)
     text = f"{context}: {message}"
     lowered = message.lower()
     if "DEADLINE_EXCEEDED" in status or "deadline exceeded" in lowered:
@@ -193,8 +211,9 @@ class TritonLLMClient:
         client = self._connection()
         try:
             return bool(await client.is_server_ready(client_timeout=timeout_s)) and bool(
-                await client.is_model_ready(self.model_name, client_timeout=timeout_s))
-        except (InferenceServerException, grpc.RpcError, OSError, asyncio.TimeoutError):
+                await client.is_model_ready(self.model_name, client_timeout=timeout_s)
+            )
+        except (TimeoutError, InferenceServerException, grpc.RpcError, OSError):
             return False
 
     async def _model_shape(self, timeout_s: float | None) -> _ModelShape:
@@ -202,7 +221,8 @@ class TritonLLMClient:
             client = self._connection()
             try:
                 response = await client.get_model_config(
-                    self.model_name, as_json=True, client_timeout=timeout_s)
+                    self.model_name, as_json=True, client_timeout=timeout_s
+                )
             except (InferenceServerException, grpc.RpcError) as exc:
                 raise _map_error(exc, f"model config of {self.model_name!r}") from exc
             config = response.get("config", response)
@@ -212,8 +232,9 @@ class TritonLLMClient:
         return self._shape
 
     # ---- requests -------------------------------------------------------------------
-    def _inputs(self, shape: _ModelShape, prompt: str, sampling: str | None,
-                stream: bool) -> list[InferInput]:
+    def _inputs(
+        self, shape: _ModelShape, prompt: str, sampling: str | None, stream: bool
+    ) -> list[InferInput]:
         def tensor(name: str, datatype: str, value: object) -> InferInput | None:
             if name != "text_input" and name not in shape.input_names:
                 return None  # e.g. an older vLLM backend without return_* inputs
@@ -280,8 +301,9 @@ class TritonLLMClient:
         finish_reason, logprob, n_tokens = "", None, 0
         try:
             async with asyncio.timeout(timeout):
-                async for result in self._responses(prompt, _sampling_json(sampling), False,
-                                                    timeout):
+                async for result in self._responses(
+                    prompt, _sampling_json(sampling), False, timeout
+                ):
                     text, reason, cum, count = _read(result)
                     pieces.append(text)
                     finish_reason = reason or finish_reason
@@ -289,8 +311,9 @@ class TritonLLMClient:
                     n_tokens = count if count is not None else n_tokens
         except TimeoutError as exc:
             raise LLMTimeoutError(f"{self.model_name}: no answer within {timeout}s") from exc
-        return LLMOutput("".join(pieces), finish_reason, logprob, n_tokens,
-                         time.perf_counter() - started)
+        return LLMOutput(
+            "".join(pieces), finish_reason, logprob, n_tokens, time.perf_counter() - started
+        )
 
     async def generate_many(
         self,
@@ -332,8 +355,11 @@ class TritonLLMClient:
                 pieces.append(text)
                 yield text
         if on_complete is not None:
-            on_complete(LLMOutput("".join(pieces), finish_reason, logprob, n_tokens,
-                                  time.perf_counter() - started))
+            on_complete(
+                LLMOutput(
+                    "".join(pieces), finish_reason, logprob, n_tokens, time.perf_counter() - started
+                )
+            )
 
 
 def _scalar(result: Any, name: str) -> Any:
@@ -352,7 +378,7 @@ def _read(result: Any) -> tuple[str, str, float | None, int | None]:
     reason = _scalar(result, "finish_reason")
     logprob = _scalar(result, "cumulative_logprob")
     count = _scalar(result, "num_output_tokens")
-    decode = (lambda v: v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v))
+    decode = lambda v: v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
     reason_text = decode(reason) if reason is not None else ""
     return (
         decode(text) if text is not None else "",

@@ -55,12 +55,20 @@ async def start_generation_service(settings: GenerationSettings) -> GenerationSe
     engine = make_engine(settings.database_url)
     migrate(engine, MIGRATIONS, "alembic_version_generation")
     tokenizer, version = load_tokenizer(settings.model_dir)
-    llm = TritonLLMClient(settings.triton_url, settings.model_name, default_timeout_s=settings.llm_timeout_s) if settings.triton_url else None
+    llm = (
+        TritonLLMClient(
+            settings.triton_url, settings.model_name, default_timeout_s=settings.llm_timeout_s
+        )
+        if settings.triton_url
+        else None
+    )
     domain = GenerationDomain(CreativeStore(engine), settings, llm, tokenizer, version)
     servicer = GenerationServicer(domain)
     spec = ServiceSpec(
         full_name=FULL_NAME,
-        register=lambda server: generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server),
+        register=lambda server: generation_pb2_grpc.add_GenerationServiceServicer_to_server(
+            servicer, server
+        ),
         readiness=domain.ready,
         sub_checks={LLM_HEALTH_NAME: domain.llm_ready},
     )

@@ -77,6 +77,7 @@ def _pii_spans(text: str) -> list[tuple[int, int, Redaction]]:
 
 def _clause_spans(text: str, protected: list[tuple[int, int, Redaction]]) -> list[tuple[int, int]]:
     """Clauses with their closing punctuation; never split inside a PII match (a.b@c.com)."""
+
     def inside(pos: int) -> bool:
         return any(s <= pos < e for s, e, _ in protected)
 

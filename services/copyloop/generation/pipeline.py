@@ -200,8 +200,9 @@ def process_variants(
         reason = Violation("duplicate", f"of {target} (similarity {drop.similarity:.2f})")
         raw_index = variant.raw_index if variant.raw_index is not None else -1
         rejected.append(
-            RejectedOutput(raw_index, raw_outputs[raw_index].text, variant.source, [reason],
-                           variant.compliance)
+            RejectedOutput(
+                raw_index, raw_outputs[raw_index].text, variant.source, [reason], variant.compliance
+            )
         )
     rejected.sort(key=lambda r: r.raw_index)
     return PipelineResult(
@@ -239,7 +240,13 @@ def fill_with_fallbacks(
         present.add(fallback.text)
         coverage, quality = _score(fallback.text, brief, settings, None)
         added.append(
-            CheckedVariant(fallback.text, SOURCE_TEMPLATE_FALLBACK, fallback.report, coverage,
-                           quality, template=fallback.template)
+            CheckedVariant(
+                fallback.text,
+                SOURCE_TEMPLATE_FALLBACK,
+                fallback.report,
+                coverage,
+                quality,
+                template=fallback.template,
+            )
         )
     return replace(result, variants=result.variants + added)

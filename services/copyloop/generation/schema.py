@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Column, DateTime, Float, Index, MetaData, String, Table, Text,
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
 )
 
 from copyloop.common.idempotency import idempotency_table
@@ -33,8 +42,16 @@ creatives = Table(
     # The pool key: one row per distinct text for an (item version, channel, locale, segment,
     # template version); storing the same text again is a no-op.
     Index(
-        "ux_creatives_pool_key", "tenant_id", "item_id", "item_version", "channel", "locale",
-        "segment", "template_version", "text_hash", unique=True,
+        "ux_creatives_pool_key",
+        "tenant_id",
+        "item_id",
+        "item_version",
+        "channel",
+        "locale",
+        "segment",
+        "template_version",
+        "text_hash",
+        unique=True,
     ),
     Index("ix_creatives_lookup", "tenant_id", "channel", "locale", "status", "item_id"),
 )

@@ -92,8 +92,9 @@ def find_tritonserver() -> TritonDistribution:
     libs = package.parent / "nvidia_pytriton.libs"
     if not libs.is_dir():  # editable installs keep them inside the package
         libs = root / "external_libs"
-    dist = TritonDistribution(root / "bin" / "tritonserver", root / "backends",
-                              root / "python_backend_stubs", libs)
+    dist = TritonDistribution(
+        root / "bin" / "tritonserver", root / "backends", root / "python_backend_stubs", libs
+    )
     if not dist.binary.is_file():
         raise TritonStartError(f"tritonserver binary not found at {dist.binary}")
     return dist
@@ -127,8 +128,9 @@ def assemble_backend_dir(var_dir: Path | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="backends-", dir=root))
     try:
-        shutil.copytree(dist.backends, staging, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            dist.backends, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+        )
         shutil.copy2(stub, staging / "python" / "triton_python_backend_stub")
         try:
             staging.rename(target)
@@ -159,15 +161,16 @@ def _server_env(model_dir: Path | None, extra: Mapping[str, str]) -> dict[str, s
     libdir = sysconfig.get_config_var("LIBDIR") or ""
     wheel_libs = str(find_tritonserver().libs)
     env["LD_LIBRARY_PATH"] = os.pathsep.join(
-        p for p in (libdir, env.get("LD_LIBRARY_PATH", ""), wheel_libs) if p)
+        p for p in (libdir, env.get("LD_LIBRARY_PATH", ""), wheel_libs) if p
+    )
     # The stub embeds Python in isolated mode (PYTHONPATH is ignored) and finds its prefix
     # from the `python3` on PATH: putting this environment's bin/ first makes it read this
     # venv's pyvenv.cfg, so it imports this venv's packages (torch, transformers, numpy<2).
     env["PATH"] = os.pathsep.join(
-        p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p)
+        p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p
+    )
     site_packages = sysconfig.get_paths()["purelib"]
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (site_packages, env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (site_packages, env.get("PYTHONPATH", "")) if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     if model_dir is not None:
@@ -250,11 +253,16 @@ class LocalTriton:
             str(binary),
             f"--model-repository={self.model_repository}",
             f"--backend-directory={backend_dir}",
-            f"--grpc-address={self.host}", f"--grpc-port={self.grpc_port}",
-            f"--http-address={self.host}", f"--http-port={self.http_port}",
-            "--allow-metrics=true", "--allow-gpu-metrics=false",
-            f"--metrics-address={self.host}", f"--metrics-port={self.metrics_port}",
-            "--strict-readiness=true", "--exit-on-error=true",
+            f"--grpc-address={self.host}",
+            f"--grpc-port={self.grpc_port}",
+            f"--http-address={self.host}",
+            f"--http-port={self.http_port}",
+            "--allow-metrics=true",
+            "--allow-gpu-metrics=false",
+            f"--metrics-address={self.host}",
+            f"--metrics-port={self.metrics_port}",
+            "--strict-readiness=true",
+            "--exit-on-error=true",
             "--disable-auto-complete-config",
             f"--log-verbose={self.log_verbose}",
             *self.extra_args,
@@ -304,7 +312,8 @@ class LocalTriton:
                 code = None if self._process is None else self._process.returncode
                 raise TritonStartError(
                     f"tritonserver exited with code {code} during start-up; log tail:\n"
-                    f"{self.log_tail()}")
+                    f"{self.log_tail()}"
+                )
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     if response.status == 200:
@@ -315,11 +324,13 @@ class LocalTriton:
             fatal = next((m for m in _FATAL_LOG_MARKERS if m.lower() in tail.lower()), None)
             if fatal:
                 raise TritonStartError(
-                    f"tritonserver failed to start ({fatal!r}); log tail:\n{self.log_tail()}")
+                    f"tritonserver failed to start ({fatal!r}); log tail:\n{self.log_tail()}"
+                )
             time.sleep(0.25)
         raise TritonStartError(
             f"tritonserver not ready after {self.startup_timeout_s:.0f}s; log tail:\n"
-            f"{self.log_tail()}")
+            f"{self.log_tail()}"
+        )
 
     def stop(self) -> None:
         """SIGTERM (Triton drains in-flight requests), then SIGKILL after the grace period.
@@ -352,15 +363,23 @@ class LocalTriton:
     def __enter__(self) -> LocalTriton:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     async def __aenter__(self) -> LocalTriton:
         return await asyncio.to_thread(self.start)
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await asyncio.to_thread(self.stop)
 
     def __del__(self) -> None:  # last resort: never leave a server behind
@@ -371,9 +390,14 @@ class LocalTriton:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m copyloop.generation.triton_local",
-        description="Run tritonserver with the copyloop model repository until Ctrl-C.")
-    parser.add_argument("--model-dir", type=Path, required=True,
-                        help="Hugging Face model directory for the copywriter model")
+        description="Run tritonserver with the copyloop model repository until Ctrl-C.",
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        required=True,
+        help="Hugging Face model directory for the copywriter model",
+    )
     parser.add_argument("--model-repository", type=Path, default=DEFAULT_MODEL_REPOSITORY)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--grpc-port", type=int, default=8001)
@@ -381,9 +405,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--metrics-port", type=int, default=8002)
     parser.add_argument("--log-verbose", type=int, default=0)
     args = parser.parse_args(argv)
-    triton = LocalTriton(args.model_dir, args.model_repository, host=args.host,
-                         grpc_port=args.grpc_port, http_port=args.http_port,
-                         metrics_port=args.metrics_port, log_verbose=args.log_verbose)
+    triton = LocalTriton(
+        args.model_dir,
+        args.model_repository,
+        host=args.host,
+        grpc_port=args.grpc_port,
+        http_port=args.http_port,
+        metrics_port=args.metrics_port,
+        log_verbose=args.log_verbose,
+    )
     stop_requested = False
 
     def request_stop(signum: int, frame: object) -> None:
@@ -393,9 +423,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         triton.start()
-        print(f"tritonserver ready: grpc {triton.grpc_url}, http {triton.http_url}, "
-              f"metrics {triton.metrics_url}; log {triton.log_path}. Ctrl-C stops it.",
-              flush=True)
+        print(
+            f"tritonserver ready: grpc {triton.grpc_url}, http {triton.http_url}, "
+            f"metrics {triton.metrics_url}; log {triton.log_path}. Ctrl-C stops it.",
+            flush=True,
+        )
         while not stop_requested and triton.is_running():
             time.sleep(0.5)
         if not triton.is_running() and not stop_requested:

@@ -100,12 +100,19 @@ class LogisticBaseline:
         self.ctr = _LinearScore(encoder)
         self.cvr = _LinearScore(encoder)
 
-    def fit(self, batch: EncodedBatch, epochs: int = 3, l2: float = 1e-3) -> "LogisticBaseline":
+    def fit(self, batch: EncodedBatch, epochs: int = 3, l2: float = 1e-3) -> LogisticBaseline:
         assert batch.clicked is not None and batch.converted is not None
         _fit_linear(self.ctr, batch, batch.clicked, epochs, self.seed, l2)
         clicked = np.flatnonzero(batch.clicked > 0)
         if clicked.size:
-            _fit_linear(self.cvr, batch.take(clicked), batch.converted[clicked], epochs + 2, self.seed + 1, l2)
+            _fit_linear(
+                self.cvr,
+                batch.take(clicked),
+                batch.converted[clicked],
+                epochs + 2,
+                self.seed + 1,
+                l2,
+            )
         return self
 
     def predict(self, batch: EncodedBatch) -> Predictions:
@@ -135,15 +142,21 @@ class PopularityPrior:
         self._channel_click: dict[str, _Rate] = defaultdict(_Rate)
         self._channel_conv: dict[str, _Rate] = defaultdict(_Rate)
 
-    def fit(self, examples: Sequence[TrainingExample]) -> "PopularityPrior":
+    def fit(self, examples: Sequence[TrainingExample]) -> PopularityPrior:
         clicks = conversions = 0
         for ex in examples:
             converted = ex.clicked and ex.converted
-            for table, key in ((self._item_click, ex.item.item_id), (self._channel_click, ex.context.channel)):
+            for table, key in (
+                (self._item_click, ex.item.item_id),
+                (self._channel_click, ex.context.channel),
+            ):
                 table[key].trials += 1
                 table[key].successes += ex.clicked
             if ex.clicked:
-                for table, key in ((self._item_conv, ex.item.item_id), (self._channel_conv, ex.context.channel)):
+                for table, key in (
+                    (self._item_conv, ex.item.item_id),
+                    (self._channel_conv, ex.context.channel),
+                ):
                     table[key].trials += 1
                     table[key].successes += converted
             clicks += ex.clicked
@@ -171,7 +184,9 @@ class PopularityPrior:
         return Predictions(p_ctr, p_cvr)
 
     def predict(self, examples: Sequence[TrainingExample]) -> Predictions:
-        return self.predict_pairs([e.item.item_id for e in examples], [e.context.channel for e in examples])
+        return self.predict_pairs(
+            [e.item.item_id for e in examples], [e.context.channel for e in examples]
+        )
 
 
 # Industry-typical starting points; only used until the first model is trained.
@@ -205,7 +220,9 @@ class ColdStartPrior:
         p_cvr = np.full(len(candidates), _DEFAULT_CVR)
         for row, (item, _copy) in enumerate(candidates):
             popularity_lift = 0.5 * math.tanh(math.log1p(max(item.popularity, 0.0)) / 5.0)
-            affinity = max((user.category_affinity.get(c, 0.0) for c in item.category_path), default=0.0)
+            affinity = max(
+                (user.category_affinity.get(c, 0.0) for c in item.category_path), default=0.0
+            )
             affinity_lift = max(0.0, min(affinity, 1.0))
             p_ctr[row] = base * (1.0 + popularity_lift) * (1.0 + affinity_lift)
         return Predictions(p_ctr, p_cvr)

@@ -53,10 +53,12 @@ class IsotonicCalibrator:
     y: np.ndarray
 
     @classmethod
-    def fit(cls, probs: np.ndarray, labels: np.ndarray) -> "IsotonicCalibrator":
+    def fit(cls, probs: np.ndarray, labels: np.ndarray) -> IsotonicCalibrator:
         x = np.asarray(probs, dtype=np.float64)
         labels = np.asarray(labels, dtype=np.float64)
-        model = IsotonicRegression(y_min=_EPS, y_max=1 - _EPS, out_of_bounds="clip", increasing=True)
+        model = IsotonicRegression(
+            y_min=_EPS, y_max=1 - _EPS, out_of_bounds="clip", increasing=True
+        )
         fitted = model.fit_transform(x, labels)
         order = np.argsort(x, kind="stable")
         x_sorted, y_sorted = x[order], fitted[order]
@@ -87,7 +89,7 @@ class TemperatureCalibrator:
     bias: float
 
     @classmethod
-    def fit(cls, probs: np.ndarray, labels: np.ndarray) -> "TemperatureCalibrator":
+    def fit(cls, probs: np.ndarray, labels: np.ndarray) -> TemperatureCalibrator:
         z = _logit(np.asarray(probs, dtype=np.float64))
         y = np.asarray(labels, dtype=np.float64)
 
@@ -99,8 +101,13 @@ class TemperatureCalibrator:
             residual = p - y
             return float(loss), np.array([np.sum(residual * z), np.sum(residual)])
 
-        result = minimize(nll, x0=np.array([1.0, 0.0]), jac=True, method="L-BFGS-B",
-                          bounds=[(1e-3, 1e3), (-20.0, 20.0)])
+        result = minimize(
+            nll,
+            x0=np.array([1.0, 0.0]),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(1e-3, 1e3), (-20.0, 20.0)],
+        )
         inverse_temperature, bias = result.x  # the bound keeps the map increasing
         return cls(float(1.0 / inverse_temperature), float(bias))
 
@@ -132,7 +139,9 @@ ISOTONIC_MIN_EACH = 200  # isotonic needs this many positives and negatives, els
 MIN_POSITIVES = 30  # below this, no calibrator beats leaving the model alone
 
 
-def fit_calibrator(method: str, probs: np.ndarray, labels: np.ndarray, min_positives: int = MIN_POSITIVES) -> Calibrator:
+def fit_calibrator(
+    method: str, probs: np.ndarray, labels: np.ndarray, min_positives: int = MIN_POSITIVES
+) -> Calibrator:
     """Fit `method`: "auto" (isotonic with enough data, else temperature), "isotonic",
     "temperature" or "none"; identity when positives or negatives are too few to fit anything."""
     labels = np.asarray(labels)
@@ -159,7 +168,7 @@ class TaskCalibration:
     @classmethod
     def fit(
         cls, method: str, raw: Predictions, clicked: np.ndarray, converted: np.ndarray
-    ) -> "TaskCalibration":
+    ) -> TaskCalibration:
         clicked = np.asarray(clicked, dtype=bool)
         converted = np.asarray(converted, dtype=bool) & clicked
         return cls(
@@ -168,7 +177,7 @@ class TaskCalibration:
         )
 
     @classmethod
-    def identity(cls) -> "TaskCalibration":
+    def identity(cls) -> TaskCalibration:
         return cls(IdentityCalibrator(), IdentityCalibrator())
 
     def apply(self, raw: Predictions) -> Predictions:
@@ -178,5 +187,5 @@ class TaskCalibration:
         return {"ctr": self.ctr.to_dict(), "cvr": self.cvr.to_dict()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TaskCalibration":
+    def from_dict(cls, data: dict[str, Any]) -> TaskCalibration:
         return cls(calibrator_from_dict(data["ctr"]), calibrator_from_dict(data["cvr"]))

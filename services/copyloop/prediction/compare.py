@@ -70,11 +70,20 @@ def compare_predictions(
     low, high = _bootstrap_auc_delta(labels.astype(np.int8), cand_scores, live_scores, rounds, seed)
     ece_increase = cand_metrics[task].ece - live_metrics[task].ece
     if not low > 0:
-        better, reason = False, f"{task} AUC delta {delta:+.4f} is within noise (90% CI {low:+.4f}..{high:+.4f})"
+        better, reason = (
+            False,
+            f"{task} AUC delta {delta:+.4f} is within noise (90% CI {low:+.4f}..{high:+.4f})",
+        )
     elif ece_increase > max_ece_increase:
-        better, reason = False, f"{task} AUC improves {delta:+.4f} but ECE worsens by {ece_increase:+.4f}"
+        better, reason = (
+            False,
+            f"{task} AUC improves {delta:+.4f} but ECE worsens by {ece_increase:+.4f}",
+        )
     else:
-        better, reason = True, f"{task} AUC improves {delta:+.4f} (90% CI {low:+.4f}..{high:+.4f}), ECE change {ece_increase:+.4f}"
+        better, reason = (
+            True,
+            f"{task} AUC improves {delta:+.4f} (90% CI {low:+.4f}..{high:+.4f}), ECE change {ece_increase:+.4f}",
+        )
     return VersionComparison(
         candidate_id, live_id, cand_metrics, live_metrics, delta, (low, high), better, reason
     )

@@ -36,7 +36,9 @@ from .text_features import MINILM_NAME, CachedEmbedder, make_embedder, style_sig
 
 CONTENT_FORMAT = 1
 
-_HOOK_START = re.compile(r"^(this|these|here|here's|why|how|what|watch|when|if|meet|you|she|he|they)\b", re.I)
+_HOOK_START = re.compile(
+    r"^(this|these|here|here's|why|how|what|watch|when|if|meet|you|she|he|they)\b", re.I
+)
 _WORDS = re.compile(r"\S+")
 
 
@@ -84,7 +86,9 @@ class PairwiseReport:
         return asdict(self)
 
 
-def _fit_pairwise(X: Any, first_wins: np.ndarray, weights: np.ndarray, c: float, seed: int) -> np.ndarray:
+def _fit_pairwise(
+    X: Any, first_wins: np.ndarray, weights: np.ndarray, c: float, seed: int
+) -> np.ndarray:
     """Weights w of a no-intercept logistic model P(first wins) = sigmoid(w . (x_first - x_second)),
     fitted on both orientations of every pair."""
     stacked = sparse.vstack([X, -X]) if sparse.issparse(X) else np.vstack([X, -X])
@@ -97,7 +101,11 @@ def _fit_pairwise(X: Any, first_wins: np.ndarray, weights: np.ndarray, c: float,
 class ContentEffectModel:
     """Pairwise-trained copy-quality scorer; `score(texts)` returns log-odds-scale utilities."""
 
-    def __init__(self, config: ContentEffectConfig = ContentEffectConfig(), embedder: CachedEmbedder | None = None) -> None:
+    def __init__(
+        self,
+        config: ContentEffectConfig = ContentEffectConfig(),
+        embedder: CachedEmbedder | None = None,
+    ) -> None:
         self.config = config
         self.embedder = embedder or make_embedder(config.embedder_name)
         if not (config.use_dense or config.use_tfidf):
@@ -141,17 +149,19 @@ class ContentEffectModel:
         return dense, tfidf
 
     # --- training ---------------------------------------------------------------------------
-    def fit(self, variants: Sequence[ABVariant]) -> "ContentEffectModel":
+    def fit(self, variants: Sequence[ABVariant]) -> ContentEffectModel:
         """Learn from A/B history; raises InsufficientDataError with too few usable pairs."""
         pairs = build_pairs(variants)
         if len(pairs) < self.config.min_pairs:
             raise InsufficientDataError(
-                "comparable variant pairs", self.config.min_pairs, len(pairs),
+                "comparable variant pairs",
+                self.config.min_pairs,
+                len(pairs),
                 "pairs need two different texts with different CTRs in the same group",
             )
         return self.fit_pairs(pairs)
 
-    def fit_pairs(self, pairs: Sequence[VariantPair]) -> "ContentEffectModel":
+    def fit_pairs(self, pairs: Sequence[VariantPair]) -> ContentEffectModel:
         cfg = self.config
         texts = sorted({p.first for p in pairs} | {p.second for p in pairs})
         index = {t: i for i, t in enumerate(texts)}
@@ -164,7 +174,9 @@ class ContentEffectModel:
         self._mean = dense.mean(axis=0)
         self._scale = np.maximum(dense.std(axis=0), 1e-6)
         standard = (dense - self._mean) / self._scale
-        self._dense_coef = _fit_pairwise(standard[first] - standard[second], wins, weights, cfg.dense_c, cfg.seed)
+        self._dense_coef = _fit_pairwise(
+            standard[first] - standard[second], wins, weights, cfg.dense_c, cfg.seed
+        )
 
         fitter = CountVectorizer(ngram_range=(1, 2), min_df=cfg.tfidf_min_df, lowercase=True)
         counts = fitter.fit_transform(texts)
@@ -173,12 +185,16 @@ class ContentEffectModel:
         self._idf = np.log((1.0 + len(texts)) / (1.0 + document_freq)) + 1.0
         self._counter = self._make_counter()
         tfidf = self._tfidf(texts)
-        self._tfidf_coef = _fit_pairwise(tfidf[first] - tfidf[second], wins, weights, cfg.tfidf_c, cfg.seed)
+        self._tfidf_coef = _fit_pairwise(
+            tfidf[first] - tfidf[second], wins, weights, cfg.tfidf_c, cfg.seed
+        )
 
         dense_u, tfidf_u = self._raw_parts(texts)
         self._parts_stats = (
-            float(dense_u.mean()), float(dense_u.std() + 1e-12),
-            float(tfidf_u.mean()), float(tfidf_u.std() + 1e-12),
+            float(dense_u.mean()),
+            float(dense_u.std() + 1e-12),
+            float(tfidf_u.mean()),
+            float(tfidf_u.std() + 1e-12),
         )
         self._output_scale = 1.0
         utility = self._combine(dense_u, tfidf_u)
@@ -235,13 +251,17 @@ class ContentEffectModel:
         return path
 
     @classmethod
-    def load(cls, directory: str | Path, embedder: CachedEmbedder | None = None) -> "ContentEffectModel":
+    def load(
+        cls, directory: str | Path, embedder: CachedEmbedder | None = None
+    ) -> ContentEffectModel:
         file = Path(directory) / "content_effect.json"
         if not file.exists():
             raise ModelFormatError(f"{directory} holds no content_effect.json")
         state = json.loads(file.read_text())
         if state.get("format") != CONTENT_FORMAT:
-            raise ModelFormatError(f"content-effect format {state.get('format')} != {CONTENT_FORMAT}")
+            raise ModelFormatError(
+                f"content-effect format {state.get('format')} != {CONTENT_FORMAT}"
+            )
         model = cls(ContentEffectConfig(**state["config"]), embedder)
         model._mean = np.asarray(state["mean"])
         model._scale = np.asarray(state["scale"])
@@ -264,7 +284,9 @@ def pairwise_accuracy(score: Any, pairs: Sequence[VariantPair]) -> PairwiseRepor
     values = dict(zip(texts, score(texts)))
     correct = np.asarray(
         [
-            0.5 if values[p.first] == values[p.second] else float((values[p.first] > values[p.second]) == p.first_wins)
+            0.5
+            if values[p.first] == values[p.second]
+            else float((values[p.first] > values[p.second]) == p.first_wins)
             for p in pairs
         ]
     )
@@ -273,5 +295,7 @@ def pairwise_accuracy(score: Any, pairs: Sequence[VariantPair]) -> PairwiseRepor
         pairs=len(pairs),
         accuracy=float(correct.mean()),
         significant_pairs=int(significant.sum()),
-        significant_accuracy=float(correct[significant].mean()) if significant.any() else float("nan"),
+        significant_accuracy=float(correct[significant].mean())
+        if significant.any()
+        else float("nan"),
     )

@@ -15,26 +15,35 @@ import numpy as np
 
 from copyloop.common import idempotency
 from copyloop.common.db import BlockingRunner, ping
-from copyloop.common.errors import FailedPrecondition, InvalidArgument, FieldViolation
+from copyloop.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from copyloop.common.tenancy import current_tenant
 from copyloop.prediction import schema
 from copyloop.prediction.baselines import COLD_START_VERSION, ColdStartPrior
 from copyloop.prediction.compare import compare_predictions, compare_versions
-from copyloop.prediction.evaluation import Predictions
 from copyloop.prediction.errors import InsufficientDataError
+from copyloop.prediction.evaluation import Predictions
 from copyloop.prediction.features import EncoderConfig
 from copyloop.prediction.scorer import CopyQualityModel, Scorer
 from copyloop.prediction.settings import PredictionSettings
 from copyloop.prediction.store import (
-    REGISTERED, LabelledImpression, LoggedImpression, LoggedOutcome, PredictionStore, VersionRecord,
+    REGISTERED,
+    LabelledImpression,
+    LoggedImpression,
+    LoggedOutcome,
+    PredictionStore,
+    VersionRecord,
 )
 from copyloop.prediction.text_features import CachedEmbedder, HashingEmbedder, MiniLMEmbedder
 from copyloop.prediction.training import DataRequirements, TimeWindow, TrainConfig, train_version
 from copyloop.prediction.types import (
-    ContextFeatures, CopyFeatures, ItemFeatures, ScoreResult, TrainingExample, UserFeatures,
+    ContextFeatures,
+    CopyFeatures,
+    ItemFeatures,
+    ScoreResult,
+    TrainingExample,
+    UserFeatures,
 )
 from copyloop.prediction.version import ModelVersion, load_version
-
 
 MAX_EXPLANATIONS = 10
 
@@ -55,9 +64,14 @@ def example_from_log(row: LabelledImpression) -> TrainingExample:
     user = f["user"]
     return TrainingExample(
         user=UserFeatures(**{**user, "segments": tuple(user.get("segments", ()))}),
-        item=ItemFeatures(**{**f["item"], "category_path": tuple(f["item"].get("category_path", ()))}),
-        copy=CopyFeatures(**f["copy"]), context=ContextFeatures(**f["context"]),
-        clicked=row.clicked, converted=row.converted, timestamp=row.impression.impression_time,
+        item=ItemFeatures(
+            **{**f["item"], "category_path": tuple(f["item"].get("category_path", ()))}
+        ),
+        copy=CopyFeatures(**f["copy"]),
+        context=ContextFeatures(**f["context"]),
+        clicked=row.clicked,
+        converted=row.converted,
+        timestamp=row.impression.impression_time,
     )
 
 
@@ -65,12 +79,19 @@ def prior_predictions(examples: Sequence[TrainingExample]) -> Predictions:
     """What the cold-start prior would have predicted for each logged impression."""
     prior = ColdStartPrior()
     parts = [prior.predict(e.user, e.context, [(e.item, e.copy)]) for e in examples]
-    return Predictions(np.concatenate([p.p_ctr for p in parts]), np.concatenate([p.p_cvr for p in parts]))
+    return Predictions(
+        np.concatenate([p.p_ctr for p in parts]), np.concatenate([p.p_cvr for p in parts])
+    )
 
 
 class PredictionDomain:
-    def __init__(self, store: PredictionStore, settings: PredictionSettings, embedder: CachedEmbedder,
-                 copy_quality: CopyQualityModel | None = None) -> None:
+    def __init__(
+        self,
+        store: PredictionStore,
+        settings: PredictionSettings,
+        embedder: CachedEmbedder,
+        copy_quality: CopyQualityModel | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.embedder = embedder
@@ -92,7 +113,12 @@ class PredictionDomain:
     # ---- scoring -------------------------------------------------------------------------
 
     def _new_scorer(self, model: ModelVersion | None) -> Scorer:
-        return Scorer(model, self.copy_quality, top_k=MAX_EXPLANATIONS, num_threads=self.settings.score_threads)
+        return Scorer(
+            model,
+            self.copy_quality,
+            top_k=MAX_EXPLANATIONS,
+            num_threads=self.settings.score_threads,
+        )
 
     def _scorer(self, tenant: str, version: str) -> Scorer:
         if version:
@@ -111,15 +137,30 @@ class PredictionDomain:
             self._versions[key] = load_version(record.artifact_path, self.embedder)
         return self._versions[key]
 
-    def _score(self, tenant: str, user: UserFeatures, context: ContextFeatures,
-               candidates: Sequence[tuple[ItemFeatures, CopyFeatures]], version: str, top_k: int) -> tuple[list[ScoreResult], str, bool]:
+    def _score(
+        self,
+        tenant: str,
+        user: UserFeatures,
+        context: ContextFeatures,
+        candidates: Sequence[tuple[ItemFeatures, CopyFeatures]],
+        version: str,
+        top_k: int,
+    ) -> tuple[list[ScoreResult], str, bool]:
         scorer = self._scorer(tenant, version)
         results = scorer.score(user, context, candidates, top_k=top_k)
         return results, scorer.model_version, scorer.is_prior
 
-    async def score(self, user: UserFeatures, context: ContextFeatures,
-                    candidates: Sequence[tuple[ItemFeatures, CopyFeatures]], version: str = "", top_k: int = 3) -> tuple[list[ScoreResult], str, bool]:
-        return await self._runner.run(self._score, current_tenant(), user, context, candidates, version, top_k)
+    async def score(
+        self,
+        user: UserFeatures,
+        context: ContextFeatures,
+        candidates: Sequence[tuple[ItemFeatures, CopyFeatures]],
+        version: str = "",
+        top_k: int = 3,
+    ) -> tuple[list[ScoreResult], str, bool]:
+        return await self._runner.run(
+            self._score, current_tenant(), user, context, candidates, version, top_k
+        )
 
     # ---- training log --------------------------------------------------------------------
 
@@ -131,48 +172,118 @@ class PredictionDomain:
 
     # ---- lifecycle -----------------------------------------------------------------------
 
-    async def train(self, train: tuple[float, float], evaluate: tuple[float, float], epochs: int, seed: int,
-                    promote_if_better: bool, idempotency_key: str) -> TrainOutcome:
+    async def train(
+        self,
+        train: tuple[float, float],
+        evaluate: tuple[float, float],
+        epochs: int,
+        seed: int,
+        promote_if_better: bool,
+        idempotency_key: str,
+    ) -> TrainOutcome:
         tenant = current_tenant()
         request_hash = idempotency.fingerprint([train, evaluate, epochs, seed, promote_if_better])
         if idempotency_key:
-            with self.store._sessions() as session:  # noqa: SLF001 - read-only replay lookup
-                stored = idempotency.replay(session, schema.idempotency_records, tenant, "TrainModel", idempotency_key, request_hash)
+            with self.store._sessions() as session:
+                stored = idempotency.replay(
+                    session,
+                    schema.idempotency_records,
+                    tenant,
+                    "TrainModel",
+                    idempotency_key,
+                    request_hash,
+                )
             if stored is not None:
                 data = json.loads(stored)
-                return TrainOutcome(self.store.get(tenant, data["version"]), data["promoted"], data["reason"])
+                return TrainOutcome(
+                    self.store.get(tenant, data["version"]), data["promoted"], data["reason"]
+                )
         if evaluate[0] < train[1]:
-            raise InvalidArgument([FieldViolation("eval_window.start_time", "must be at or after train_window.end_time")])
-        outcome = await self._trainer.run(self._train, tenant, train, evaluate, epochs, seed, promote_if_better)
+            raise InvalidArgument(
+                [
+                    FieldViolation(
+                        "eval_window.start_time", "must be at or after train_window.end_time"
+                    )
+                ]
+            )
+        outcome = await self._trainer.run(
+            self._train, tenant, train, evaluate, epochs, seed, promote_if_better
+        )
         if idempotency_key:
-            with self.store._sessions.begin() as session:  # noqa: SLF001
-                idempotency.remember(session, schema.idempotency_records, tenant, "TrainModel", idempotency_key, request_hash,
-                                     json.dumps({"version": outcome.record.version, "promoted": outcome.promoted, "reason": outcome.reason}).encode())
+            with self.store._sessions.begin() as session:
+                idempotency.remember(
+                    session,
+                    schema.idempotency_records,
+                    tenant,
+                    "TrainModel",
+                    idempotency_key,
+                    request_hash,
+                    json.dumps(
+                        {
+                            "version": outcome.record.version,
+                            "promoted": outcome.promoted,
+                            "reason": outcome.reason,
+                        }
+                    ).encode(),
+                )
         return outcome
 
-    def _train(self, tenant: str, train: tuple[float, float], evaluate: tuple[float, float], epochs: int, seed: int,
-               promote_if_better: bool) -> TrainOutcome:
+    def _train(
+        self,
+        tenant: str,
+        train: tuple[float, float],
+        evaluate: tuple[float, float],
+        epochs: int,
+        seed: int,
+        promote_if_better: bool,
+    ) -> TrainOutcome:
         rows = self.store.labelled(tenant, train[0], evaluate[1])
         examples = [example_from_log(r) for r in rows]
         s = self.settings
         config = TrainConfig(
-            seed=seed, epochs=epochs or 5, progress=False, num_threads=s.score_threads,
+            seed=seed,
+            epochs=epochs or 5,
+            progress=False,
+            num_threads=s.score_threads,
             encoder=EncoderConfig(embedder_name=self.embedder.name),
-            requirements=DataRequirements(s.min_train_impressions, s.min_train_clicks, s.min_train_conversions,
-                                          s.min_eval_impressions, s.min_eval_clicks),
+            requirements=DataRequirements(
+                s.min_train_impressions,
+                s.min_train_clicks,
+                s.min_train_conversions,
+                s.min_eval_impressions,
+                s.min_eval_clicks,
+            ),
         )
         version_id, sequence = self.store.next_version(tenant)
         try:
-            model = train_version(examples, TimeWindow(*train), TimeWindow(*evaluate), config, self.embedder, version_id=version_id)
+            model = train_version(
+                examples,
+                TimeWindow(*train),
+                TimeWindow(*evaluate),
+                config,
+                self.embedder,
+                version_id=version_id,
+            )
         except InsufficientDataError as exc:
             raise FailedPrecondition(str(exc), "DATA", "training_log") from exc
         directory = self.root / tenant / version_id
         model.save_version(directory)
-        record = self.store.register(tenant, VersionRecord(
-            version=version_id, sequence=sequence, state=REGISTERED, train_window=train, eval_window=evaluate,
-            metrics=model.metrics, artifact_path=str(directory), report_path=str(directory / "report.md"),
-            create_time=datetime.now(UTC), promote_time=None, previous_live="",
-        ))
+        record = self.store.register(
+            tenant,
+            VersionRecord(
+                version=version_id,
+                sequence=sequence,
+                state=REGISTERED,
+                train_window=train,
+                eval_window=evaluate,
+                metrics=model.metrics,
+                artifact_path=str(directory),
+                report_path=str(directory / "report.md"),
+                create_time=datetime.now(UTC),
+                promote_time=None,
+                previous_live="",
+            ),
+        )
         self._versions[(tenant, version_id)] = model
         if not promote_if_better:
             return TrainOutcome(record, False, "registered; not asked to promote")
@@ -195,7 +306,9 @@ class PredictionDomain:
             examples = [example_from_log(r) for r in rows]
             if not examples:
                 return False, "no impressions in the candidate's evaluation window to compare on"
-            comparison = compare_versions(self._load(tenant, candidate), self._load(tenant, live), examples)
+            comparison = compare_versions(
+                self._load(tenant, candidate), self._load(tenant, live), examples
+            )
             if not comparison.candidate_better:
                 return False, f"not better than live {live.version}: {comparison.reason}"
             reason = f"beats live {live.version}: {comparison.reason}"
@@ -207,9 +320,12 @@ class PredictionDomain:
             if not examples:
                 return False, "no impressions in the candidate's evaluation window to compare on"
             comparison = compare_predictions(
-                self._load(tenant, candidate).predict_examples(examples), prior_predictions(examples),
-                np.array([e.clicked for e in examples]), np.array([e.clicked and e.converted for e in examples]),
-                version, COLD_START_VERSION,
+                self._load(tenant, candidate).predict_examples(examples),
+                prior_predictions(examples),
+                np.array([e.clicked for e in examples]),
+                np.array([e.clicked and e.converted for e in examples]),
+                version,
+                COLD_START_VERSION,
             )
             if not comparison.candidate_better:
                 return False, f"not better than the cold-start prior: {comparison.reason}"
@@ -238,4 +354,3 @@ class PredictionDomain:
 
     async def list_versions(self, before_sequence: int, limit: int) -> list[VersionRecord]:
         return await self._runner.run(self.store.list, current_tenant(), before_sequence, limit)
-

@@ -77,7 +77,9 @@ def _equal_count_bins(probs: np.ndarray, n_bins: int) -> list[np.ndarray]:
     return [chunk for chunk in np.array_split(order, min(n_bins, max(len(order), 1))) if chunk.size]
 
 
-def reliability_table(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> list[ReliabilityBin]:
+def reliability_table(
+    labels: np.ndarray, probs: np.ndarray, n_bins: int = 15
+) -> list[ReliabilityBin]:
     """Equal-count bins of predictions with the observed positive rate in each."""
     labels = np.asarray(labels, dtype=np.float64)
     probs = np.asarray(probs, dtype=np.float64)
@@ -118,7 +120,9 @@ def task_metrics(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> Tas
     )
 
 
-def evaluate(predictions: Predictions, clicked: np.ndarray, converted: np.ndarray) -> dict[str, TaskMetrics]:
+def evaluate(
+    predictions: Predictions, clicked: np.ndarray, converted: np.ndarray
+) -> dict[str, TaskMetrics]:
     """Metrics per task: ctr over all impressions, cvr over clicked ones, ctcvr over all.
 
     `converted` must already be click-and-purchase (a purchase without a click does not count).

@@ -70,7 +70,12 @@ CAT_FIELDS: tuple[str, ...] = BASE_FIELDS + tuple(name for name, _, _ in CROSSES
 
 USER_DENSE: tuple[str, ...] = ("user_events", "user_recency_days", "user_monetary_log", "user_cold")
 PAIR_DENSE: tuple[str, ...] = ("category_affinity", "category_is_top", "brand_affinity")
-ITEM_DENSE: tuple[str, ...] = ("item_price_log", "item_discount", "item_has_list_price", "item_popularity_log")
+ITEM_DENSE: tuple[str, ...] = (
+    "item_price_log",
+    "item_discount",
+    "item_has_list_price",
+    "item_popularity_log",
+)
 CONTEXT_DENSE: tuple[str, ...] = ("hour_sin", "hour_cos")
 COPY_DENSE: tuple[str, ...] = tuple(f"style_{name}" for name in STYLE_NAMES)
 DENSE_NAMES: tuple[str, ...] = USER_DENSE + PAIR_DENSE + ITEM_DENSE + CONTEXT_DENSE + COPY_DENSE
@@ -137,7 +142,7 @@ class EncodedBatch:
         out.update({name: torch.from_numpy(ids) for name, ids in self.bags.items()})
         return out
 
-    def take(self, index: np.ndarray) -> "EncodedBatch":
+    def take(self, index: np.ndarray) -> EncodedBatch:
         """Rows `index` (a time slice, a shuffled minibatch)."""
         return EncodedBatch(
             self.cat[index],
@@ -288,7 +293,9 @@ class FeatureEncoder:
         base_index = {name: i for i, name in enumerate(BASE_FIELDS)}
         self._cross_left = np.asarray([base_index[a] for _, a, _ in CROSSES])
         self._cross_right = np.asarray([base_index[b] for _, _, b in CROSSES])
-        self._cross_salts = np.asarray([stable_hash(name) for name, _, _ in CROSSES], dtype=np.uint64)
+        self._cross_salts = np.asarray(
+            [stable_hash(name) for name, _, _ in CROSSES], dtype=np.uint64
+        )
         self._segment_style_salt = np.uint64(stable_hash("segment_style"))
 
     # --- dimensions the model needs ---------------------------------------------------------
@@ -351,7 +358,9 @@ class FeatureEncoder:
         category_keys = np.zeros(len(items), dtype=np.int64)
         brands = np.zeros(len(items), dtype=np.int64)
         for row, item in enumerate(items):
-            category_keys[row] = self._intern(affinity_keys(item), self._category_key_ids, self._category_key_list)
+            category_keys[row] = self._intern(
+                affinity_keys(item), self._category_key_ids, self._category_key_list
+            )
             brands[row] = self._intern(item.brand, self._brand_ids, self._brand_list)
             path = tuple(item.category_path) or ("none",)
             discount = discount_fraction(item)
@@ -384,7 +393,12 @@ class FeatureEncoder:
             if grams:
                 hashed = np.asarray([stable_hash(g) for g in grams], dtype=np.uint64)
                 ngram_ids[row, : len(grams)] = bucket(hashed, self.config.ngram_buckets)
-        return {"style": style, "ngrams": ngram_ids, "signals": signals, "text": self.embedder.embed(texts)}
+        return {
+            "style": style,
+            "ngrams": ngram_ids,
+            "signals": signals,
+            "text": self.embedder.embed(texts),
+        }
 
     def _build_contexts(self, contexts: list[ContextFeatures]) -> dict[str, np.ndarray]:
         raw = np.zeros((len(contexts), len(CONTEXT_FIELDS)), dtype=np.uint64)
@@ -401,13 +415,17 @@ class FeatureEncoder:
             dense[row] = [math.sin(angle), math.cos(angle)]
         return {"raw": raw, "dense": dense}
 
-    def _pair_dense(self, users: list[_UserPart], user_index: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+    def _pair_dense(
+        self, users: list[_UserPart], user_index: np.ndarray, item_rows: np.ndarray
+    ) -> np.ndarray:
         """User x item affinities, computed once per distinct (user, category keys, brand)."""
         n = len(item_rows)
         pair = np.zeros((n, len(PAIR_DENSE)), dtype=np.float32)
         category = self._items.arrays["category_keys"][item_rows]
         brand = self._items.arrays["brand"][item_rows]
-        for column, (ids, table) in enumerate(((category, self._category_key_list), (brand, self._brand_list))):
+        for column, (ids, table) in enumerate(
+            ((category, self._category_key_list), (brand, self._brand_list))
+        ):
             combined = user_index * np.int64(len(table) + 1) + ids
             unique, inverse = np.unique(combined, return_inverse=True)
             values = np.zeros((unique.size, 2), dtype=np.float32)
@@ -478,7 +496,10 @@ class FeatureEncoder:
         dense = np.concatenate([user_dense, pair, item_dense, ctx_dense, copy_dense], axis=1)
         segment_style = np.where(
             segment_raw > 0,
-            bucket(mix_ids(segment_raw, copy_raw) ^ self._segment_style_salt, self.config.segment_style_buckets),
+            bucket(
+                mix_ids(segment_raw, copy_raw) ^ self._segment_style_salt,
+                self.config.segment_style_buckets,
+            ),
             0,
         )
         bags = {"segments": segments, "segment_style": segment_style, "ngrams": ngram_ids}
@@ -493,7 +514,9 @@ class FeatureEncoder:
             [e.context for e in examples],
         )
         batch.clicked = np.asarray([e.clicked for e in examples], dtype=np.float32)
-        batch.converted = np.asarray([e.clicked and e.converted for e in examples], dtype=np.float32)
+        batch.converted = np.asarray(
+            [e.clicked and e.converted for e in examples], dtype=np.float32
+        )
         return batch
 
     def encode_candidates(
@@ -540,7 +563,7 @@ class FeatureEncoder:
         )
 
     @classmethod
-    def from_json(cls, text: str, embedder: CachedEmbedder | None = None) -> "FeatureEncoder":
+    def from_json(cls, text: str, embedder: CachedEmbedder | None = None) -> FeatureEncoder:
         from .errors import ModelFormatError
 
         data: dict[str, Any] = json.loads(text)

@@ -46,12 +46,17 @@ async def start_prediction_service(settings: PredictionSettings) -> PredictionSe
     migrate(engine, MIGRATIONS, "alembic_version_prediction")
     embedder = make_embedder(settings.embedder)
     domain = PredictionDomain(
-        PredictionStore(engine), settings, embedder, load_copy_quality(settings.content_model_dir, embedder),
+        PredictionStore(engine),
+        settings,
+        embedder,
+        load_copy_quality(settings.content_model_dir, embedder),
     )
     servicer = PredictionServicer(domain)
     spec = ServiceSpec(
         full_name=FULL_NAME,
-        register=lambda server: prediction_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server),
+        register=lambda server: prediction_pb2_grpc.add_PredictionServiceServicer_to_server(
+            servicer, server
+        ),
         readiness=domain.ready,
     )
     server = await create_server([spec], settings, label="prediction")

@@ -25,21 +25,31 @@ from .types import TrainingExample
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--impressions", type=int, default=150_000)
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--market-seed", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--eval-fraction", type=float, default=0.25)
     parser.add_argument("--embedder", choices=("minilm", "hashing"), default="minilm")
-    parser.add_argument("--calibration", default="auto", choices=("auto", "isotonic", "temperature", "none"))
-    parser.add_argument("--out", help="parent folder for the version folder (e.g. var/models/prediction)")
+    parser.add_argument(
+        "--calibration", default="auto", choices=("auto", "isotonic", "temperature", "none")
+    )
+    parser.add_argument(
+        "--out", help="parent folder for the version folder (e.g. var/models/prediction)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
 
-    market = SyntheticMarket(synthetic_items(args.items, seed=args.market_seed), seed=args.market_seed)
+    market = SyntheticMarket(
+        synthetic_items(args.items, seed=args.market_seed), seed=args.market_seed
+    )
     log = market.generate(args.impressions, seed=args.market_seed + 1)
-    embedder: CachedEmbedder = MiniLMEmbedder() if args.embedder == "minilm" else HashingEmbedder(64)
+    embedder: CachedEmbedder = (
+        MiniLMEmbedder() if args.embedder == "minilm" else HashingEmbedder(64)
+    )
 
     def oracle(examples: Sequence[TrainingExample]) -> Predictions:
         p_click, p_convert = market.truth_for(examples)
@@ -52,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         encoder=EncoderConfig(embedder_name=embedder.name),
     )
     train_window, eval_window = split_by_time(log.examples, args.eval_fraction)
-    version = train_version(log.examples, train_window, eval_window, config, embedder=embedder, oracle=oracle)
+    version = train_version(
+        log.examples, train_window, eval_window, config, embedder=embedder, oracle=oracle
+    )
     print(f"version {version.version_id}; data {version.metrics['data']}")
     print(metrics_table(version.metrics["models"]))
     if args.out:

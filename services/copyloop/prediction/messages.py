@@ -17,9 +17,19 @@ from copyloop.v1 import common_pb2, prediction_pb2
 P = prediction_pb2
 CHANNELS = {v: k.removeprefix("CHANNEL_").lower() for k, v in common_pb2.Channel.items() if v}
 DEVICES = {v: k.removeprefix("DEVICE_").lower() for k, v in common_pb2.Device.items() if v}
-PRICE_BANDS = {v: k.removeprefix("PRICE_BAND_").lower() for k, v in common_pb2.PriceBand.items() if v}
-OUTCOME_TYPES = {P.OUTCOME_TYPE_CLICK: "click", P.OUTCOME_TYPE_ADD_TO_CART: "add_to_cart", P.OUTCOME_TYPE_PURCHASE: "purchase"}
-VERSION_STATES = {"registered": P.MODEL_VERSION_STATE_REGISTERED, "live": P.MODEL_VERSION_STATE_LIVE, "retired": P.MODEL_VERSION_STATE_RETIRED}
+PRICE_BANDS = {
+    v: k.removeprefix("PRICE_BAND_").lower() for k, v in common_pb2.PriceBand.items() if v
+}
+OUTCOME_TYPES = {
+    P.OUTCOME_TYPE_CLICK: "click",
+    P.OUTCOME_TYPE_ADD_TO_CART: "add_to_cart",
+    P.OUTCOME_TYPE_PURCHASE: "purchase",
+}
+VERSION_STATES = {
+    "registered": P.MODEL_VERSION_STATE_REGISTERED,
+    "live": P.MODEL_VERSION_STATE_LIVE,
+    "retired": P.MODEL_VERSION_STATE_RETIRED,
+}
 MAX_LOG_BATCH = 10_000
 MAX_PRICE = 1e9
 
@@ -28,74 +38,124 @@ def user_features(user_id: str, profile: common_pb2.UserProfile) -> UserFeatures
     if not profile.user_id and not profile.event_count:
         return UserFeatures(user_id=user_id, cold_start=True)
     return UserFeatures(
-        user_id=user_id, segments=tuple(profile.segments),
+        user_id=user_id,
+        segments=tuple(profile.segments),
         category_affinity={a.key: a.share for a in profile.category_affinities},
         brand_affinity={a.key: a.share for a in profile.brand_affinities},
-        price_band=PRICE_BANDS.get(profile.price_band, ""), events_30d=profile.frequency_30d,
-        recency_days=profile.recency_days, monetary=profile.monetary_total, cold_start=profile.cold_start,
+        price_band=PRICE_BANDS.get(profile.price_band, ""),
+        events_30d=profile.frequency_30d,
+        recency_days=profile.recency_days,
+        monetary=profile.monetary_total,
+        cold_start=profile.cold_start,
     )
 
 
 def context_features(ctx: common_pb2.Context, now: float | None = None) -> ContextFeatures:
     t = ts_to_epoch(ctx.request_time) if ctx.HasField("request_time") else (now or time.time())
     return ContextFeatures(
-        channel=CHANNELS.get(ctx.channel, ""), hour=datetime.fromtimestamp(t, UTC).hour,
-        device=DEVICES.get(ctx.device, ""), locale=ctx.locale,
+        channel=CHANNELS.get(ctx.channel, ""),
+        hour=datetime.fromtimestamp(t, UTC).hour,
+        device=DEVICES.get(ctx.device, ""),
+        locale=ctx.locale,
     )
 
 
-def candidate_features(c: prediction_pb2.ScoreCandidate, locale: str) -> tuple[ItemFeatures, CopyFeatures]:
+def candidate_features(
+    c: prediction_pb2.ScoreCandidate, locale: str
+) -> tuple[ItemFeatures, CopyFeatures]:
     item = ItemFeatures(
-        item_id=c.item.item_id, category_path=tuple(c.item.category_path), brand=c.item.brand,
-        price=c.item.price, list_price=c.item.list_price, popularity=c.item_popularity,
+        item_id=c.item.item_id,
+        category_path=tuple(c.item.category_path),
+        brand=c.item.brand,
+        price=c.item.price,
+        list_price=c.item.list_price,
+        popularity=c.item_popularity,
     )
     return item, CopyFeatures(creative_id=c.creative_id, text=c.copy_text, locale=locale)
 
 
 def validate_score(req: prediction_pb2.ScoreRequest, max_candidates: int) -> None:
     v = Violations()
-    v.check(bool(req.user_id) and len(req.user_id) <= 128, "user_id", "required, at most 128 characters")
-    v.check(1 <= len(req.candidates) <= max_candidates, "candidates", f"1 to {max_candidates} candidates required")
+    v.check(
+        bool(req.user_id) and len(req.user_id) <= 128, "user_id", "required, at most 128 characters"
+    )
+    v.check(
+        1 <= len(req.candidates) <= max_candidates,
+        "candidates",
+        f"1 to {max_candidates} candidates required",
+    )
     v.check(0 <= req.explanation_count <= 10, "explanation_count", "must be between 0 and 10")
     v.check(req.context.channel in CHANNELS, "context.channel", "required: a known channel")
     if req.profile.user_id:
         v.check(req.profile.user_id == req.user_id, "profile.user_id", "must match user_id")
     for name in ("recency_days", "monetary_total", "mean_engaged_price"):
         value = getattr(req.profile, name)
-        v.check(math.isfinite(value) and value >= 0, f"profile.{name}", "must be a finite number >= 0")
+        v.check(
+            math.isfinite(value) and value >= 0, f"profile.{name}", "must be a finite number >= 0"
+        )
     for n, c in enumerate(req.candidates):
         if n >= 1000 and len(v.items) > 50:
             break  # enough to tell the caller what is wrong
         p = f"candidates[{n}]"
         v.check(bool(c.item.item_id), f"{p}.item.item_id", "required")
-        v.check(math.isfinite(c.item.price) and 0 <= c.item.price <= MAX_PRICE, f"{p}.item.price", f"must be between 0 and {MAX_PRICE:g}")
-        v.check(math.isfinite(c.item.list_price) and 0 <= c.item.list_price <= MAX_PRICE, f"{p}.item.list_price", f"must be between 0 and {MAX_PRICE:g}")
-        v.check(math.isfinite(c.item_popularity) and c.item_popularity >= 0, f"{p}.item_popularity", "must be >= 0")
+        v.check(
+            math.isfinite(c.item.price) and 0 <= c.item.price <= MAX_PRICE,
+            f"{p}.item.price",
+            f"must be between 0 and {MAX_PRICE:g}",
+        )
+        v.check(
+            math.isfinite(c.item.list_price) and 0 <= c.item.list_price <= MAX_PRICE,
+            f"{p}.item.list_price",
+            f"must be between 0 and {MAX_PRICE:g}",
+        )
+        v.check(
+            math.isfinite(c.item_popularity) and c.item_popularity >= 0,
+            f"{p}.item_popularity",
+            "must be >= 0",
+        )
         v.check(len(c.copy_text) <= 2000, f"{p}.copy_text", "at most 2,000 characters")
     v.raise_if_any()
 
 
-def impression_from_proto(n: int, imp: prediction_pb2.Impression, v: Violations) -> LoggedImpression | None:
+def impression_from_proto(
+    n: int, imp: prediction_pb2.Impression, v: Violations
+) -> LoggedImpression | None:
     p = f"impressions[{n}]"
-    ok = v.check(bool(imp.impression_id) and len(imp.impression_id) <= 128, f"{p}.impression_id", "required")
+    ok = v.check(
+        bool(imp.impression_id) and len(imp.impression_id) <= 128, f"{p}.impression_id", "required"
+    )
     ok &= v.check(bool(imp.user_id), f"{p}.user_id", "required")
     ok &= v.check(bool(imp.candidate.item.item_id), f"{p}.candidate.item.item_id", "required")
-    ok &= v.check(imp.HasField("impression_time") and imp.impression_time.seconds > 0, f"{p}.impression_time", "required")
-    ok &= v.check(imp.context.channel in CHANNELS, f"{p}.context.channel", "required: a known channel")
+    ok &= v.check(
+        imp.HasField("impression_time") and imp.impression_time.seconds > 0,
+        f"{p}.impression_time",
+        "required",
+    )
+    ok &= v.check(
+        imp.context.channel in CHANNELS, f"{p}.context.channel", "required: a known channel"
+    )
     if not ok:
         return None
     t = ts_to_epoch(imp.impression_time)
     ctx = context_features(imp.context, t)
     item, copy = candidate_features(imp.candidate, imp.context.locale)
     features = {
-        "user": asdict(user_features(imp.user_id, imp.profile)), "item": asdict(item),
-        "copy": asdict(copy), "context": asdict(ctx),
+        "user": asdict(user_features(imp.user_id, imp.profile)),
+        "item": asdict(item),
+        "copy": asdict(copy),
+        "context": asdict(ctx),
     }
     return LoggedImpression(
-        impression_id=imp.impression_id, request_id=imp.request_id, user_id=imp.user_id,
-        item_id=item.item_id, creative_id=imp.candidate.creative_id, features=features,
-        served_p_ctr=imp.served_p_ctr, model_version=imp.model_version,
-        experiment_arm=imp.experiment_arm, impression_time=t,
+        impression_id=imp.impression_id,
+        request_id=imp.request_id,
+        user_id=imp.user_id,
+        item_id=item.item_id,
+        creative_id=imp.candidate.creative_id,
+        features=features,
+        served_p_ctr=imp.served_p_ctr,
+        model_version=imp.model_version,
+        experiment_arm=imp.experiment_arm,
+        impression_time=t,
     )
 
 
@@ -103,7 +163,9 @@ def outcome_from_proto(n: int, out: prediction_pb2.Outcome, v: Violations) -> Lo
     p = f"outcomes[{n}]"
     ok = v.check(bool(out.outcome_id) and len(out.outcome_id) <= 128, f"{p}.outcome_id", "required")
     ok &= v.check(bool(out.impression_id), f"{p}.impression_id", "required")
-    ok &= v.check(out.type in OUTCOME_TYPES, f"{p}.type", "required: click, add_to_cart or purchase")
+    ok &= v.check(
+        out.type in OUTCOME_TYPES, f"{p}.type", "required: click, add_to_cart or purchase"
+    )
     ok &= v.check(math.isfinite(out.value) and out.value >= 0, f"{p}.value", "must be >= 0")
     if not ok:
         return None
@@ -112,7 +174,11 @@ def outcome_from_proto(n: int, out: prediction_pb2.Outcome, v: Violations) -> Lo
 
 
 def window(w: prediction_pb2.TimeWindow, name: str, v: Violations) -> tuple[float, float]:
-    ok = v.check(w.HasField("start_time") and w.HasField("end_time"), name, "start_time and end_time required")
+    ok = v.check(
+        w.HasField("start_time") and w.HasField("end_time"),
+        name,
+        "start_time and end_time required",
+    )
     if not ok:
         return 0.0, 0.0
     start, end = ts_to_epoch(w.start_time), ts_to_epoch(w.end_time)
@@ -130,7 +196,9 @@ def _model_metrics(m: dict[str, Any] | None) -> prediction_pb2.ModelMetrics:
     def task(name: str) -> prediction_pb2.TaskMetrics:
         t = m.get(name) or {}
         return P.TaskMetrics(
-            auc=_num(t.get("auc")), logloss=_num(t.get("logloss")), ece=_num(t.get("ece")),
+            auc=_num(t.get("auc")),
+            logloss=_num(t.get("logloss")),
+            ece=_num(t.get("ece")),
             example_count=int(t.get("n") or t.get("example_count") or 0),
             positive_count=int(t.get("positives") or t.get("positive_count") or 0),
         )
@@ -149,11 +217,15 @@ def _num(value: Any) -> float:
 def version_to_proto(r: VersionRecord) -> prediction_pb2.ModelVersion:
     models = r.metrics.get("models", {})
     msg = P.ModelVersion(
-        version=r.version, state=VERSION_STATES[r.state], train_window=_window_proto(r.train_window),
-        eval_window=_window_proto(r.eval_window), metrics=_model_metrics(models.get("esmm")),
+        version=r.version,
+        state=VERSION_STATES[r.state],
+        train_window=_window_proto(r.train_window),
+        eval_window=_window_proto(r.eval_window),
+        metrics=_model_metrics(models.get("esmm")),
         logistic_baseline_metrics=_model_metrics(models.get("logistic")),
         prior_baseline_metrics=_model_metrics(models.get("popularity")),
-        report_uri=r.report_path, create_time=dt_to_ts(r.create_time),
+        report_uri=r.report_path,
+        create_time=dt_to_ts(r.create_time),
     )
     if r.promote_time:
         msg.promote_time.CopyFrom(dt_to_ts(r.promote_time))

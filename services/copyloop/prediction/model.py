@@ -36,7 +36,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         data = dict(data)
         data["deep_dims"] = tuple(data["deep_dims"])
         data["tower_dims"] = tuple(data["tower_dims"])
@@ -54,7 +54,7 @@ class InputDims:
     text_dim: int
 
     @classmethod
-    def of(cls, encoder: FeatureEncoder) -> "InputDims":
+    def of(cls, encoder: FeatureEncoder) -> InputDims:
         return cls(
             encoder.n_cat,
             encoder.table_size,
@@ -121,7 +121,9 @@ class EsmmModel(nn.Module):
         )
         self.text_proj = nn.Linear(dims.text_dim, config.text_proj_dim)
         width = dims.n_cat * d + len(BAGS) * d + config.text_proj_dim + dims.n_dense
-        self.cross = nn.ModuleList(CrossLayer(width, config.cross_rank) for _ in range(config.cross_layers))
+        self.cross = nn.ModuleList(
+            CrossLayer(width, config.cross_rank) for _ in range(config.cross_layers)
+        )
         self.deep, deep_out = _mlp(width, config.deep_dims, config.dropout)
         ctr_body, tower_out = _mlp(deep_out, config.tower_dims, config.dropout)
         cvr_body, _ = _mlp(deep_out, config.tower_dims, config.dropout)
@@ -150,7 +152,12 @@ class EsmmModel(nn.Module):
             keep = torch.rand(fields.shape[:2], device=fields.device) >= self.config.field_dropout
             fields = fields * keep.unsqueeze(-1) / (1.0 - self.config.field_dropout)
         parts = {"fields": fields}
-        parts.update({name: bag(inputs[name], per_sample_weights=mean_weights(inputs[name])) for name, bag in self.bags.items()})
+        parts.update(
+            {
+                name: bag(inputs[name], per_sample_weights=mean_weights(inputs[name]))
+                for name, bag in self.bags.items()
+            }
+        )
         parts["text"] = self.text_proj(inputs["text"])  # projected: attribution stays cheap
         parts["dense"] = inputs["dense"]
         return parts
@@ -198,7 +205,9 @@ _GROUP_NAMES = {
 }
 
 
-def clicked_cvr_loss(cvr_logit: torch.Tensor, clicked: torch.Tensor, converted: torch.Tensor) -> torch.Tensor:
+def clicked_cvr_loss(
+    cvr_logit: torch.Tensor, clicked: torch.Tensor, converted: torch.Tensor
+) -> torch.Tensor:
     """BCE(pCVR, purchase) over clicked impressions only: an optional auxiliary signal for the
     CVR tower (plain ESMM trains it through the CTCVR loss alone)."""
     mask = clicked > 0

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 if TYPE_CHECKING:
     from .training import TrainingReport
@@ -44,7 +44,7 @@ def metrics_table(models: dict[str, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def _plot_roc(path: Path, report: "TrainingReport") -> None:
+def _plot_roc(path: Path, report: TrainingReport) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     for ax, task in zip(axes, ("ctr", "ctcvr")):
         for name, curves in report.roc.items():
@@ -61,7 +61,7 @@ def _plot_roc(path: Path, report: "TrainingReport") -> None:
     plt.close(fig)
 
 
-def _plot_reliability(path: Path, report: "TrainingReport") -> None:
+def _plot_reliability(path: Path, report: TrainingReport) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.5))
     for ax, task in zip(axes, _TASKS):
         top = 0.0
@@ -83,7 +83,7 @@ def _plot_reliability(path: Path, report: "TrainingReport") -> None:
     plt.close(fig)
 
 
-def _plot_loss(path: Path, report: "TrainingReport") -> None:
+def _plot_loss(path: Path, report: TrainingReport) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = [h["epoch"] for h in report.loss_history]
     ax.plot(epochs, [h["train_loss"] for h in report.loss_history], marker="o", label="train")
@@ -97,7 +97,9 @@ def _plot_loss(path: Path, report: "TrainingReport") -> None:
     plt.close(fig)
 
 
-def write_report(directory: Path, version_id: str, metrics: dict[str, Any], report: "TrainingReport") -> Path:
+def write_report(
+    directory: Path, version_id: str, metrics: dict[str, Any], report: TrainingReport
+) -> Path:
     """Write report.md, roc.png, reliability.png and loss.png into `directory`."""
     _plot_roc(directory / "roc.png", report)
     _plot_reliability(directory / "reliability.png", report)
@@ -124,8 +126,18 @@ def write_report(directory: Path, version_id: str, metrics: dict[str, Any], repo
         "|---|---|---|---|---|",
     ]
     for i, b in enumerate(report.reliability.get("esmm", {}).get("ctr", [])):
-        lines.append(f"| {i} | [{b.low:.4f}, {b.high:.4f}] | {b.count} | {b.mean_prediction:.4f} | {b.observed_rate:.4f} |")
-    lines += ["", "![ROC](roc.png)", "", "![Reliability](reliability.png)", "", "![Loss](loss.png)", ""]
+        lines.append(
+            f"| {i} | [{b.low:.4f}, {b.high:.4f}] | {b.count} | {b.mean_prediction:.4f} | {b.observed_rate:.4f} |"
+        )
+    lines += [
+        "",
+        "![ROC](roc.png)",
+        "",
+        "![Reliability](reliability.png)",
+        "",
+        "![Loss](loss.png)",
+        "",
+    ]
     path = directory / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -4,7 +4,16 @@ registry, per tenant."""
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Column, DateTime, Float, Index, MetaData, String, Table, Text,
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
 )
 
 from copyloop.common.idempotency import idempotency_table

@@ -139,7 +139,9 @@ class Scorer:
             )
         ]
 
-    def _top_features(self, contributions: torch.Tensor, names: list[str], top_k: int) -> list[list[tuple[str, float]]]:
+    def _top_features(
+        self, contributions: torch.Tensor, names: list[str], top_k: int
+    ) -> list[list[tuple[str, float]]]:
         """The k largest |contributions| per row, largest first; ties go to the lower group
         index. k rounds of argmax: for small k much cheaper than sorting every row."""
         values = contributions.numpy().astype(np.float64)
@@ -153,7 +155,10 @@ class Scorer:
             magnitude[rows, best] = -1.0
         chosen_values = np.take_along_axis(values, chosen, 1).round(6).tolist()
         group_names = np.asarray(names, dtype=object)[chosen].tolist()
-        return [list(zip(row_names, row_values)) for row_names, row_values in zip(group_names, chosen_values)]
+        return [
+            list(zip(row_names, row_values))
+            for row_names, row_values in zip(group_names, chosen_values)
+        ]
 
     def _score_prior(
         self,

@@ -20,11 +20,15 @@ class PredictionServicer(prediction_pb2_grpc.PredictionServiceServicer):
     def __init__(self, domain: PredictionDomain) -> None:
         self.domain = domain
 
-    async def Score(self, request: P.ScoreRequest, context: grpc.aio.ServicerContext) -> P.ScoreResponse:
+    async def Score(
+        self, request: P.ScoreRequest, context: grpc.aio.ServicerContext
+    ) -> P.ScoreResponse:
         messages.validate_score(request, self.domain.settings.max_candidates)
         user = messages.user_features(request.user_id, request.profile)
         ctx = messages.context_features(request.context)
-        candidates = [messages.candidate_features(c, request.context.locale) for c in request.candidates]
+        candidates = [
+            messages.candidate_features(c, request.context.locale) for c in request.candidates
+        ]
         results, version, is_prior = await self.domain.score(
             user, ctx, candidates, request.model_version, request.explanation_count or 3
         )
@@ -34,29 +38,53 @@ class PredictionServicer(prediction_pb2_grpc.PredictionServiceServicer):
         )
         for c, r in zip(request.candidates, results, strict=True):
             reply.scores.add(
-                item_id=c.item.item_id, creative_id=c.creative_id, p_ctr=r.p_ctr, p_cvr=r.p_cvr,
-                p_ctcvr=r.p_ctcvr, copy_quality=0.5 if r.copy_quality is None else r.copy_quality,
-                top_features=[P.FeatureContribution(feature=n, contribution=v) for n, v in r.top_features],
+                item_id=c.item.item_id,
+                creative_id=c.creative_id,
+                p_ctr=r.p_ctr,
+                p_cvr=r.p_cvr,
+                p_ctcvr=r.p_ctcvr,
+                copy_quality=0.5 if r.copy_quality is None else r.copy_quality,
+                top_features=[
+                    P.FeatureContribution(feature=n, contribution=v) for n, v in r.top_features
+                ],
             )
         return reply
 
-    async def LogImpressions(self, request: P.LogImpressionsRequest, context: grpc.aio.ServicerContext) -> P.LogImpressionsResponse:
+    async def LogImpressions(
+        self, request: P.LogImpressionsRequest, context: grpc.aio.ServicerContext
+    ) -> P.LogImpressionsResponse:
         v = Violations()
-        v.check(1 <= len(request.impressions) <= messages.MAX_LOG_BATCH, "impressions", "1 to 10,000 impressions required")
-        rows = [messages.impression_from_proto(n, imp, v) for n, imp in enumerate(request.impressions)]
+        v.check(
+            1 <= len(request.impressions) <= messages.MAX_LOG_BATCH,
+            "impressions",
+            "1 to 10,000 impressions required",
+        )
+        rows = [
+            messages.impression_from_proto(n, imp, v) for n, imp in enumerate(request.impressions)
+        ]
         v.raise_if_any()
         accepted, duplicate = await self.domain.log_impressions([r for r in rows if r is not None])
         return P.LogImpressionsResponse(accepted=accepted, duplicate=duplicate)
 
-    async def LogOutcomes(self, request: P.LogOutcomesRequest, context: grpc.aio.ServicerContext) -> P.LogOutcomesResponse:
+    async def LogOutcomes(
+        self, request: P.LogOutcomesRequest, context: grpc.aio.ServicerContext
+    ) -> P.LogOutcomesResponse:
         v = Violations()
-        v.check(1 <= len(request.outcomes) <= messages.MAX_LOG_BATCH, "outcomes", "1 to 10,000 outcomes required")
+        v.check(
+            1 <= len(request.outcomes) <= messages.MAX_LOG_BATCH,
+            "outcomes",
+            "1 to 10,000 outcomes required",
+        )
         rows = [messages.outcome_from_proto(n, o, v) for n, o in enumerate(request.outcomes)]
         v.raise_if_any()
-        accepted, duplicate, unmatched = await self.domain.log_outcomes([r for r in rows if r is not None])
+        accepted, duplicate, unmatched = await self.domain.log_outcomes(
+            [r for r in rows if r is not None]
+        )
         return P.LogOutcomesResponse(accepted=accepted, duplicate=duplicate, unmatched=unmatched)
 
-    async def TrainModel(self, request: P.TrainModelRequest, context: grpc.aio.ServicerContext) -> P.TrainModelResponse:
+    async def TrainModel(
+        self, request: P.TrainModelRequest, context: grpc.aio.ServicerContext
+    ) -> P.TrainModelResponse:
         v = Violations()
         train = messages.window(request.train_window, "train_window", v)
         evaluate = messages.window(request.eval_window, "eval_window", v)
@@ -65,23 +93,46 @@ class PredictionServicer(prediction_pb2_grpc.PredictionServiceServicer):
             v.add("eval_window.start_time", "must be at or after train_window.end_time")
         v.raise_if_any()
         validate_key(request.idempotency_key)
-        outcome = await self.domain.train(train, evaluate, request.epochs, request.seed, request.promote_if_better, request.idempotency_key)
-        return P.TrainModelResponse(model_version=messages.version_to_proto(outcome.record), promoted=outcome.promoted)
+        outcome = await self.domain.train(
+            train,
+            evaluate,
+            request.epochs,
+            request.seed,
+            request.promote_if_better,
+            request.idempotency_key,
+        )
+        return P.TrainModelResponse(
+            model_version=messages.version_to_proto(outcome.record), promoted=outcome.promoted
+        )
 
-    async def PromoteModel(self, request: P.PromoteModelRequest, context: grpc.aio.ServicerContext) -> P.PromoteModelResponse:
+    async def PromoteModel(
+        self, request: P.PromoteModelRequest, context: grpc.aio.ServicerContext
+    ) -> P.PromoteModelResponse:
         _require_version(request.version)
         record, promoted, reason = await self.domain.promote(request.version, request.force)
-        return P.PromoteModelResponse(model_version=messages.version_to_proto(record), promoted=promoted, reason=reason)
+        return P.PromoteModelResponse(
+            model_version=messages.version_to_proto(record), promoted=promoted, reason=reason
+        )
 
-    async def RollbackModel(self, request: P.RollbackModelRequest, context: grpc.aio.ServicerContext) -> P.RollbackModelResponse:
+    async def RollbackModel(
+        self, request: P.RollbackModelRequest, context: grpc.aio.ServicerContext
+    ) -> P.RollbackModelResponse:
         validate_key(request.idempotency_key)
-        return P.RollbackModelResponse(model_version=messages.version_to_proto(await self.domain.rollback()))
+        return P.RollbackModelResponse(
+            model_version=messages.version_to_proto(await self.domain.rollback())
+        )
 
-    async def GetModelVersion(self, request: P.GetModelVersionRequest, context: grpc.aio.ServicerContext) -> P.GetModelVersionResponse:
+    async def GetModelVersion(
+        self, request: P.GetModelVersionRequest, context: grpc.aio.ServicerContext
+    ) -> P.GetModelVersionResponse:
         _require_version(request.version)
-        return P.GetModelVersionResponse(model_version=messages.version_to_proto(await self.domain.get_version(request.version)))
+        return P.GetModelVersionResponse(
+            model_version=messages.version_to_proto(await self.domain.get_version(request.version))
+        )
 
-    async def ListModelVersions(self, request: P.ListModelVersionsRequest, context: grpc.aio.ServicerContext) -> P.ListModelVersionsResponse:
+    async def ListModelVersions(
+        self, request: P.ListModelVersionsRequest, context: grpc.aio.ServicerContext
+    ) -> P.ListModelVersionsResponse:
         page = pagination.parse_page(request.page_size, request.page_token, "versions")
         before = int(page.after) if page.after.isdigit() else 0
         found = await self.domain.list_versions(before, page.size + 1)
@@ -89,7 +140,9 @@ class PredictionServicer(prediction_pb2_grpc.PredictionServiceServicer):
         found = found[: page.size]
         return P.ListModelVersionsResponse(
             model_versions=[messages.version_to_proto(r) for r in found],
-            next_page_token=pagination.next_token(str(found[-1].sequence), "versions") if more else "",
+            next_page_token=pagination.next_token(str(found[-1].sequence), "versions")
+            if more
+            else "",
         )
 
 

@@ -78,7 +78,13 @@ class PredictionStore:
         t = schema.impressions
         with self._sessions.begin() as session:
             ids = [r.impression_id for r in rows]
-            known = set(session.scalars(select(t.c.impression_id).where(t.c.tenant_id == tenant, t.c.impression_id.in_(ids))))
+            known = set(
+                session.scalars(
+                    select(t.c.impression_id).where(
+                        t.c.tenant_id == tenant, t.c.impression_id.in_(ids)
+                    )
+                )
+            )
             fresh, seen = [], set(known)
             for r in rows:
                 if r.impression_id not in seen:
@@ -92,12 +98,21 @@ class PredictionStore:
         """(accepted, duplicate, unmatched): outcomes of unknown impressions are kept out."""
         o, i = schema.outcomes, schema.impressions
         with self._sessions.begin() as session:
-            known_outcomes = set(session.scalars(
-                select(o.c.outcome_id).where(o.c.tenant_id == tenant, o.c.outcome_id.in_([r.outcome_id for r in rows]))
-            ))
-            impressions = set(session.scalars(
-                select(i.c.impression_id).where(i.c.tenant_id == tenant, i.c.impression_id.in_({r.impression_id for r in rows}))
-            ))
+            known_outcomes = set(
+                session.scalars(
+                    select(o.c.outcome_id).where(
+                        o.c.tenant_id == tenant, o.c.outcome_id.in_([r.outcome_id for r in rows])
+                    )
+                )
+            )
+            impressions = set(
+                session.scalars(
+                    select(i.c.impression_id).where(
+                        i.c.tenant_id == tenant,
+                        i.c.impression_id.in_({r.impression_id for r in rows}),
+                    )
+                )
+            )
             fresh, duplicate, unmatched = [], 0, 0
             for r in rows:
                 if r.outcome_id in known_outcomes:
@@ -116,7 +131,10 @@ class PredictionStore:
         i, o = schema.impressions, schema.outcomes
         with self._sessions() as session:
             rows = session.execute(
-                select(i).where(i.c.tenant_id == tenant, i.c.impression_time >= start, i.c.impression_time < end)
+                select(i)
+                .where(
+                    i.c.tenant_id == tenant, i.c.impression_time >= start, i.c.impression_time < end
+                )
                 .order_by(i.c.impression_time, i.c.impression_id)
             ).all()
             ids = [r.impression_id for r in rows]
@@ -125,7 +143,7 @@ class PredictionStore:
             for chunk in range(0, len(ids), 5000):
                 for out in session.execute(
                     select(o.c.impression_id, o.c.type, o.c.value).where(
-                        o.c.tenant_id == tenant, o.c.impression_id.in_(ids[chunk:chunk + 5000])
+                        o.c.tenant_id == tenant, o.c.impression_id.in_(ids[chunk : chunk + 5000])
                     )
                 ):
                     followed.setdefault(out.impression_id, set()).add(out.type)
@@ -135,43 +153,66 @@ class PredictionStore:
         for r in rows:
             kinds = followed.get(r.impression_id, set())
             converted = "purchase" in kinds
-            result.append(LabelledImpression(
-                _impression(r), clicked=bool(kinds) or converted, converted=converted,
-                revenue=revenue.get(r.impression_id, 0.0),
-            ))
+            result.append(
+                LabelledImpression(
+                    _impression(r),
+                    clicked=bool(kinds) or converted,
+                    converted=converted,
+                    revenue=revenue.get(r.impression_id, 0.0),
+                )
+            )
         return result
 
     def count_impressions(self, tenant: str) -> int:
         i = schema.impressions
         with self._sessions() as session:
-            return int(session.scalar(select(func.count()).select_from(i).where(i.c.tenant_id == tenant)) or 0)
+            return int(
+                session.scalar(select(func.count()).select_from(i).where(i.c.tenant_id == tenant))
+                or 0
+            )
 
     # ---- model registry ------------------------------------------------------------------
 
     def next_version(self, tenant: str) -> tuple[str, int]:
         m = schema.model_versions
         with self._sessions() as session:
-            last = session.scalar(select(func.max(m.c.sequence)).where(m.c.tenant_id == tenant)) or 0
+            last = (
+                session.scalar(select(func.max(m.c.sequence)).where(m.c.tenant_id == tenant)) or 0
+            )
         return f"v{last + 1}", last + 1
 
     def register(self, tenant: str, record: VersionRecord) -> VersionRecord:
         m = schema.model_versions
         with self._sessions.begin() as session:
-            session.execute(m.insert().values(
-                tenant_id=tenant, version=record.version, sequence=record.sequence, state=record.state,
-                train_start=record.train_window[0], train_end=record.train_window[1],
-                eval_start=record.eval_window[0], eval_end=record.eval_window[1],
-                metrics=record.metrics, artifact_path=record.artifact_path, report_path=record.report_path,
-                create_time=record.create_time, promote_time=record.promote_time,
-                previous_live=record.previous_live,
-            ))
+            session.execute(
+                m.insert().values(
+                    tenant_id=tenant,
+                    version=record.version,
+                    sequence=record.sequence,
+                    state=record.state,
+                    train_start=record.train_window[0],
+                    train_end=record.train_window[1],
+                    eval_start=record.eval_window[0],
+                    eval_end=record.eval_window[1],
+                    metrics=record.metrics,
+                    artifact_path=record.artifact_path,
+                    report_path=record.report_path,
+                    create_time=record.create_time,
+                    promote_time=record.promote_time,
+                    previous_live=record.previous_live,
+                )
+            )
         return record
 
     def get(self, tenant: str, version: str) -> VersionRecord:
         m = schema.model_versions
         with self._sessions() as session:
             stmt = select(m).where(m.c.tenant_id == tenant)
-            stmt = stmt.where(m.c.state == LIVE) if version == "live" else stmt.where(m.c.version == version)
+            stmt = (
+                stmt.where(m.c.state == LIVE)
+                if version == "live"
+                else stmt.where(m.c.version == version)
+            )
             row = session.execute(stmt).first()
         if row is None:
             raise NotFound("model version", version)
@@ -189,7 +230,10 @@ class PredictionStore:
         if before_sequence:
             stmt = stmt.where(m.c.sequence < before_sequence)
         with self._sessions() as session:
-            return [_version(r) for r in session.execute(stmt.order_by(m.c.sequence.desc()).limit(limit))]
+            return [
+                _version(r)
+                for r in session.execute(stmt.order_by(m.c.sequence.desc()).limit(limit))
+            ]
 
     def make_live(self, tenant: str, version: str) -> VersionRecord:
         """Atomically retires the live version and makes `version` live, remembering the one it
@@ -197,16 +241,25 @@ class PredictionStore:
         m = schema.model_versions
         now = datetime.now(UTC)
         with self._sessions.begin() as session:
-            target = session.execute(select(m).where(m.c.tenant_id == tenant, m.c.version == version)).first()
+            target = session.execute(
+                select(m).where(m.c.tenant_id == tenant, m.c.version == version)
+            ).first()
             if target is None:
                 raise NotFound("model version", version)
-            current = session.scalar(select(m.c.version).where(m.c.tenant_id == tenant, m.c.state == LIVE))
+            current = session.scalar(
+                select(m.c.version).where(m.c.tenant_id == tenant, m.c.state == LIVE)
+            )
             if current == version:
                 return _version(target)
             if current:
-                session.execute(m.update().where(m.c.tenant_id == tenant, m.c.version == current).values(state=RETIRED))
+                session.execute(
+                    m.update()
+                    .where(m.c.tenant_id == tenant, m.c.version == current)
+                    .values(state=RETIRED)
+                )
             session.execute(
-                m.update().where(m.c.tenant_id == tenant, m.c.version == version)
+                m.update()
+                .where(m.c.tenant_id == tenant, m.c.version == version)
                 .values(state=LIVE, promote_time=now, previous_live=current or "")
             )
         return self.get(tenant, version)
@@ -214,15 +267,24 @@ class PredictionStore:
     def rollback(self, tenant: str) -> VersionRecord:
         live = self.live(tenant)
         if live is None or not live.previous_live:
-            raise FailedPrecondition("no earlier live version to roll back to", "STATE", "model_versions")
+            raise FailedPrecondition(
+                "no earlier live version to roll back to", "STATE", "model_versions"
+            )
         m = schema.model_versions
         with self._sessions.begin() as session:
-            session.execute(m.update().where(m.c.tenant_id == tenant, m.c.version == live.version).values(state=RETIRED))
+            session.execute(
+                m.update()
+                .where(m.c.tenant_id == tenant, m.c.version == live.version)
+                .values(state=RETIRED)
+            )
             previous = session.execute(
-                select(m.c.previous_live).where(m.c.tenant_id == tenant, m.c.version == live.previous_live)
+                select(m.c.previous_live).where(
+                    m.c.tenant_id == tenant, m.c.version == live.previous_live
+                )
             ).scalar_one()
             session.execute(
-                m.update().where(m.c.tenant_id == tenant, m.c.version == live.previous_live)
+                m.update()
+                .where(m.c.tenant_id == tenant, m.c.version == live.previous_live)
                 .values(state=LIVE, promote_time=datetime.now(UTC), previous_live=previous)
             )
         return self.get(tenant, live.previous_live)
@@ -235,8 +297,15 @@ def _impression(row: Any) -> LoggedImpression:
 
 def _version(row: Any) -> VersionRecord:
     return VersionRecord(
-        version=row.version, sequence=row.sequence, state=row.state,
-        train_window=(row.train_start, row.train_end), eval_window=(row.eval_start, row.eval_end),
-        metrics=dict(row.metrics or {}), artifact_path=row.artifact_path, report_path=row.report_path,
-        create_time=row.create_time, promote_time=row.promote_time, previous_live=row.previous_live,
+        version=row.version,
+        sequence=row.sequence,
+        state=row.state,
+        train_window=(row.train_start, row.train_end),
+        eval_window=(row.eval_start, row.eval_end),
+        metrics=dict(row.metrics or {}),
+        artifact_path=row.artifact_path,
+        report_path=row.report_path,
+        create_time=row.create_time,
+        promote_time=row.promote_time,
+        previous_live=row.previous_live,
     )

@@ -23,10 +23,17 @@ from tqdm.auto import tqdm
 from .baselines import LogisticBaseline, PopularityPrior
 from .calibration import TaskCalibration
 from .errors import InsufficientDataError
-from .evaluation import Predictions, ReliabilityBin, evaluate, metrics_to_dict, reliability_table, roc_points
+from .evaluation import (
+    Predictions,
+    ReliabilityBin,
+    evaluate,
+    metrics_to_dict,
+    reliability_table,
+    roc_points,
+)
 from .features import EncodedBatch, EncoderConfig, FeatureEncoder
-from .runtime import torch_threads
 from .model import EsmmModel, InputDims, ModelConfig, clicked_cvr_loss, esmm_loss
+from .runtime import torch_threads
 from .text_features import CachedEmbedder
 from .types import TrainingExample
 from .version import ModelVersion
@@ -47,7 +54,9 @@ class TimeWindow:
         return chosen
 
 
-def split_by_time(examples: Sequence[TrainingExample], eval_fraction: float = 0.2) -> tuple[TimeWindow, TimeWindow]:
+def split_by_time(
+    examples: Sequence[TrainingExample], eval_fraction: float = 0.2
+) -> tuple[TimeWindow, TimeWindow]:
     """Train window = the earliest (1 - eval_fraction) of impressions, eval window = the rest."""
     if not examples:
         raise InsufficientDataError("impressions", 2, 0, "nothing to split")
@@ -106,7 +115,9 @@ def _counts(examples: Sequence[TrainingExample]) -> dict[str, int]:
     }
 
 
-def check_data(train: Sequence[TrainingExample], evaluation: Sequence[TrainingExample], req: DataRequirements) -> None:
+def check_data(
+    train: Sequence[TrainingExample], evaluation: Sequence[TrainingExample], req: DataRequirements
+) -> None:
     """Raise `InsufficientDataError` naming the first requirement that is not met."""
     train_counts, eval_counts = _counts(train), _counts(evaluation)
     checks = (
@@ -119,7 +130,10 @@ def check_data(train: Sequence[TrainingExample], evaluation: Sequence[TrainingEx
     for what, needed, found in checks:
         if found < needed:
             raise InsufficientDataError(
-                what, needed, found, f"train window has {train_counts}, eval window has {eval_counts}"
+                what,
+                needed,
+                found,
+                f"train window has {train_counts}, eval window has {eval_counts}",
             )
 
 
@@ -132,7 +146,9 @@ def _mean_loss(model: EsmmModel, batch: EncodedBatch) -> float:
     model.eval()
     with torch.inference_mode():
         ctr_logit, cvr_logit = model(batch.tensors())
-        loss = esmm_loss(ctr_logit, cvr_logit, torch.from_numpy(batch.clicked), torch.from_numpy(batch.converted))
+        loss = esmm_loss(
+            ctr_logit, cvr_logit, torch.from_numpy(batch.clicked), torch.from_numpy(batch.converted)
+        )
     return float(loss)
 
 
@@ -152,7 +168,9 @@ def fit_esmm(
     generator = torch.Generator().manual_seed(config.seed)
     model = EsmmModel(InputDims.of(encoder), config.model)
     optimizers = [
-        torch.optim.SparseAdam(model.sparse_parameters(), lr=config.learning_rate * config.embedding_lr_scale),
+        torch.optim.SparseAdam(
+            model.sparse_parameters(), lr=config.learning_rate * config.embedding_lr_scale
+        ),
         torch.optim.Adam(model.dense_parameters(), lr=config.learning_rate),
     ]
     inputs = fit.tensors()
@@ -162,7 +180,12 @@ def fit_esmm(
     best_loss, best_state, stale = float("inf"), None, 0
     batch_size = effective_batch_size(len(fit), config)
     steps_per_epoch = (len(fit) + batch_size - 1) // batch_size
-    progress = tqdm(total=config.epochs * steps_per_epoch, desc="train esmm", disable=not config.progress, leave=False)
+    progress = tqdm(
+        total=config.epochs * steps_per_epoch,
+        desc="train esmm",
+        disable=not config.progress,
+        leave=False,
+    )
     for epoch in range(config.epochs):
         model.train()
         order = torch.randperm(len(fit), generator=generator)
@@ -173,9 +196,13 @@ def fit_esmm(
             ctr_logit, cvr_logit = model(mb)
             loss = esmm_loss(ctr_logit, cvr_logit, clicked[idx], converted[idx])
             if config.cvr_aux_weight > 0:
-                loss = loss + config.cvr_aux_weight * clicked_cvr_loss(cvr_logit, clicked[idx], converted[idx])
+                loss = loss + config.cvr_aux_weight * clicked_cvr_loss(
+                    cvr_logit, clicked[idx], converted[idx]
+                )
             if config.embedding_l2 > 0:
-                loss = loss + config.embedding_l2 * model.embedding(mb["cat"]).pow(2).sum() / len(idx)
+                loss = loss + config.embedding_l2 * model.embedding(mb["cat"]).pow(2).sum() / len(
+                    idx
+                )
             for optimizer in optimizers:
                 optimizer.zero_grad()
             loss.backward()
@@ -184,7 +211,9 @@ def fit_esmm(
             total += float(loss.detach()) * len(idx)
             progress.update(1)
         holdout_loss = _mean_loss(model, holdout)
-        history.append({"epoch": epoch + 1, "train_loss": total / len(fit), "holdout_loss": holdout_loss})
+        history.append(
+            {"epoch": epoch + 1, "train_loss": total / len(fit), "holdout_loss": holdout_loss}
+        )
         progress.set_postfix(holdout=f"{holdout_loss:.4f}")
         if holdout_loss < best_loss - 1e-5:
             best_loss, stale = holdout_loss, 0
@@ -226,7 +255,9 @@ def train_version(
     if eval_window.start < train_window.end:
         raise ValueError("the evaluation window must start after the training window ends")
     with torch_threads(config.num_threads):
-        return _train_version(examples, train_window, eval_window, config, embedder, oracle, version_id)
+        return _train_version(
+            examples, train_window, eval_window, config, embedder, oracle, version_id
+        )
 
 
 def _train_version(
@@ -259,7 +290,10 @@ def _train_version(
     raw_holdout = version.predict_raw(holdout_batch)
     assert holdout_batch.clicked is not None and holdout_batch.converted is not None
     version.calibration = TaskCalibration.fit(
-        config.calibration_method, raw_holdout, holdout_batch.clicked > 0, holdout_batch.converted > 0
+        config.calibration_method,
+        raw_holdout,
+        holdout_batch.clicked > 0,
+        holdout_batch.converted > 0,
     )
 
     predictions: dict[str, Predictions] = {}

@@ -18,7 +18,9 @@ REQUIRED_COLUMNS = ("clickability_test_id", "eyecatcher_id", "headline", "impres
 
 def load_upworthy(path: str | Path) -> list[ABVariant]:
     """Variants from one archive file; rows with no headline or no impressions are skipped."""
-    frame = pd.read_csv(path, compression="infer", dtype={"clickability_test_id": str, "eyecatcher_id": str})
+    frame = pd.read_csv(
+        path, compression="infer", dtype={"clickability_test_id": str, "eyecatcher_id": str}
+    )
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: not an Upworthy A/B file, missing columns {missing}")
@@ -34,6 +36,10 @@ def load_upworthy(path: str | Path) -> list[ABVariant]:
             test_id=str(test),
         )
         for test, image, headline, impressions, clicks in zip(
-            frame["clickability_test_id"], eyecatcher, frame["headline"], frame["impressions"], frame["clicks"]
+            frame["clickability_test_id"],
+            eyecatcher,
+            frame["headline"],
+            frame["impressions"],
+            frame["clicks"],
         )
     ]

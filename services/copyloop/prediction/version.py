@@ -82,7 +82,9 @@ class ModelVersion:
         torch.save(self.model.state_dict(), path / "model.pt")
         (path / "encoder.json").write_text(self.encoder.to_json())
         (path / "calibrator.json").write_text(json.dumps(self.calibration.to_dict()))
-        (path / "metrics.json").write_text(json.dumps(self.metrics, indent=2, default=_json_default))
+        (path / "metrics.json").write_text(
+            json.dumps(self.metrics, indent=2, default=_json_default)
+        )
         if self.report is not None:
             from .report import write_report
 
@@ -112,7 +114,9 @@ def load_version(directory: str | Path, embedder: CachedEmbedder | None = None) 
     model.eval()
     calibration = TaskCalibration.from_dict(json.loads((path / "calibrator.json").read_text()))
     metrics = json.loads((path / "metrics.json").read_text())
-    return ModelVersion(meta["version_id"], encoder, model, calibration, metrics, meta.get("info", {}))
+    return ModelVersion(
+        meta["version_id"], encoder, model, calibration, metrics, meta.get("info", {})
+    )
 
 
 def _json_default(value: Any) -> Any:

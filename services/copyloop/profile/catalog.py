@@ -45,10 +45,16 @@ class ItemData:
     def content_hash(self) -> str:
         """Identical attributes -> identical hash -> no new version."""
         canonical: dict[str, Any] = {
-            "title": self.title, "brand": self.brand, "category_path": list(self.category_path),
-            "price": round(self.price, 6), "list_price": round(self.list_price, 6),
-            "currency_code": self.currency_code, "attributes": dict(sorted(self.attributes.items())),
-            "selling_points": list(self.selling_points), "tags": list(self.tags), "stock": self.stock,
+            "title": self.title,
+            "brand": self.brand,
+            "category_path": list(self.category_path),
+            "price": round(self.price, 6),
+            "list_price": round(self.list_price, 6),
+            "currency_code": self.currency_code,
+            "attributes": dict(sorted(self.attributes.items())),
+            "selling_points": list(self.selling_points),
+            "tags": list(self.tags),
+            "stock": self.stock,
         }
         return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
@@ -76,7 +82,9 @@ def item_violations(item: ItemData, prefix: str) -> list[tuple[str, str]]:
         bad("currency_code", "must be a 3-letter ISO 4217 code, e.g. USD")
     if item.stock < 0:
         bad("stock", "must be >= 0")
-    if len(item.category_path) > 10 or any(not c.strip() or len(c) > 256 for c in item.category_path):
+    if len(item.category_path) > 10 or any(
+        not c.strip() or len(c) > 256 for c in item.category_path
+    ):
         bad("category_path", "at most 10 non-empty levels of <= 256 characters")
     if len(item.attributes) > 100:
         bad("attributes", "at most 100 entries")

@@ -15,7 +15,11 @@ from copyloop.profile.recall import Candidate, RecallWeights, ScoredCandidate, r
 from copyloop.profile.segments import label, load_rules
 from copyloop.profile.settings import KNOWN_FIGURES, ProfileSettings
 from copyloop.profile.store import (
-    IngestResult, ItemQuery, ProfileStore, StoredItem, WriteResult,
+    IngestResult,
+    ItemQuery,
+    ProfileStore,
+    StoredItem,
+    WriteResult,
 )
 
 
@@ -40,7 +44,9 @@ class ProfileDomain:
         self.rules = load_rules(settings.segment_rules_path, KNOWN_FIGURES)
         self.recall_weights = RecallWeights(*map(float, settings.recall_weights.split(",")))
         self._runner = BlockingRunner(workers=4, name="profile-store")
-        self._pool_cache: dict[tuple[str, ItemQuery], tuple[float, list[tuple[StoredItem, float]]]] = {}
+        self._pool_cache: dict[
+            tuple[str, ItemQuery], tuple[float, list[tuple[StoredItem, float]]]
+        ] = {}
 
     async def ready(self) -> bool:
         return await self._runner.run(ping, self.store.engine)
@@ -48,7 +54,9 @@ class ProfileDomain:
     def close(self) -> None:
         self._runner.close()
 
-    async def upsert_items(self, items: Sequence[ItemData], idempotency_key: str) -> list[WriteResult]:
+    async def upsert_items(
+        self, items: Sequence[ItemData], idempotency_key: str
+    ) -> list[WriteResult]:
         tenant = current_tenant()
         results = await self._runner.run(self.store.upsert_items, tenant, items, idempotency_key)
         for key in [k for k in self._pool_cache if k[0] == tenant]:
@@ -64,7 +72,9 @@ class ProfileDomain:
     async def ingest(self, events: Sequence[tuple[int, EventIn]]) -> IngestResult:
         return await self._runner.run(self.store.ingest, current_tenant(), events)
 
-    async def ingest_stream(self, chunks: AsyncIterator[list[tuple[int, EventIn]]], rejected: IngestResult) -> IngestResult:
+    async def ingest_stream(
+        self, chunks: AsyncIterator[list[tuple[int, EventIn]]], rejected: IngestResult
+    ) -> IngestResult:
         """Commits every `ingest_commit_batch` events: a broken stream keeps what was committed,
         and a replay of it counts those as duplicates."""
         total = IngestResult()
@@ -84,27 +94,35 @@ class ProfileDomain:
         view = view_profile(user_id, state, now or time.time(), self.half_life_s, self.bands)
         return Profile(view, [] if view.cold_start else label(self.rules, view.figures()))
 
-    async def recall(self, user_id: str, k: int, query: ItemQuery, now: float | None = None) -> tuple[list[Recalled], bool]:
+    async def recall(
+        self, user_id: str, k: int, query: ItemQuery, now: float | None = None
+    ) -> tuple[list[Recalled], bool]:
         tenant = current_tenant()
         now = now or time.time()
         profile = await self.get_profile(user_id, now)
         pool = await self._recall_pool(tenant, query, now)
         recent = profile.view.state.recent_item_ids[:5]
-        recent_facts = await self._runner.run(self.store.item_categories, tenant, recent) if recent else []
+        recent_facts = (
+            await self._runner.run(self.store.item_categories, tenant, recent) if recent else []
+        )
         by_id = {item.data.item_id: item for item, _ in pool}
         candidates = [
             Candidate(i.data.item_id, i.data.top_category, i.data.leaf_category, i.data.brand, pop)
             for i, pop in pool
         ]
         ranked = rank_candidates(
-            profile.view, candidates,
+            profile.view,
+            candidates,
             recent_leaf_categories={leaf for leaf, _ in recent_facts if leaf},
             recent_brands={brand for _, brand in recent_facts if brand},
-            k=k, weights=self.recall_weights,
+            k=k,
+            weights=self.recall_weights,
         )
         return [Recalled(by_id[s.item_id], s) for s in ranked], profile.view.cold_start
 
-    async def _recall_pool(self, tenant: str, query: ItemQuery, now: float) -> list[tuple[StoredItem, float]]:
+    async def _recall_pool(
+        self, tenant: str, query: ItemQuery, now: float
+    ) -> list[tuple[StoredItem, float]]:
         """The filtered catalog with popularity, cached briefly: recall runs on every
         recommendation, while the catalog and popularity change slowly (an upsert clears it)."""
         key = (tenant, query)

@@ -40,7 +40,9 @@ async def start_profile_service(settings: ProfileSettings) -> ProfileService:
     servicer = ProfileServicer(domain)
     spec = ServiceSpec(
         full_name=FULL_NAME,
-        register=lambda server: profile_pb2_grpc.add_ProfileServiceServicer_to_server(servicer, server),
+        register=lambda server: profile_pb2_grpc.add_ProfileServiceServicer_to_server(
+            servicer, server
+        ),
         readiness=domain.ready,
     )
     server = await create_server([spec], settings, label="profile")

@@ -22,8 +22,10 @@ EVENT_TYPES: dict[int, str] = {
     profile_pb2.EVENT_TYPE_IMPRESSION: "impression",
 }
 PRICE_BANDS = {
-    "": common_pb2.PRICE_BAND_UNSPECIFIED, "budget": common_pb2.PRICE_BAND_BUDGET,
-    "mid": common_pb2.PRICE_BAND_MID, "premium": common_pb2.PRICE_BAND_PREMIUM,
+    "": common_pb2.PRICE_BAND_UNSPECIFIED,
+    "budget": common_pb2.PRICE_BAND_BUDGET,
+    "mid": common_pb2.PRICE_BAND_MID,
+    "premium": common_pb2.PRICE_BAND_PREMIUM,
     "luxury": common_pb2.PRICE_BAND_LUXURY,
 }
 MAX_EVENTS = 10_000
@@ -32,33 +34,57 @@ MAX_FUTURE_S = DAY_S
 
 def item_from_proto(item: common_pb2.Item) -> ItemData:
     return ItemData(
-        item_id=item.item_id, title=item.title, brand=item.brand,
-        category_path=tuple(item.category_path), price=item.price, list_price=item.list_price,
-        currency_code=item.currency_code or "USD", attributes=dict(item.attributes),
-        selling_points=tuple(item.selling_points), tags=tuple(item.tags), stock=item.stock,
+        item_id=item.item_id,
+        title=item.title,
+        brand=item.brand,
+        category_path=tuple(item.category_path),
+        price=item.price,
+        list_price=item.list_price,
+        currency_code=item.currency_code or "USD",
+        attributes=dict(item.attributes),
+        selling_points=tuple(item.selling_points),
+        tags=tuple(item.tags),
+        stock=item.stock,
     )
 
 
 def item_to_proto(stored: StoredItem) -> common_pb2.Item:
     d = stored.data
     return common_pb2.Item(
-        item_id=d.item_id, title=d.title, brand=d.brand, category_path=list(d.category_path),
-        price=d.price, list_price=d.list_price, currency_code=d.currency_code,
-        attributes=d.attributes, selling_points=list(d.selling_points), tags=list(d.tags),
-        stock=d.stock, version=stored.version, update_time=dt_to_ts(stored.update_time),
+        item_id=d.item_id,
+        title=d.title,
+        brand=d.brand,
+        category_path=list(d.category_path),
+        price=d.price,
+        list_price=d.list_price,
+        currency_code=d.currency_code,
+        attributes=d.attributes,
+        selling_points=list(d.selling_points),
+        tags=list(d.tags),
+        stock=d.stock,
+        version=stored.version,
+        update_time=dt_to_ts(stored.update_time),
     )
 
 
-def query_from_filter(f: common_pb2.ItemFilter, violations: Violations, prefix: str = "filter") -> ItemQuery:
+def query_from_filter(
+    f: common_pb2.ItemFilter, violations: Violations, prefix: str = "filter"
+) -> ItemQuery:
     for name in ("min_price", "max_price"):
         value = getattr(f, name)
         violations.check(math.isfinite(value) and value >= 0, f"{prefix}.{name}", "must be >= 0")
     if f.min_price and f.max_price:
         violations.check(f.min_price <= f.max_price, f"{prefix}.max_price", "must be >= min_price")
-    violations.check(len(f.exclude_item_ids) <= 10_000, f"{prefix}.exclude_item_ids", "at most 10,000")
+    violations.check(
+        len(f.exclude_item_ids) <= 10_000, f"{prefix}.exclude_item_ids", "at most 10,000"
+    )
     return ItemQuery(
-        categories=tuple(f.categories), min_price=f.min_price, max_price=f.max_price,
-        in_stock_only=f.in_stock_only, exclude_item_ids=tuple(f.exclude_item_ids), tags=tuple(f.tags),
+        categories=tuple(f.categories),
+        min_price=f.min_price,
+        max_price=f.max_price,
+        in_stock_only=f.in_stock_only,
+        exclude_item_ids=tuple(f.exclude_item_ids),
+        tags=tuple(f.tags),
     )
 
 
@@ -75,7 +101,9 @@ def event_from_proto(index: int, ev: profile_pb2.Event, now: float) -> EventIn |
         return reject("user_id", "required, at most 128 characters")
     kind = EVENT_TYPES.get(ev.type)
     if kind is None:
-        return reject("type", "must be one of view, click, add_to_cart, purchase, search, impression")
+        return reject(
+            "type", "must be one of view, click, add_to_cart, purchase, search, impression"
+        )
     if kind == "search":
         if not ev.query.strip():
             return reject("query", "required for search events")
@@ -93,9 +121,16 @@ def event_from_proto(index: int, ev: profile_pb2.Event, now: float) -> EventIn |
     if not math.isfinite(ev.price) or ev.price < 0:
         return reject("price", "must be >= 0")
     return EventIn(
-        event_id=ev.event_id, user_id=ev.user_id, type=kind, item_id=ev.item_id, event_time=t,
-        quantity=ev.quantity or 1, price=ev.price, query=ev.query[:1000],
-        request_id=ev.request_id[:128], creative_id=ev.creative_id[:128],
+        event_id=ev.event_id,
+        user_id=ev.user_id,
+        type=kind,
+        item_id=ev.item_id,
+        event_time=t,
+        quantity=ev.quantity or 1,
+        price=ev.price,
+        query=ev.query[:1000],
+        request_id=ev.request_id[:128],
+        creative_id=ev.creative_id[:128],
         channel=common_pb2.Channel.Name(ev.context.channel) if ev.context.channel else "",
     )
 
@@ -119,13 +154,22 @@ def profile_to_proto(profile: Profile) -> common_pb2.UserProfile:
     v = profile.view
     s = v.state
     msg = common_pb2.UserProfile(
-        user_id=v.user_id, cold_start=v.cold_start,
-        category_affinities=[common_pb2.AffinityScore(key=a.key, score=a.score, share=a.share) for a in v.categories],
-        brand_affinities=[common_pb2.AffinityScore(key=a.key, score=a.score, share=a.share) for a in v.brands],
-        price_band=PRICE_BANDS[v.price_band], mean_engaged_price=v.mean_engaged_price,
-        recency_days=v.recency_days, frequency_30d=v.frequency_30d,
-        monetary_total=s.monetary_total, purchase_count=s.purchase_count,
-        recent_item_ids=list(s.recent_item_ids), segments=profile.segments,
+        user_id=v.user_id,
+        cold_start=v.cold_start,
+        category_affinities=[
+            common_pb2.AffinityScore(key=a.key, score=a.score, share=a.share) for a in v.categories
+        ],
+        brand_affinities=[
+            common_pb2.AffinityScore(key=a.key, score=a.score, share=a.share) for a in v.brands
+        ],
+        price_band=PRICE_BANDS[v.price_band],
+        mean_engaged_price=v.mean_engaged_price,
+        recency_days=v.recency_days,
+        frequency_30d=v.frequency_30d,
+        monetary_total=s.monetary_total,
+        purchase_count=s.purchase_count,
+        recent_item_ids=list(s.recent_item_ids),
+        segments=profile.segments,
         event_count=s.event_count,
     )
     if not v.cold_start:

@@ -89,7 +89,9 @@ def decay_factor(from_time: float, to_time: float, half_life_s: float) -> float:
     return math.pow(0.5, max(0.0, to_time - from_time) / half_life_s)
 
 
-def apply_event(state: ProfileState, event: EventIn, item: ItemFacts | None, half_life_s: float) -> None:
+def apply_event(
+    state: ProfileState, event: EventIn, item: ItemFacts | None, half_life_s: float
+) -> None:
     """Folds one event into the state (mutates it)."""
     t = event.event_time
     is_newest = t >= state.last_time
@@ -106,7 +108,9 @@ def apply_event(state: ProfileState, event: EventIn, item: ItemFacts | None, hal
         }
 
     counters = {
-        "view": "view_count", "click": "click_count", "add_to_cart": "cart_count",
+        "view": "view_count",
+        "click": "click_count",
+        "add_to_cart": "cart_count",
         "impression": "impression_count",
     }
     if event.type in counters:
@@ -129,7 +133,9 @@ def apply_event(state: ProfileState, event: EventIn, item: ItemFacts | None, hal
     else:
         contribution = weight * decay_factor(t, state.ref_time, half_life_s)
     if item.top_category:
-        state.categories[item.top_category] = state.categories.get(item.top_category, 0.0) + contribution
+        state.categories[item.top_category] = (
+            state.categories.get(item.top_category, 0.0) + contribution
+        )
     if item.brand:
         state.brands[item.brand] = state.brands.get(item.brand, 0.0) + contribution
     price = event.price or item.price
@@ -232,7 +238,9 @@ def view_profile(
     factor = decay_factor(state.ref_time, now, half_life_s)
     mean_price = state.price_weighted_sum / state.price_weight if state.price_weight else 0.0
     today = int(now // DAY_S)
-    frequency = sum(n for d, n in state.daily_counts.items() if 0 <= today - int(d) < FREQUENCY_DAYS)
+    frequency = sum(
+        n for d, n in state.daily_counts.items() if 0 <= today - int(d) < FREQUENCY_DAYS
+    )
     return ProfileView(
         user_id=user_id,
         cold_start=False,
@@ -249,6 +257,4 @@ def view_profile(
 def _ranked(scores: dict[str, float], factor: float) -> list[Affinity]:
     total = sum(scores.values())
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [
-        Affinity(key, score * factor, score / total if total else 0.0) for key, score in ranked
-    ]
+    return [Affinity(key, score * factor, score / total if total else 0.0) for key, score in ranked]

@@ -76,6 +76,8 @@ def rank_candidates(
                 + weights.popularity * popularity
                 + weights.recency * recency
             )
-        scored.append(ScoredCandidate(c.item_id, score, affinity, popularity, recency, tuple(reasons)))
+        scored.append(
+            ScoredCandidate(c.item_id, score, affinity, popularity, recency, tuple(reasons))
+        )
     scored.sort(key=lambda s: (-s.score, s.item_id))
     return scored[:k]

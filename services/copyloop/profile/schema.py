@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
 )
 
 from copyloop.common.idempotency import idempotency_table

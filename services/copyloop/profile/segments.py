@@ -17,15 +17,22 @@ from pathlib import Path
 from typing import Any
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
-    "==": operator.eq, "!=": operator.ne,
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
     "in": lambda a, b: a in b,
 }
 
 DEFAULT_RULES: list[dict[str, Any]] = [
     {"label": "new_user", "all": [["event_count", "<", 5]]},
     {"label": "lapsed", "all": [["recency_days", ">=", 30]]},
-    {"label": "loyal_high_value", "all": [["purchase_count", ">=", 3], ["monetary_total", ">=", 200]]},
+    {
+        "label": "loyal_high_value",
+        "all": [["purchase_count", ">=", 3], ["monetary_total", ">=", 200]],
+    },
     {
         "label": "bargain_hunter",
         "any": [["price_band", "==", "budget"], ["discounted_purchase_share", ">=", 0.5]],
@@ -71,7 +78,9 @@ def parse_rules(raw: Sequence[dict[str, Any]], known_figures: set[str]) -> list[
             parsed = []
             for cond in entry.get(part, []):
                 if not (isinstance(cond, list | tuple) and len(cond) == 3):
-                    raise ValueError(f"rule {i} ({entry['label']}): condition {cond!r} is not [figure, op, value]")
+                    raise ValueError(
+                        f"rule {i} ({entry['label']}): condition {cond!r} is not [figure, op, value]"
+                    )
                 name, op, value = cond
                 if name not in known_figures:
                     raise ValueError(f"rule {i} ({entry['label']}): unknown figure {name!r}")

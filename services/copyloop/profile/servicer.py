@@ -27,7 +27,9 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
     def __init__(self, domain: ProfileDomain) -> None:
         self.domain = domain
 
-    async def UpsertItems(self, request: profile_pb2.UpsertItemsRequest, context: grpc.aio.ServicerContext) -> profile_pb2.UpsertItemsResponse:
+    async def UpsertItems(
+        self, request: profile_pb2.UpsertItemsRequest, context: grpc.aio.ServicerContext
+    ) -> profile_pb2.UpsertItemsResponse:
         v = Violations()
         v.check(1 <= len(request.items) <= MAX_BATCH, "items", f"1 to {MAX_BATCH} items required")
         validate_key(request.idempotency_key)
@@ -42,12 +44,21 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         v.raise_if_any()
         results = await self.domain.upsert_items(items, request.idempotency_key)
         return profile_pb2.UpsertItemsResponse(
-            results=[profile_pb2.ItemWriteResult(item_id=r.item_id, version=r.version, outcome=OUTCOMES[r.outcome]) for r in results]
+            results=[
+                profile_pb2.ItemWriteResult(
+                    item_id=r.item_id, version=r.version, outcome=OUTCOMES[r.outcome]
+                )
+                for r in results
+            ]
         )
 
-    async def GetItems(self, request: profile_pb2.GetItemsRequest, context: grpc.aio.ServicerContext) -> profile_pb2.GetItemsResponse:
+    async def GetItems(
+        self, request: profile_pb2.GetItemsRequest, context: grpc.aio.ServicerContext
+    ) -> profile_pb2.GetItemsResponse:
         v = Violations()
-        v.check(1 <= len(request.item_ids) <= MAX_BATCH, "item_ids", f"1 to {MAX_BATCH} ids required")
+        v.check(
+            1 <= len(request.item_ids) <= MAX_BATCH, "item_ids", f"1 to {MAX_BATCH} ids required"
+        )
         v.raise_if_any()
         found = await self.domain.get_items(list(request.item_ids))
         return profile_pb2.GetItemsResponse(
@@ -55,7 +66,9 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             missing_item_ids=[i for i in request.item_ids if i not in found],
         )
 
-    async def ListItems(self, request: profile_pb2.ListItemsRequest, context: grpc.aio.ServicerContext) -> profile_pb2.ListItemsResponse:
+    async def ListItems(
+        self, request: profile_pb2.ListItemsRequest, context: grpc.aio.ServicerContext
+    ) -> profile_pb2.ListItemsResponse:
         v = Violations()
         query = messages.query_from_filter(request.filter, v)
         v.raise_if_any()
@@ -68,9 +81,15 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             next_page_token=pagination.next_token(items[-1].data.item_id, query) if more else "",
         )
 
-    async def IngestEvents(self, request: profile_pb2.IngestEventsRequest, context: grpc.aio.ServicerContext) -> profile_pb2.IngestEventsResponse:
+    async def IngestEvents(
+        self, request: profile_pb2.IngestEventsRequest, context: grpc.aio.ServicerContext
+    ) -> profile_pb2.IngestEventsResponse:
         v = Violations()
-        v.check(1 <= len(request.events) <= messages.MAX_EVENTS, "events", f"1 to {messages.MAX_EVENTS} events required")
+        v.check(
+            1 <= len(request.events) <= messages.MAX_EVENTS,
+            "events",
+            f"1 to {messages.MAX_EVENTS} events required",
+        )
         v.raise_if_any()
         valid, rejected = messages.split_events(list(request.events))
         result = _with_rejections(rejected)
@@ -78,7 +97,11 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             result.add(await self.domain.ingest(valid))
         return profile_pb2.IngestEventsResponse(summary=_summary(result))
 
-    async def IngestEventStream(self, request_iterator: AsyncIterator[profile_pb2.IngestEventStreamRequest], context: grpc.aio.ServicerContext) -> profile_pb2.IngestEventStreamResponse:
+    async def IngestEventStream(
+        self,
+        request_iterator: AsyncIterator[profile_pb2.IngestEventStreamRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> profile_pb2.IngestEventStreamResponse:
         rejected = IngestResult()
 
         async def chunks() -> AsyncIterator[list]:
@@ -98,14 +121,22 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         result.add(rejected)
         return profile_pb2.IngestEventStreamResponse(summary=_summary(result))
 
-    async def GetUserProfile(self, request: profile_pb2.GetUserProfileRequest, context: grpc.aio.ServicerContext) -> profile_pb2.GetUserProfileResponse:
+    async def GetUserProfile(
+        self, request: profile_pb2.GetUserProfileRequest, context: grpc.aio.ServicerContext
+    ) -> profile_pb2.GetUserProfileResponse:
         _require_user(request.user_id)
         profile = await self.domain.get_profile(request.user_id)
         return profile_pb2.GetUserProfileResponse(profile=messages.profile_to_proto(profile))
 
-    async def RecallItems(self, request: profile_pb2.RecallItemsRequest, context: grpc.aio.ServicerContext) -> profile_pb2.RecallItemsResponse:
+    async def RecallItems(
+        self, request: profile_pb2.RecallItemsRequest, context: grpc.aio.ServicerContext
+    ) -> profile_pb2.RecallItemsResponse:
         v = Violations()
-        v.check(bool(request.user_id) and len(request.user_id) <= 128, "user_id", "required, at most 128 characters")
+        v.check(
+            bool(request.user_id) and len(request.user_id) <= 128,
+            "user_id",
+            "required, at most 128 characters",
+        )
         v.check(0 <= request.k <= 1000, "k", "must be between 0 and 1000")
         query = messages.query_from_filter(request.filter, v)
         v.raise_if_any()
@@ -116,19 +147,26 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             cold_start=cold,
             items=[
                 profile_pb2.RecalledItem(
-                    item=messages.item_to_proto(r.item), score=r.scored.score,
-                    affinity_score=r.scored.affinity, popularity_score=r.scored.popularity,
-                    recency_score=r.scored.recency, reasons=list(r.scored.reasons),
+                    item=messages.item_to_proto(r.item),
+                    score=r.scored.score,
+                    affinity_score=r.scored.affinity,
+                    popularity_score=r.scored.popularity,
+                    recency_score=r.scored.recency,
+                    reasons=list(r.scored.reasons),
                 )
                 for r in recalled
             ],
         )
 
-    async def DeleteUser(self, request: profile_pb2.DeleteUserRequest, context: grpc.aio.ServicerContext) -> profile_pb2.DeleteUserResponse:
+    async def DeleteUser(
+        self, request: profile_pb2.DeleteUserRequest, context: grpc.aio.ServicerContext
+    ) -> profile_pb2.DeleteUserResponse:
         _require_user(request.user_id)
         validate_key(request.idempotency_key)
         deleted, had_profile = await self.domain.delete_user(request.user_id)
-        return profile_pb2.DeleteUserResponse(deleted_event_count=deleted, profile_deleted=had_profile)
+        return profile_pb2.DeleteUserResponse(
+            deleted_event_count=deleted, profile_deleted=had_profile
+        )
 
 
 def _require_user(user_id: str) -> None:
@@ -146,10 +184,13 @@ def _with_rejections(rejections: list[Rejection]) -> IngestResult:
 
 def _summary(result: IngestResult) -> profile_pb2.IngestSummary:
     return profile_pb2.IngestSummary(
-        accepted=result.accepted, duplicate=result.duplicate, rejected=result.rejected,
+        accepted=result.accepted,
+        duplicate=result.duplicate,
+        rejected=result.rejected,
         rejections=[
-            profile_pb2.RejectedEvent(index=r.index, event_id=r.event_id, reason=r.reason, field=r.field)
+            profile_pb2.RejectedEvent(
+                index=r.index, event_id=r.event_id, reason=r.reason, field=r.field
+            )
             for r in sorted(result.rejections or [], key=lambda r: r.index)
         ],
     )
-

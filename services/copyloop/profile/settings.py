@@ -6,12 +6,10 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from copyloop.common.config import ServiceSettings
-from copyloop.profile.profiles import ProfileView, PriceBands, ProfileState
+from copyloop.profile.profiles import PriceBands, ProfileState, ProfileView
 from copyloop.profile.segments import load_rules
 
-KNOWN_FIGURES = set(
-    ProfileView("", False, [], [], "", 0.0, 0.0, 0, ProfileState()).figures()
-)
+KNOWN_FIGURES = set(ProfileView("", False, [], [], "", 0.0, 0.0, 0, ProfileState()).figures())
 
 
 class ProfileSettings(ServiceSettings):

@@ -20,7 +20,12 @@ from copyloop.common import idempotency
 from copyloop.profile import schema
 from copyloop.profile.catalog import ItemData
 from copyloop.profile.profiles import (
-    EVENT_WEIGHTS, EventIn, ItemFacts, ProfileState, apply_event, decay_factor,
+    EVENT_WEIGHTS,
+    EventIn,
+    ItemFacts,
+    ProfileState,
+    apply_event,
+    decay_factor,
 )
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
@@ -98,26 +103,36 @@ class ProfileStore:
 
     # ---- catalog -------------------------------------------------------------------------
 
-    def upsert_items(self, tenant: str, items: Sequence[ItemData], idempotency_key: str) -> list[WriteResult]:
+    def upsert_items(
+        self, tenant: str, items: Sequence[ItemData], idempotency_key: str
+    ) -> list[WriteResult]:
         request_hash = idempotency.fingerprint([asdict(i) for i in items])
         with self.transaction() as session:
             return idempotency.run_idempotent(
-                session, schema.idempotency_records, tenant, "UpsertItems", idempotency_key,
+                session,
+                schema.idempotency_records,
+                tenant,
+                "UpsertItems",
+                idempotency_key,
                 request_hash,
                 write=lambda: self._upsert_items(session, tenant, items),
                 encode=lambda rs: json.dumps([asdict(r) for r in rs]).encode(),
                 decode=lambda raw: [WriteResult(**r) for r in json.loads(raw)],
             )
 
-    def _upsert_items(self, session: Session, tenant: str, items: Sequence[ItemData]) -> list[WriteResult]:
+    def _upsert_items(
+        self, session: Session, tenant: str, items: Sequence[ItemData]
+    ) -> list[WriteResult]:
         t = schema.items
         ids = [i.item_id for i in items]
         existing = {
             row.item_id: (row.version, row.content_hash)
             for row in session.execute(
-                self._locking(select(t.c.item_id, t.c.version, t.c.content_hash).where(
-                    t.c.tenant_id == tenant, t.c.item_id.in_(ids)
-                ))
+                self._locking(
+                    select(t.c.item_id, t.c.version, t.c.content_hash).where(
+                        t.c.tenant_id == tenant, t.c.item_id.in_(ids)
+                    )
+                )
             )
         }
         now = datetime.now(UTC)
@@ -195,7 +210,9 @@ class ProfileStore:
                         raise
         raise AssertionError("unreachable")
 
-    def _ingest(self, session: Session, tenant: str, events: Sequence[tuple[int, EventIn]]) -> IngestResult:
+    def _ingest(
+        self, session: Session, tenant: str, events: Sequence[tuple[int, EventIn]]
+    ) -> IngestResult:
         result = IngestResult()
         seen: set[str] = set()
         fresh: list[tuple[int, EventIn]] = []
@@ -211,7 +228,9 @@ class ProfileStore:
         for start in range(0, len(ids), 5000):
             stored.update(
                 session.scalars(
-                    select(e.c.event_id).where(e.c.tenant_id == tenant, e.c.event_id.in_(ids[start:start + 5000]))
+                    select(e.c.event_id).where(
+                        e.c.tenant_id == tenant, e.c.event_id.in_(ids[start : start + 5000])
+                    )
                 )
             )
         item_ids = {ev.item_id for _, ev in fresh if ev.item_id}
@@ -231,17 +250,26 @@ class ProfileStore:
         popularity: dict[str, list[float]] = {}
         for event in to_apply:
             item = facts.get(event.item_id)
-            apply_event(states.setdefault(event.user_id, ProfileState()), event, item, self.half_life_s)
+            apply_event(
+                states.setdefault(event.user_id, ProfileState()), event, item, self.half_life_s
+            )
             weight = EVENT_WEIGHTS.get(event.type, 0.0)
             if item and weight > 0:
                 popularity.setdefault(item.item_id, []).append(event.event_time)
         session.execute(e.insert(), [dict(tenant_id=tenant, **asdict(ev)) for ev in to_apply])
         now = datetime.now(UTC)
         self._upsert(
-            session, schema.profiles, ["tenant_id", "user_id"],
+            session,
+            schema.profiles,
+            ["tenant_id", "user_id"],
             [
-                {"tenant_id": tenant, "user_id": user, "state": state.to_json(),
-                 "event_count": state.event_count, "update_time": now}
+                {
+                    "tenant_id": tenant,
+                    "user_id": user,
+                    "state": state.to_json(),
+                    "event_count": state.event_count,
+                    "update_time": now,
+                }
                 for user, state in states.items()
             ],
         )
@@ -249,27 +277,35 @@ class ProfileStore:
         result.accepted = len(to_apply)
         return result
 
-    def _item_facts(self, session: Session, tenant: str, item_ids: set[str]) -> dict[str, ItemFacts]:
+    def _item_facts(
+        self, session: Session, tenant: str, item_ids: set[str]
+    ) -> dict[str, ItemFacts]:
         t = schema.items
         facts: dict[str, ItemFacts] = {}
         ids = list(item_ids)
         for start in range(0, len(ids), 5000):
             rows = session.execute(
                 select(t.c.item_id, t.c.top_category, t.c.brand, t.c.price, t.c.list_price).where(
-                    t.c.tenant_id == tenant, t.c.item_id.in_(ids[start:start + 5000])
+                    t.c.tenant_id == tenant, t.c.item_id.in_(ids[start : start + 5000])
                 )
             )
             for r in rows:
-                facts[r.item_id] = ItemFacts(r.item_id, r.top_category, r.brand, r.price, r.list_price > r.price)
+                facts[r.item_id] = ItemFacts(
+                    r.item_id, r.top_category, r.brand, r.price, r.list_price > r.price
+                )
         return facts
 
-    def _load_states(self, session: Session, tenant: str, users: set[str]) -> dict[str, ProfileState]:
+    def _load_states(
+        self, session: Session, tenant: str, users: set[str]
+    ) -> dict[str, ProfileState]:
         p = schema.profiles
         states: dict[str, ProfileState] = {}
         ids = list(users)
         for start in range(0, len(ids), 5000):
             stmt = self._locking(
-                select(p.c.user_id, p.c.state).where(p.c.tenant_id == tenant, p.c.user_id.in_(ids[start:start + 5000]))
+                select(p.c.user_id, p.c.state).where(
+                    p.c.tenant_id == tenant, p.c.user_id.in_(ids[start : start + 5000])
+                )
             )
             for row in session.execute(stmt):
                 states[row.user_id] = ProfileState.from_json(row.state)
@@ -288,7 +324,9 @@ class ProfileStore:
         current = {
             r.item_id: (r.popularity, r.ref_time, r.purchase_count)
             for r in session.execute(
-                self._locking(select(s).where(s.c.tenant_id == tenant, s.c.item_id.in_(list(touched))))
+                self._locking(
+                    select(s).where(s.c.tenant_id == tenant, s.c.item_id.in_(list(touched)))
+                )
             )
         }
         rows = []
@@ -302,14 +340,23 @@ class ProfileStore:
                 else:
                     pop += w * decay_factor(ev.event_time, ref, self.half_life_s)
                 purchases += ev.type == "purchase"
-            rows.append({"tenant_id": tenant, "item_id": item_id, "popularity": pop,
-                         "ref_time": ref, "purchase_count": purchases})
+            rows.append(
+                {
+                    "tenant_id": tenant,
+                    "item_id": item_id,
+                    "popularity": pop,
+                    "ref_time": ref,
+                    "purchase_count": purchases,
+                }
+            )
         self._upsert(session, s, ["tenant_id", "item_id"], rows)
 
     def get_state(self, tenant: str, user_id: str) -> ProfileState | None:
         p = schema.profiles
         with self._sessions() as session:
-            raw = session.scalar(select(p.c.state).where(p.c.tenant_id == tenant, p.c.user_id == user_id))
+            raw = session.scalar(
+                select(p.c.state).where(p.c.tenant_id == tenant, p.c.user_id == user_id)
+            )
         return ProfileState.from_json(raw) if raw is not None else None
 
     def delete_user(self, tenant: str, user_id: str) -> tuple[int, bool]:
@@ -331,9 +378,14 @@ class ProfileStore:
     def count_user_events(self, tenant: str, user_id: str) -> int:
         e = schema.events
         with self._sessions() as session:
-            return int(session.scalar(
-                select(func.count()).select_from(e).where(e.c.tenant_id == tenant, e.c.user_id == user_id)
-            ) or 0)
+            return int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(e)
+                    .where(e.c.tenant_id == tenant, e.c.user_id == user_id)
+                )
+                or 0
+            )
 
     # ---- recall --------------------------------------------------------------------------
 
@@ -344,7 +396,9 @@ class ProfileStore:
         t, s = schema.items, schema.item_stats
         stmt = (
             select(t, s.c.popularity, s.c.ref_time)
-            .select_from(t.outerjoin(s, and_(s.c.tenant_id == t.c.tenant_id, s.c.item_id == t.c.item_id)))
+            .select_from(
+                t.outerjoin(s, and_(s.c.tenant_id == t.c.tenant_id, s.c.item_id == t.c.item_id))
+            )
             .where(t.c.tenant_id == tenant)
         )
         stmt = self._filtered(stmt, query)
@@ -365,7 +419,9 @@ class ProfileStore:
         t = schema.items
         with self._sessions() as session:
             rows = session.execute(
-                select(t.c.category_path, t.c.brand).where(t.c.tenant_id == tenant, t.c.item_id.in_(list(item_ids)))
+                select(t.c.category_path, t.c.brand).where(
+                    t.c.tenant_id == tenant, t.c.item_id.in_(list(item_ids))
+                )
             )
             return [((r.category_path or [""])[-1], r.brand) for r in rows]
 
@@ -375,7 +431,9 @@ class ProfileStore:
         """Row locks on PostgreSQL (several replicas); SQLite serialises writers itself."""
         return stmt.with_for_update() if self._dialect == "postgresql" else stmt
 
-    def _upsert(self, session: Session, table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
+    def _upsert(
+        self, session: Session, table: Any, keys: list[str], rows: list[dict[str, Any]]
+    ) -> None:
         if not rows:
             return
         insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
@@ -386,21 +444,36 @@ class ProfileStore:
 
 def _item_row(item: ItemData, digest: str, now: datetime) -> dict[str, Any]:
     return {
-        "item_id": item.item_id, "title": item.title, "brand": item.brand,
-        "category_path": list(item.category_path), "top_category": item.top_category,
-        "price": item.price, "list_price": item.list_price,
-        "currency_code": item.currency_code or "USD", "attributes": dict(item.attributes),
-        "selling_points": list(item.selling_points), "tags": list(item.tags),
-        "stock": item.stock, "content_hash": digest, "update_time": now,
+        "item_id": item.item_id,
+        "title": item.title,
+        "brand": item.brand,
+        "category_path": list(item.category_path),
+        "top_category": item.top_category,
+        "price": item.price,
+        "list_price": item.list_price,
+        "currency_code": item.currency_code or "USD",
+        "attributes": dict(item.attributes),
+        "selling_points": list(item.selling_points),
+        "tags": list(item.tags),
+        "stock": item.stock,
+        "content_hash": digest,
+        "update_time": now,
     }
 
 
 def _stored_item(row: Any) -> StoredItem:
     data = ItemData(
-        item_id=row.item_id, title=row.title, brand=row.brand,
-        category_path=tuple(row.category_path or ()), price=row.price, list_price=row.list_price,
-        currency_code=row.currency_code, attributes=dict(row.attributes or {}),
-        selling_points=tuple(row.selling_points or ()), tags=tuple(row.tags or ()), stock=row.stock,
+        item_id=row.item_id,
+        title=row.title,
+        brand=row.brand,
+        category_path=tuple(row.category_path or ()),
+        price=row.price,
+        list_price=row.list_price,
+        currency_code=row.currency_code,
+        attributes=dict(row.attributes or {}),
+        selling_points=tuple(row.selling_points or ()),
+        tags=tuple(row.tags or ()),
+        stock=row.stock,
     )
     update_time = row.update_time if row.update_time.tzinfo else row.update_time.replace(tzinfo=UTC)
     return StoredItem(data, row.version, update_time)
@@ -414,4 +487,3 @@ def _matches(item: ItemData, query: ItemQuery) -> bool:
     if query.tags and not set(query.tags) <= set(item.tags):
         return False
     return True
-

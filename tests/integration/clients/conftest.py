@@ -17,11 +17,16 @@ import pytest
 if importlib.util.find_spec("copyloop_client") is None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "clients" / "python"))
 
-from copyloop.v1 import profile_pb2  # noqa: E402
-from copyloop_client import ClientConfig  # noqa: E402
-from tests.integration.clients.helpers import (  # noqa: E402
-    API_KEY, CLIENT_ENV_VARS, FAST_RETRY, ScriptedServer, ThreadedPlatform,
+from tests.integration.clients.helpers import (
+    API_KEY,
+    CLIENT_ENV_VARS,
+    FAST_RETRY,
+    ScriptedServer,
+    ThreadedPlatform,
 )
+
+from copyloop.v1 import profile_pb2
+from copyloop_client import ClientConfig
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +47,9 @@ def clean_client_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def config(platform: ThreadedPlatform) -> ClientConfig:
-    return ClientConfig(addresses=platform.addresses(), api_key=API_KEY, timeout_s=20.0, retry=FAST_RETRY)
+    return ClientConfig(
+        addresses=platform.addresses(), api_key=API_KEY, timeout_s=20.0, retry=FAST_RETRY
+    )
 
 
 @pytest.fixture
@@ -50,11 +57,16 @@ def scripted_server() -> Iterator[ScriptedServer]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     port = server.add_insecure_port("127.0.0.1:0")
     scripted = ScriptedServer(address=f"127.0.0.1:{port}")
-    handler = grpc.method_handlers_generic_handler("copyloop.v1.ProfileService", {
-        "GetUserProfile": grpc.unary_unary_rpc_method_handler(
-            scripted.handle, request_deserializer=profile_pb2.GetUserProfileRequest.FromString,
-            response_serializer=profile_pb2.GetUserProfileResponse.SerializeToString),
-    })
+    handler = grpc.method_handlers_generic_handler(
+        "copyloop.v1.ProfileService",
+        {
+            "GetUserProfile": grpc.unary_unary_rpc_method_handler(
+                scripted.handle,
+                request_deserializer=profile_pb2.GetUserProfileRequest.FromString,
+                response_serializer=profile_pb2.GetUserProfileResponse.SerializeToString,
+            ),
+        },
+    )
     server.add_generic_rpc_handlers((handler,))
     server.start()
     try:

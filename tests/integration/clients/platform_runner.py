@@ -18,10 +18,14 @@ API_KEYS = "runner-key:runner"
 
 
 async def serve(var_dir: Path) -> None:
-    platform = await start_platform(PlatformConfig(var_dir=var_dir, api_keys=API_KEYS, embedder="hashing"))
+    platform = await start_platform(
+        PlatformConfig(var_dir=var_dir, api_keys=API_KEYS, embedder="hashing")
+    )
     path = var_dir / "platform.json"
     partial = path.with_suffix(".json.tmp")
-    partial.write_text(json.dumps({"pid": os.getpid(), "api_key": "runner-key", "addresses": platform.addresses()}))
+    partial.write_text(
+        json.dumps({"pid": os.getpid(), "api_key": "runner-key", "addresses": platform.addresses()})
+    )
     partial.replace(path)  # readers never see half a file
     print(f"serving {platform.addresses()}", flush=True)
     stop = asyncio.Event()

@@ -10,15 +10,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.integration.clients.helpers import API_KEY, ThreadedPlatform, catalog_rows
 from typer.testing import CliRunner, Result
 
 from copyloop.v1 import prediction_pb2
 from copyloop_client import ClientConfig, Copyloop
 from copyloop_client.cli import app
-from tests.integration.clients.helpers import API_KEY, ThreadedPlatform, catalog_rows
 
-SMALL_DATA = {"min_train_impressions": 100, "min_train_clicks": 10, "min_train_conversions": 0,
-              "min_eval_impressions": 20, "min_eval_clicks": 2}
+SMALL_DATA = {
+    "min_train_impressions": 100,
+    "min_train_clicks": 10,
+    "min_train_conversions": 0,
+    "min_eval_impressions": 20,
+    "min_eval_clicks": 2,
+}
 LIVE = prediction_pb2.MODEL_VERSION_STATE_LIVE
 
 
@@ -37,9 +42,21 @@ def traffic(client: Copyloop, users: range, rng: random.Random) -> None:
     for u in users:
         reply = client.recommend(f"m-user-{u}", n=4)
         for r in reply.recommendations:
-            outcomes.append({"request_id": reply.request_id, "impression_id": r.impression_id, "type": "impression"})
+            outcomes.append(
+                {
+                    "request_id": reply.request_id,
+                    "impression_id": r.impression_id,
+                    "type": "impression",
+                }
+            )
             if rng.random() < (0.5 if "kitchen" in r.item_id else 0.1):
-                outcomes.append({"request_id": reply.request_id, "impression_id": r.impression_id, "type": "click"})
+                outcomes.append(
+                    {
+                        "request_id": reply.request_id,
+                        "impression_id": r.impression_id,
+                        "type": "click",
+                    }
+                )
     assert client.report_outcomes(outcomes).rejected == 0
 
 
@@ -48,11 +65,15 @@ def cli(var_dir: Path, *args: str) -> Result:
 
 
 @pytest.mark.slow
-def test_list_promote_and_rollback_a_trained_version(platform: ThreadedPlatform, tmp_path: Path) -> None:
+def test_list_promote_and_rollback_a_trained_version(
+    platform: ThreadedPlatform, tmp_path: Path
+) -> None:
     var_dir = tmp_path / "var"
     platform.write_platform_file(var_dir)
     rng = random.Random(7)
-    with Copyloop(ClientConfig(addresses=platform.addresses(), api_key=API_KEY, timeout_s=30)) as client:
+    with Copyloop(
+        ClientConfig(addresses=platform.addresses(), api_key=API_KEY, timeout_s=30)
+    ) as client:
         client.upsert_items(catalog_rows("m"))
         start = time.time() - 1
         traffic(client, range(30), rng)
@@ -74,13 +95,19 @@ def test_list_promote_and_rollback_a_trained_version(platform: ThreadedPlatform,
     if unforced.exit_code == 0:
         assert f"{version} is live" in unforced.stdout
     else:
-        assert unforced.exit_code == 1 and unforced.stderr.startswith(f"error: {version} not promoted: ")
+        assert unforced.exit_code == 1 and unforced.stderr.startswith(
+            f"error: {version} not promoted: "
+        )
         assert len(unforced.stderr.strip().splitlines()) == 1 and "Traceback" not in unforced.output
         forced = cli(var_dir, "model", "promote", version, "--force")
-        assert forced.exit_code == 0 and f"{version} is live: forced" in forced.stdout, forced.output
+        assert forced.exit_code == 0 and f"{version} is live: forced" in forced.stdout, (
+            forced.output
+        )
     with Copyloop(ClientConfig(addresses=platform.addresses(), api_key=API_KEY)) as client:
         assert {v.version: v.state for v in client.list_models()}[version] == LIVE
     assert "live: " + version in cli(var_dir, "model", "list").stdout
 
     rolled = cli(var_dir, "model", "rollback")  # nothing was live before it
-    assert rolled.exit_code == 1 and rolled.stderr.startswith("error: FAILED_PRECONDITION: no earlier live version")
+    assert rolled.exit_code == 1 and rolled.stderr.startswith(
+        "error: FAILED_PRECONDITION: no earlier live version"
+    )

@@ -10,14 +10,21 @@ import pytest
 from copyloop_client import ClientConfig, ConfigError, RetryPolicy
 from copyloop_client.channel import channel_options, service_config
 
-PLATFORM = {"pid": 1, "api_key": "platform-key", "addresses": {
-    "profile": "p:1", "generation": "g:1", "prediction": "x:1", "fusion": "f:1"}}
+PLATFORM = {
+    "pid": 1,
+    "api_key": "platform-key",
+    "addresses": {"profile": "p:1", "generation": "g:1", "prediction": "x:1", "fusion": "f:1"},
+}
 
 
 def test_defaults_are_the_main_jobs_ports(tmp_path: Path) -> None:
     config = ClientConfig.load(env={}, platform_file=tmp_path / "absent.json")
-    assert config.addresses == {"profile": "127.0.0.1:50051", "generation": "127.0.0.1:50052",
-                                "prediction": "127.0.0.1:50053", "fusion": "127.0.0.1:50054"}
+    assert config.addresses == {
+        "profile": "127.0.0.1:50051",
+        "generation": "127.0.0.1:50052",
+        "prediction": "127.0.0.1:50053",
+        "fusion": "127.0.0.1:50054",
+    }
     assert config.api_key == "demo-key" and config.retry == RetryPolicy()
 
 
@@ -26,18 +33,31 @@ def test_sources_apply_in_order(tmp_path: Path) -> None:
     platform.parent.mkdir()
     platform.write_text(json.dumps(PLATFORM))
     toml = tmp_path / "client.toml"
-    toml.write_text('timeout_s = 3.5\n[addresses]\nfusion = "file:2"\n[retry]\nmax_attempts = 5\ninitial_backoff_s = 0.2\nmax_backoff_s = 1\n')
-    env = {"COPYLOOP_PROFILE_ADDR": "env:3", "COPYLOOP_API_KEY": "env-key", "COPYLOOP_VAR_DIR": str(tmp_path / "var")}
+    toml.write_text(
+        'timeout_s = 3.5\n[addresses]\nfusion = "file:2"\n[retry]\nmax_attempts = 5\ninitial_backoff_s = 0.2\nmax_backoff_s = 1\n'
+    )
+    env = {
+        "COPYLOOP_PROFILE_ADDR": "env:3",
+        "COPYLOOP_API_KEY": "env-key",
+        "COPYLOOP_VAR_DIR": str(tmp_path / "var"),
+    }
 
     from_platform = ClientConfig.load(env={"COPYLOOP_VAR_DIR": str(tmp_path / "var")})
     assert from_platform.api_key == "platform-key" and from_platform.addresses["fusion"] == "f:1"
 
     config = ClientConfig.load(toml, env=env)
-    assert config.addresses == {"profile": "env:3", "generation": "g:1", "prediction": "x:1", "fusion": "file:2"}
+    assert config.addresses == {
+        "profile": "env:3",
+        "generation": "g:1",
+        "prediction": "x:1",
+        "fusion": "file:2",
+    }
     assert config.api_key == "env-key" and config.timeout_s == 3.5
     assert config.retry == RetryPolicy(max_attempts=5, initial_backoff_s=0.2, max_backoff_s=1.0)
 
-    flags = config.with_overrides(addresses={"fusion": "flag:4", "profile": None}, api_key=None, timeout_s=1.0)
+    flags = config.with_overrides(
+        addresses={"fusion": "flag:4", "profile": None}, api_key=None, timeout_s=1.0
+    )
     assert flags.addresses["fusion"] == "flag:4" and flags.addresses["profile"] == "env:3"
     assert flags.api_key == "env-key" and flags.timeout_s == 1.0
 
@@ -49,16 +69,21 @@ def test_json_config_file(tmp_path: Path) -> None:
     assert config.api_key == "j" and config.addresses["generation"] == "gen:9"
 
 
-@pytest.mark.parametrize(("content", "suffix", "message"), [
-    ('{"api_key": 5}', ".json", "api_key must be a string"),
-    ('{"adresses": {}}', ".json", "unknown key(s) adresses"),
-    ('{"addresses": {"search": "s:1"}}', ".json", "unknown service(s) in addresses: search"),
-    ("[retry]\nmax_attempts = 9\n", ".toml", "between 1 and 5"),
-    ("[retry]\nmax_attempts = 2.5\n", ".toml", "whole number"),
-    ("timeout_s = 'soon'\n", ".toml", "timeout_s must be a number"),
-    ("not toml at all = = =", ".toml", "not valid TOML"),
-])
-def test_bad_config_names_the_file_and_the_problem(tmp_path: Path, content: str, suffix: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "suffix", "message"),
+    [
+        ('{"api_key": 5}', ".json", "api_key must be a string"),
+        ('{"adresses": {}}', ".json", "unknown key(s) adresses"),
+        ('{"addresses": {"search": "s:1"}}', ".json", "unknown service(s) in addresses: search"),
+        ("[retry]\nmax_attempts = 9\n", ".toml", "between 1 and 5"),
+        ("[retry]\nmax_attempts = 2.5\n", ".toml", "whole number"),
+        ("timeout_s = 'soon'\n", ".toml", "timeout_s must be a number"),
+        ("not toml at all = = =", ".toml", "not valid TOML"),
+    ],
+)
+def test_bad_config_names_the_file_and_the_problem(
+    tmp_path: Path, content: str, suffix: str, message: str
+) -> None:
     path = tmp_path / f"client{suffix}"
     path.write_text(content)
     with pytest.raises(ConfigError) as err:
@@ -72,15 +97,27 @@ def test_bad_environment_value() -> None:
 
 
 def test_retry_policy_becomes_a_grpc_service_config() -> None:
-    policy = RetryPolicy(max_attempts=3, initial_backoff_s=0.05, max_backoff_s=0.4, backoff_multiplier=3)
+    policy = RetryPolicy(
+        max_attempts=3, initial_backoff_s=0.05, max_backoff_s=0.4, backoff_multiplier=3
+    )
     parsed = json.loads(service_config(policy))
     [method] = parsed["methodConfig"]
     assert {n["service"] for n in method["name"]} == {
-        "copyloop.v1.ProfileService", "copyloop.v1.GenerationService",
-        "copyloop.v1.PredictionService", "copyloop.v1.FusionService"}
-    assert method["retryPolicy"] == {"maxAttempts": 3, "initialBackoff": "0.050s", "maxBackoff": "0.400s",
-                                     "backoffMultiplier": 3, "retryableStatusCodes": ["UNAVAILABLE"]}
+        "copyloop.v1.ProfileService",
+        "copyloop.v1.GenerationService",
+        "copyloop.v1.PredictionService",
+        "copyloop.v1.FusionService",
+    }
+    assert method["retryPolicy"] == {
+        "maxAttempts": 3,
+        "initialBackoff": "0.050s",
+        "maxBackoff": "0.400s",
+        "backoffMultiplier": 3,
+        "retryableStatusCodes": ["UNAVAILABLE"],
+    }
     options = dict(channel_options(policy))
-    assert options["grpc.enable_retries"] == 1 and json.loads(options["grpc.service_config"]) == parsed
+    assert (
+        options["grpc.enable_retries"] == 1 and json.loads(options["grpc.service_config"]) == parsed
+    )
     single = dict(channel_options(RetryPolicy(max_attempts=1)))
     assert single["grpc.enable_retries"] == 0 and "retryPolicy" not in single["grpc.service_config"]

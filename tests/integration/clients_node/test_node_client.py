@@ -29,16 +29,30 @@ BUILD_TIMEOUT_S = 300.0
 RUN_TIMEOUT_S = 180.0
 MIN_NODE_TESTS = 10  # test/errors.test.ts (3, offline) + test/live.test.ts (7, live)
 # What the compiled output depends on; dist/ is stale when any of these is newer.
-BUILD_INPUTS = ("src", "test", "examples", "scripts", "package.json", "package-lock.json", "tsconfig.json")
+BUILD_INPUTS = (
+    "src",
+    "test",
+    "examples",
+    "scripts",
+    "package.json",
+    "package-lock.json",
+    "tsconfig.json",
+)
 BUILD_STAMP = CLIENT_DIR / "dist" / "test" / "live.test.js"
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed (needs Node.js 20+)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None, reason="node is not installed (needs Node.js 20+)"
+)
 
 
 async def run(argv: list[str], env: dict[str, str], timeout_s: float) -> tuple[int, str]:
     """Runs a command without blocking the event loop, so in-process services keep answering."""
     process = await asyncio.create_subprocess_exec(
-        *argv, cwd=CLIENT_DIR, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        *argv,
+        cwd=CLIENT_DIR,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         output, _ = await asyncio.wait_for(process.communicate(), timeout_s)
@@ -75,7 +89,10 @@ async def built_client() -> Path:
     assert npm, "node is installed but npm is not"
     env = base_env()
     installed = CLIENT_DIR / "node_modules" / ".package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < (CLIENT_DIR / "package-lock.json").stat().st_mtime:
+    if (
+        not installed.exists()
+        or installed.stat().st_mtime < (CLIENT_DIR / "package-lock.json").stat().st_mtime
+    ):
         code, output = await run([npm, "ci", "--no-audit", "--no-fund"], env, BUILD_TIMEOUT_S)
         assert code == 0, f"npm ci failed ({code}):\n{output}"
     if not BUILD_STAMP.exists() or BUILD_STAMP.stat().st_mtime < newest_mtime(build_inputs()):
@@ -87,9 +104,13 @@ async def built_client() -> Path:
 @pytest.fixture(scope="module")
 async def live_platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
     """The four services with tenant `node`: 48 demo items and 40 shoppers' history."""
-    platform = await start_platform(PlatformConfig(
-        var_dir=tmp_path_factory.mktemp("node-client"), api_keys=f"{API_KEY}:node", embedder="hashing",
-    ))
+    platform = await start_platform(
+        PlatformConfig(
+            var_dir=tmp_path_factory.mktemp("node-client"),
+            api_keys=f"{API_KEY}:node",
+            embedder="hashing",
+        )
+    )
     metadata = (("authorization", f"Bearer {API_KEY}"),)
     try:
         async with grpc.aio.insecure_channel(platform.addresses()["profile"]) as channel:
@@ -97,7 +118,9 @@ async def live_platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
             catalog = generate_catalog(48)
             await load_catalog(profile, catalog, metadata)
             shoppers = make_shoppers(catalog, 40)
-            await stream_events(profile, generate_events(catalog, shoppers, now=time.time()), metadata)
+            await stream_events(
+                profile, generate_events(catalog, shoppers, now=time.time()), metadata
+            )
         yield platform
     finally:
         await platform.stop(0)
@@ -114,25 +137,37 @@ def live_env(platform: Platform) -> dict[str, str]:
     }
 
 
-async def test_node_test_suite_passes_against_live_platform(built_client: Path, live_platform: Platform) -> None:
+async def test_node_test_suite_passes_against_live_platform(
+    built_client: Path, live_platform: Platform
+) -> None:
     node = shutil.which("node")
     assert node
     code, output = await run([node, "--test", "dist/test/"], live_env(live_platform), RUN_TIMEOUT_S)
     assert code == 0, f"node --test failed ({code}):\n{output}"
     # Guard against a vacuous pass: every test ran (the live suite skipped nothing) and passed.
-    summary = dict(re.findall(r"^# (tests|pass|fail|skipped|cancelled) (\d+)$", output, re.MULTILINE))
+    summary = dict(
+        re.findall(r"^# (tests|pass|fail|skipped|cancelled) (\d+)$", output, re.MULTILINE)
+    )
     assert summary.get("skipped") == "0" and summary.get("fail") == "0", output
     assert int(summary["pass"]) == int(summary["tests"]) >= MIN_NODE_TESTS, output
 
 
-async def test_example_recommends_and_reports_outcomes(built_client: Path, live_platform: Platform) -> None:
+async def test_example_recommends_and_reports_outcomes(
+    built_client: Path, live_platform: Platform
+) -> None:
     node = shutil.which("node")
     assert node
     code, output = await run(
-        [node, "dist/examples/recommend.js", "shopper-00002", "3"], live_env(live_platform), RUN_TIMEOUT_S,
+        [node, "dist/examples/recommend.js", "shopper-00002", "3"],
+        live_env(live_platform),
+        RUN_TIMEOUT_S,
     )
     assert code == 0, f"the example failed ({code}):\n{output}"
     lines = output.splitlines()
     assert lines[0].startswith("request ") and "shopper-00002" in lines[0], output
-    assert [line.split(".")[0] for line in lines if line[:2] in ("1.", "2.", "3.")] == ["1", "2", "3"], output
+    assert [line.split(".")[0] for line in lines if line[:2] in ("1.", "2.", "3.")] == [
+        "1",
+        "2",
+        "3",
+    ], output
     assert "accepted=2 duplicate=0 rejected=0" in output, output

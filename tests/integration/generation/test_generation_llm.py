@@ -12,31 +12,47 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tests.support.grpc_helpers import API_KEYS, auth, detail, field_violations
 
 from copyloop.generation.main import LLM_HEALTH_NAME, GenerationService, start_generation_service
 from copyloop.generation.settings import GenerationSettings
 from copyloop.generation.triton_local import LocalTriton
 from copyloop.v1 import common_pb2, generation_pb2, generation_pb2_grpc
-from tests.support.grpc_helpers import API_KEYS, auth, detail, field_violations
 
 pytestmark = pytest.mark.triton
 G = generation_pb2
 ITEMS = [
-    common_pb2.Item(item_id=f"lamp-{n}", title=f"Aurora Desk Lamp {n}", brand="Lumo", category_path=["Home & Kitchen", "Lighting"],
-                    price=29.99, list_price=39.99, selling_points=["warm dimmable light", "USB-C charging"])
+    common_pb2.Item(
+        item_id=f"lamp-{n}",
+        title=f"Aurora Desk Lamp {n}",
+        brand="Lumo",
+        category_path=["Home & Kitchen", "Lighting"],
+        price=29.99,
+        list_price=39.99,
+        selling_points=["warm dimmable light", "USB-C charging"],
+    )
     for n in range(6)
 ]
 
 
 async def _service(tmp_path: Path, triton: LocalTriton, model_dir: Path) -> GenerationService:
-    return await start_generation_service(GenerationSettings(
-        port=0, database_url=f"sqlite:///{tmp_path / 'gen.db'}", api_keys=API_KEYS, triton_url=triton.grpc_url,
-        model_dir=str(model_dir), llm_timeout_s=60, readiness_interval_s=0.2,
-    ))
+    return await start_generation_service(
+        GenerationSettings(
+            port=0,
+            database_url=f"sqlite:///{tmp_path / 'gen.db'}",
+            api_keys=API_KEYS,
+            triton_url=triton.grpc_url,
+            model_dir=str(model_dir),
+            llm_timeout_s=60,
+            readiness_interval_s=0.2,
+        )
+    )
 
 
 @pytest.fixture
-async def generation(tmp_path: Path, local_triton: LocalTriton, copywriter_tiny_model_dir: Path) -> AsyncIterator[generation_pb2_grpc.GenerationServiceStub]:
+async def generation(
+    tmp_path: Path, local_triton: LocalTriton, copywriter_tiny_model_dir: Path
+) -> AsyncIterator[generation_pb2_grpc.GenerationServiceStub]:
     service = await _service(tmp_path, local_triton, copywriter_tiny_model_dir)
     channel = grpc.aio.insecure_channel(service.address)
     try:
@@ -47,32 +63,55 @@ async def generation(tmp_path: Path, local_triton: LocalTriton, copywriter_tiny_
 
 
 def request(item: common_pb2.Item = ITEMS[0], **over: object) -> G.GenerateRequest:
-    fields: dict[str, object] = dict(item=item, channel=common_pb2.CHANNEL_PUSH, locale="en-US", variant_count=3,
-                                     sampling=G.SamplingParameters(seed=5, max_tokens=24))
+    fields: dict[str, object] = dict(
+        item=item,
+        channel=common_pb2.CHANNEL_PUSH,
+        locale="en-US",
+        variant_count=3,
+        sampling=G.SamplingParameters(seed=5, max_tokens=24),
+    )
     fields.update(over)
     return G.GenerateRequest(**fields)  # type: ignore[arg-type]
 
 
 async def test_variants_are_compliant_within_length_and_say_their_source(generation) -> None:
-    banned = G.CopyConstraints(banned_terms=["cheap"], required_disclaimer="Ends Sunday.", max_chars=80)
+    banned = G.CopyConstraints(
+        banned_terms=["cheap"], required_disclaimer="Ends Sunday.", max_chars=80
+    )
     for locale in ("en-US", "zh-CN"):
-        reply = await generation.Generate(request(locale=locale, constraints=banned), metadata=auth(), timeout=120)
+        reply = await generation.Generate(
+            request(locale=locale, constraints=banned), metadata=auth(), timeout=120
+        )
         assert not reply.llm_unavailable and 1 <= len(reply.variants) <= 3
         for v in reply.variants:
             assert v.compliance.passed and len(v.text) <= 80 and v.text.endswith("Ends Sunday.")
             assert "cheap" not in v.text.lower()
-            assert v.source in (G.VARIANT_SOURCE_MODEL, G.VARIANT_SOURCE_MODEL_REGENERATED, G.VARIANT_SOURCE_TEMPLATE_FALLBACK)
+            assert v.source in (
+                G.VARIANT_SOURCE_MODEL,
+                G.VARIANT_SOURCE_MODEL_REGENERATED,
+                G.VARIANT_SOURCE_TEMPLATE_FALLBACK,
+            )
             assert v.template_id and v.model_name
             if v.source != G.VARIANT_SOURCE_TEMPLATE_FALLBACK:
-                assert v.model_name == "copywriter" and v.model_version and 0 <= v.quality.fluency <= 1
-        qualities = [v.quality.overall for v in reply.variants if v.source != G.VARIANT_SOURCE_TEMPLATE_FALLBACK]
+                assert (
+                    v.model_name == "copywriter" and v.model_version and 0 <= v.quality.fluency <= 1
+                )
+        qualities = [
+            v.quality.overall
+            for v in reply.variants
+            if v.source != G.VARIANT_SOURCE_TEMPLATE_FALLBACK
+        ]
         assert qualities == sorted(qualities, reverse=True)
 
 
 async def test_sampling_is_honoured(generation) -> None:
     greedy = G.SamplingParameters(temperature=0.0, max_tokens=20)
-    a = await generation.Generate(request(sampling=greedy, variant_count=1), metadata=auth(), timeout=120)
-    b = await generation.Generate(request(sampling=greedy, variant_count=1), metadata=auth(), timeout=120)
+    a = await generation.Generate(
+        request(sampling=greedy, variant_count=1), metadata=auth(), timeout=120
+    )
+    b = await generation.Generate(
+        request(sampling=greedy, variant_count=1), metadata=auth(), timeout=120
+    )
     assert [v.text for v in a.variants] == [v.text for v in b.variants]
     seeded = G.SamplingParameters(temperature=1.2, seed=42, max_tokens=20)
     c = await generation.Generate(request(sampling=seeded), metadata=auth(), timeout=120)
@@ -80,14 +119,21 @@ async def test_sampling_is_honoured(generation) -> None:
     assert [v.text for v in c.variants] == [v.text for v in d.variants]
 
 
-async def test_concurrent_generate_calls_are_batched_by_triton(generation, local_triton: LocalTriton) -> None:
+async def test_concurrent_generate_calls_are_batched_by_triton(
+    generation, local_triton: LocalTriton
+) -> None:
     def counts() -> tuple[int, int]:
         stats = local_triton.model_statistics()["model_stats"][0]
         return int(stats["inference_count"]), int(stats["execution_count"])
 
     await asyncio.sleep(0.5)
     before = counts()
-    await asyncio.gather(*(generation.Generate(request(item, variant_count=2), metadata=auth(), timeout=180) for item in ITEMS))
+    await asyncio.gather(
+        *(
+            generation.Generate(request(item, variant_count=2), metadata=auth(), timeout=180)
+            for item in ITEMS
+        )
+    )
     await asyncio.sleep(0.5)
     after = counts()
     inferences, executions = after[0] - before[0], after[1] - before[1]
@@ -97,7 +143,9 @@ async def test_concurrent_generate_calls_are_batched_by_triton(generation, local
 
 async def test_stream_previews_tokens_then_the_checked_variant(generation) -> None:
     deltas, final = [], None
-    async for message in generation.GenerateStream(G.GenerateStreamRequest(request=request(variant_count=1)), metadata=auth(), timeout=120):
+    async for message in generation.GenerateStream(
+        G.GenerateStreamRequest(request=request(variant_count=1)), metadata=auth(), timeout=120
+    ):
         if message.HasField("final_variant"):
             final = message.final_variant
         else:
@@ -107,36 +155,67 @@ async def test_stream_previews_tokens_then_the_checked_variant(generation) -> No
 
 async def test_bad_stream_request_gets_field_violations(generation) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        async for _ in generation.GenerateStream(G.GenerateStreamRequest(request=G.GenerateRequest(locale="xx")), metadata=auth()):
+        async for _ in generation.GenerateStream(
+            G.GenerateStreamRequest(request=G.GenerateRequest(locale="xx")), metadata=auth()
+        ):
             pass
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert {"request.channel", "request.locale", "request.item.item_id"} <= set(field_violations(err.value))
+    assert {"request.channel", "request.locale", "request.item.item_id"} <= set(
+        field_violations(err.value)
+    )
 
 
-async def test_triton_stopped_mid_test_degrades_to_pool_and_fallbacks(tmp_path: Path, copywriter_tiny_model_dir: Path) -> None:
+async def test_triton_stopped_mid_test_degrades_to_pool_and_fallbacks(
+    tmp_path: Path, copywriter_tiny_model_dir: Path
+) -> None:
     triton = LocalTriton(copywriter_tiny_model_dir, startup_timeout_s=240).start()
     service = await _service(tmp_path, triton, copywriter_tiny_model_dir)
     channel = grpc.aio.insecure_channel(service.address)
-    stub, health = generation_pb2_grpc.GenerationServiceStub(channel), health_pb2_grpc.HealthStub(channel)
+    stub, health = (
+        generation_pb2_grpc.GenerationServiceStub(channel),
+        health_pb2_grpc.HealthStub(channel),
+    )
     try:
-        assert (await health.Check(health_pb2.HealthCheckRequest(service=LLM_HEALTH_NAME))).status == health_pb2.HealthCheckResponse.SERVING
+        assert (
+            await health.Check(health_pb2.HealthCheckRequest(service=LLM_HEALTH_NAME))
+        ).status == health_pb2.HealthCheckResponse.SERVING
         stored = await stub.Generate(request(store_in_pool=True), metadata=auth(), timeout=120)
         assert not stored.llm_unavailable
-        await stub.ApproveCreative(G.ApproveCreativeRequest(creative_id=stored.variants[0].creative_id, make_live=True), metadata=auth())
+        await stub.ApproveCreative(
+            G.ApproveCreativeRequest(creative_id=stored.variants[0].creative_id, make_live=True),
+            metadata=auth(),
+        )
 
         triton.stop()
         await service.server.refresh_health()
-        assert (await health.Check(health_pb2.HealthCheckRequest(service=LLM_HEALTH_NAME))).status == health_pb2.HealthCheckResponse.NOT_SERVING
-        assert (await health.Check(health_pb2.HealthCheckRequest(service=""))).status == health_pb2.HealthCheckResponse.SERVING
+        assert (
+            await health.Check(health_pb2.HealthCheckRequest(service=LLM_HEALTH_NAME))
+        ).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert (
+            await health.Check(health_pb2.HealthCheckRequest(service=""))
+        ).status == health_pb2.HealthCheckResponse.SERVING
         # The pool still serves, and Generate answers with compliant fallbacks.
-        pool = await stub.GetCreatives(G.GetCreativesRequest(queries=[G.CreativeQuery(item_id=ITEMS[0].item_id)],
-                                                             channel=common_pb2.CHANNEL_PUSH, locale="en-US"), metadata=auth())
+        pool = await stub.GetCreatives(
+            G.GetCreativesRequest(
+                queries=[G.CreativeQuery(item_id=ITEMS[0].item_id)],
+                channel=common_pb2.CHANNEL_PUSH,
+                locale="en-US",
+            ),
+            metadata=auth(),
+        )
         assert pool.items[0].creatives
         reply = await stub.Generate(request(), metadata=auth(), timeout=30)
         assert reply.llm_unavailable
-        assert all(v.source == G.VARIANT_SOURCE_TEMPLATE_FALLBACK and v.compliance.passed for v in reply.variants)
+        assert all(
+            v.source == G.VARIANT_SOURCE_TEMPLATE_FALLBACK and v.compliance.passed
+            for v in reply.variants
+        )
         # Only when nothing can be served: UNAVAILABLE with a retry hint.
-        impossible = request(constraints=G.CopyConstraints(max_chars=20, must_include=["a very long required phrase indeed"]))
+        impossible = request(
+            constraints=G.CopyConstraints(
+                max_chars=20, must_include=["a very long required phrase indeed"]
+            )
+        )
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.Generate(impossible, metadata=auth(), timeout=30)
         assert err.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INVALID_ARGUMENT)

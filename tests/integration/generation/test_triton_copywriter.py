@@ -46,8 +46,9 @@ async def client(local_triton: LocalTriton) -> AsyncIterator[TritonLLMClient]:
 
 def _counts(triton: LocalTriton) -> tuple[int, int, dict[int, int]]:
     stats = triton.model_statistics()["model_stats"][0]
-    batches = {int(b["batch_size"]): int(b["compute_infer"]["count"])
-               for b in stats.get("batch_stats", [])}
+    batches = {
+        int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])
+    }
     return int(stats["inference_count"]), int(stats["execution_count"]), batches
 
 
@@ -112,7 +113,8 @@ async def test_concurrent_requests_run_in_one_execute(
     results = await _while_busy(client, lambda: [client.generate(p, params) for p in prompts])
     assert all(isinstance(r, LLMOutput) for r in results), results
     inferences1, executions1, batches1 = await _counts_after(
-        local_triton, inferences0 + len(prompts) + 1)
+        local_triton, inferences0 + len(prompts) + 1
+    )
     assert inferences1 - inferences0 == len(prompts) + 1  # + the blocker
     assert executions1 - executions0 == 2  # the blocker alone, then all six together
     assert batches1.get(len(prompts), 0) - batches0.get(len(prompts), 0) == 1
@@ -126,12 +128,15 @@ async def test_same_seed_same_text_whatever_the_batch(
 
     alone = await client.generate(prompts[0], seeded(42))
     again = await client.generate(prompts[0], seeded(42))
-    batched = await _while_busy(client, lambda: [
-        client.generate(prompts[0], seeded(42)),
-        client.generate(prompts[1], seeded(42)),
-        client.generate(prompts[0], seeded(43)),
-        client.generate(prompts[0], seeded(44)),
-    ])
+    batched = await _while_busy(
+        client,
+        lambda: [
+            client.generate(prompts[0], seeded(42)),
+            client.generate(prompts[1], seeded(42)),
+            client.generate(prompts[0], seeded(43)),
+            client.generate(prompts[0], seeded(44)),
+        ],
+    )
     assert alone.text == again.text == batched[0].text
     assert alone.cumulative_logprob == pytest.approx(batched[0].cumulative_logprob, abs=1e-3)
     assert {batched[2].text, batched[3].text} != {alone.text}  # other seeds, other draws
@@ -148,15 +153,17 @@ async def test_greedy_is_deterministic_and_matches_in_process_generate(
     model = AutoModelForCausalLM.from_pretrained(str(copywriter_tiny_model_dir)).eval()
     ids = tokenizer(prompts[2], return_tensors="pt", add_special_tokens=False)
     with torch.no_grad(), single_thread():  # the server runs one thread too
-        out = model.generate(**ids, do_sample=False, max_new_tokens=10,
-                             pad_token_id=tokenizer.pad_token_id)
-    expected = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        out = model.generate(
+            **ids, do_sample=False, max_new_tokens=10, pad_token_id=tokenizer.pad_token_id
+        )
+    expected = tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
     assert first.text == expected
 
 
 async def test_max_tokens_caps_the_output(client: TritonLLMClient, prompts: list[str]) -> None:
-    capped = await client.generate(prompts[3], SamplingParams(seed=5, max_tokens=5,
-                                                              ignore_eos=True))
+    capped = await client.generate(
+        prompts[3], SamplingParams(seed=5, max_tokens=5, ignore_eos=True)
+    )
     assert (capped.num_output_tokens, capped.finish_reason) == (5, "length")
     short = await client.generate(prompts[3], SamplingParams(seed=5, max_tokens=2))
     assert 1 <= short.num_output_tokens <= 2
@@ -182,12 +189,15 @@ async def test_bad_sampling_parameters_fail_only_their_request(
 ) -> None:
     inferences0, executions0, _ = await _settled_counts(local_triton)
     good = SamplingParams(seed=3, max_tokens=6)
-    results = await _while_busy(client, lambda: [
-        client.generate(prompts[0], good),
-        client.generate(prompts[1], '{"temperature": 0.7, "max_tokens": '),  # broken JSON
-        client.generate(prompts[2], {"max_tokens": 0}),  # valid JSON, invalid value
-        client.generate(prompts[3], good),
-    ])
+    results = await _while_busy(
+        client,
+        lambda: [
+            client.generate(prompts[0], good),
+            client.generate(prompts[1], '{"temperature": 0.7, "max_tokens": '),  # broken JSON
+            client.generate(prompts[2], {"max_tokens": 0}),  # valid JSON, invalid value
+            client.generate(prompts[3], good),
+        ],
+    )
     _, executions1, _ = await _counts_after(local_triton, inferences0 + 5)
     assert executions1 - executions0 == 2  # the four requests shared one execute()
     assert isinstance(results[0], LLMOutput) and isinstance(results[3], LLMOutput)
@@ -202,13 +212,15 @@ async def test_deadline_is_honoured(client: TritonLLMClient) -> None:
 
 
 async def test_stop_really_stops_the_server(copywriter_tiny_model_dir: Path) -> None:
-    triton = LocalTriton(copywriter_tiny_model_dir, startup_timeout_s=240,
-                         env={"COPYWRITER_TORCH_THREADS": "1"})
+    triton = LocalTriton(
+        copywriter_tiny_model_dir, startup_timeout_s=240, env={"COPYWRITER_TORCH_THREADS": "1"}
+    )
     async with triton:
         pid = triton.pid
         llm = TritonLLMClient(triton.grpc_url, default_timeout_s=30)
-        assert (await llm.generate("<|user|>\nhi\n<|assistant|>\n",
-                                   SamplingParams(max_tokens=3))).num_output_tokens >= 1
+        assert (
+            await llm.generate("<|user|>\nhi\n<|assistant|>\n", SamplingParams(max_tokens=3))
+        ).num_output_tokens >= 1
     assert not triton.is_running()
     assert pid is not None and not Path(f"/proc/{pid}").exists()
     assert not await llm.is_ready()

@@ -19,13 +19,13 @@ from typing import Any, Protocol
 
 import grpc
 import pytest
+from bench import load
 from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
-from bench import load
-from copyloop.common.config import DEFAULT_API_KEYS, parse_api_keys
 from tests.unit.deploy.compose_file import environment, load_compose
 from tests.unit.deploy.service_table import SERVICES
+
+from copyloop.common.config import DEFAULT_API_KEYS, parse_api_keys
 
 REPO = Path(__file__).resolve().parents[3]
 LOADTEST = REPO / "deploy" / "loadtest"
@@ -51,6 +51,7 @@ SERVICE_MODULES = {
 # Live services: one async starter per service, in STARTERS (a new service: one more line)
 # ---------------------------------------------------------------------------------------------
 
+
 class Running(Protocol):
     """What a starter returns: the service's address and how to stop it."""
 
@@ -71,12 +72,18 @@ async def start_profile(workdir: Path, _addresses: dict[str, str]) -> Running:
     from copyloop.profile.settings import ProfileSettings
     from copyloop.v1 import profile_pb2_grpc
 
-    service = await start_profile_service(ProfileSettings(
-        port=0, database_url=f"sqlite:///{workdir / 'profile.db'}", api_keys=DEFAULT_API_KEYS,
-    ))
+    service = await start_profile_service(
+        ProfileSettings(
+            port=0,
+            database_url=f"sqlite:///{workdir / 'profile.db'}",
+            api_keys=DEFAULT_API_KEYS,
+        )
+    )
     # The demo catalog the configs' item ids (demo-00100 ... demo-00239) come from.
     async with grpc.aio.insecure_channel(service.address) as channel:
-        await load_catalog(profile_pb2_grpc.ProfileServiceStub(channel), generate_catalog(240), _auth())
+        await load_catalog(
+            profile_pb2_grpc.ProfileServiceStub(channel), generate_catalog(240), _auth()
+        )
     return service
 
 
@@ -84,31 +91,44 @@ async def start_generation(workdir: Path, _addresses: dict[str, str]) -> Running
     from copyloop.generation.main import start_generation_service
     from copyloop.generation.settings import GenerationSettings
 
-    return await start_generation_service(GenerationSettings(
-        port=0, database_url=f"sqlite:///{workdir / 'generation.db'}", api_keys=DEFAULT_API_KEYS,
-    ))
+    return await start_generation_service(
+        GenerationSettings(
+            port=0,
+            database_url=f"sqlite:///{workdir / 'generation.db'}",
+            api_keys=DEFAULT_API_KEYS,
+        )
+    )
 
 
 async def start_prediction(workdir: Path, _addresses: dict[str, str]) -> Running:
     from copyloop.prediction.main import start_prediction_service
     from copyloop.prediction.settings import PredictionSettings
 
-    return await start_prediction_service(PredictionSettings(
-        port=0, database_url=f"sqlite:///{workdir / 'prediction.db'}", api_keys=DEFAULT_API_KEYS,
-        model_root=str(workdir / "models"), embedder="hashing",
-    ))
+    return await start_prediction_service(
+        PredictionSettings(
+            port=0,
+            database_url=f"sqlite:///{workdir / 'prediction.db'}",
+            api_keys=DEFAULT_API_KEYS,
+            model_root=str(workdir / "models"),
+            embedder="hashing",
+        )
+    )
 
 
 async def start_fusion(workdir: Path, addresses: dict[str, str]) -> Running:
     from copyloop.fusion.main import start_fusion_service
     from copyloop.fusion.settings import FusionSettings
 
-    return await start_fusion_service(FusionSettings(
-        port=0, database_url=f"sqlite:///{workdir / 'fusion.db'}", api_keys=DEFAULT_API_KEYS,
-        profile_addr=addresses["copyloop.v1.ProfileService"],
-        generation_addr=addresses["copyloop.v1.GenerationService"],
-        prediction_addr=addresses["copyloop.v1.PredictionService"],
-    ))
+    return await start_fusion_service(
+        FusionSettings(
+            port=0,
+            database_url=f"sqlite:///{workdir / 'fusion.db'}",
+            api_keys=DEFAULT_API_KEYS,
+            profile_addr=addresses["copyloop.v1.ProfileService"],
+            generation_addr=addresses["copyloop.v1.GenerationService"],
+            prediction_addr=addresses["copyloop.v1.PredictionService"],
+        )
+    )
 
 
 # In start order: Fusion needs the other three's addresses.
@@ -187,13 +207,17 @@ def _live_params() -> list[Any]:
 # Fixtures
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def protoset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Built fresh from protos/ by the documented script (never a stale copy)."""
     out = tmp_path_factory.mktemp("protoset") / "copyloop.protoset"
     done = subprocess.run(
         ["bash", str(LOADTEST / "build_protoset.sh"), str(out)],
-        env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return out
@@ -223,7 +247,9 @@ async def live(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveSe
 
 
 def _request_for(
-    config: load.GhzConfig, method: load.RpcMethod, number: int = 0,
+    config: load.GhzConfig,
+    method: load.RpcMethod,
+    number: int = 0,
 ) -> tuple[Any, tuple[tuple[str, str], ...]]:
     factory = load.RequestFactory(method, config.data, config.metadata, random.Random(number))
     return factory.build("test", number)
@@ -232,6 +258,7 @@ def _request_for(
 # ---------------------------------------------------------------------------------------------
 # Offline
 # ---------------------------------------------------------------------------------------------
+
 
 def test_there_is_one_config_per_hot_rpc() -> None:
     calls = [load.load_ghz_config(p).call for p in CONFIGS]
@@ -280,13 +307,19 @@ def test_metadata_key_is_one_the_default_deployments_accept(path: Path) -> None:
     assert scheme == "Bearer"
     assert key in parse_api_keys(DEFAULT_API_KEYS)
     compose = load_compose(REPO / "docker-compose.yml")
-    owner = _service_of(load.load_ghz_config(path)).removeprefix("copyloop.v1.").removesuffix("Service").lower()
+    owner = (
+        _service_of(load.load_ghz_config(path))
+        .removeprefix("copyloop.v1.")
+        .removesuffix("Service")
+        .lower()
+    )
     assert key in parse_api_keys(environment(compose["services"][owner])["COPYLOOP_API_KEYS"])
 
 
 # ---------------------------------------------------------------------------------------------
 # Live
 # ---------------------------------------------------------------------------------------------
+
 
 async def _reflected_methods(address: str, service: str) -> tuple[list[str], set[str]]:
     """(services listed by reflection, method names of `service` from its reflected file)."""
@@ -311,8 +344,12 @@ TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
 async def _call_retrying_transient(
-    channel: grpc.aio.Channel, method: load.RpcMethod, request: Any,
-    metadata: tuple[tuple[str, str], ...], call: str, attempts: int = 3,
+    channel: grpc.aio.Channel,
+    method: load.RpcMethod,
+    request: Any,
+    metadata: tuple[tuple[str, str], ...],
+    call: str,
+    attempts: int = 3,
 ) -> Any:
     """One call as a client would make it: retried on UNAVAILABLE / DEADLINE_EXCEEDED (a busy
     test machine can blow Recommend's 300 ms budget), failed at once on any other code."""
@@ -327,7 +364,9 @@ async def _call_retrying_transient(
 
 
 @pytest.mark.parametrize("path", _live_params())
-async def test_live_server_reflects_the_call_and_accepts_the_request(path: Path, pool: Any, live: LiveServices) -> None:
+async def test_live_server_reflects_the_call_and_accepts_the_request(
+    path: Path, pool: Any, live: LiveServices
+) -> None:
     config = load.load_ghz_config(path)
     service = _service_of(config)
     if service not in live.addresses:
@@ -348,12 +387,16 @@ async def test_live_server_reflects_the_call_and_accepts_the_request(path: Path,
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_load_driver_runs_a_bounded_load_against_a_live_service(pool: Any, live: LiveServices) -> None:
+async def test_load_driver_runs_a_bounded_load_against_a_live_service(
+    pool: Any, live: LiveServices
+) -> None:
     config = load.load_ghz_config(LOADTEST / "ingest_events.json")
     method = load.resolve_method(pool, config.call)
     requests = load.RequestFactory(method, config.data, config.metadata, random.Random(1))
     plan = load.LoadPlan(concurrency=4, total=24, duration_s=30, timeout_s=10, connections=2)
-    results, elapsed = await load.run_load(live.addresses["copyloop.v1.ProfileService"], method, requests, plan)
+    results, elapsed = await load.run_load(
+        live.addresses["copyloop.v1.ProfileService"], method, requests, plan
+    )
     summary = load.summarize(results, elapsed)
     assert summary.count == 24 and summary.status_counts == {"OK": 24}
     assert 0 < summary.fastest_s <= summary.percentiles_s[50] <= summary.slowest_s < elapsed
@@ -369,7 +412,9 @@ async def test_load_driver_paces_to_the_requested_rate(pool: Any, live: LiveServ
     method = load.resolve_method(pool, config.call)
     requests = load.RequestFactory(method, config.data, config.metadata, random.Random(2))
     plan = load.LoadPlan(concurrency=4, total=20, duration_s=30, rps=40, timeout_s=10)
-    results, elapsed = await load.run_load(live.addresses["copyloop.v1.ProfileService"], method, requests, plan)
+    results, elapsed = await load.run_load(
+        live.addresses["copyloop.v1.ProfileService"], method, requests, plan
+    )
     assert len(results) == 20
     # 20 calls at 40/s: the last is due at 19/40 s; unpaced they would take a few ms.
     assert elapsed >= 19 / 40
@@ -377,8 +422,18 @@ async def test_load_driver_paces_to_the_requested_rate(pool: Any, live: LiveServ
 
 def test_cli_refuses_a_non_loopback_host_before_sending_anything() -> None:
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "load.py"), str(LOADTEST / "get_user_profile.json"),
-         "--host", "10.1.2.3:50051", "--total", "1"],
-        capture_output=True, text=True, timeout=60, cwd=REPO,
+        [
+            sys.executable,
+            str(REPO / "bench" / "load.py"),
+            str(LOADTEST / "get_user_profile.json"),
+            "--host",
+            "10.1.2.3:50051",
+            "--total",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
     assert done.returncode != 0 and "non-loopback" in done.stderr

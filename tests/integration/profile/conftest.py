@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
+from tests.support.grpc_helpers import API_KEYS
 
 from copyloop.profile.main import ProfileService, start_profile_service
 from copyloop.profile.settings import ProfileSettings
 from copyloop.v1 import profile_pb2_grpc
-from tests.support.grpc_helpers import API_KEYS
 
 
 @dataclass
@@ -25,13 +25,19 @@ class ProfileHarness:
 @pytest.fixture
 async def profile(database_url: str) -> AsyncIterator[ProfileHarness]:
     settings = ProfileSettings(
-        port=0, metrics_port=0, database_url=database_url, api_keys=API_KEYS,
-        readiness_interval_s=0.2, shutdown_grace_s=2,
+        port=0,
+        metrics_port=0,
+        database_url=database_url,
+        api_keys=API_KEYS,
+        readiness_interval_s=0.2,
+        shutdown_grace_s=2,
     )
     service = await start_profile_service(settings)
     channel = grpc.aio.insecure_channel(service.address)
     try:
-        yield ProfileHarness(service, channel, profile_pb2_grpc.ProfileServiceStub(channel), database_url)
+        yield ProfileHarness(
+            service, channel, profile_pb2_grpc.ProfileServiceStub(channel), database_url
+        )
     finally:
         await channel.close()
         await service.stop(0)

@@ -17,12 +17,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from tests.integration.profile.factories import event, item
+from tests.support.grpc_helpers import API_KEYS, auth
 
 from copyloop.profile.main import start_profile_service
 from copyloop.profile.settings import ProfileSettings
 from copyloop.v1 import profile_pb2
-from tests.integration.profile.factories import event, item
-from tests.support.grpc_helpers import API_KEYS, auth
 
 SERVICE = "copyloop.v1.ProfileService"
 
@@ -52,7 +52,9 @@ async def test_metrics_endpoint_counts_requests_by_code(profile) -> None:
         await profile.stub.GetItems(profile_pb2.GetItemsRequest(), metadata=auth())
     port = profile.service.server.metrics_port
     body = await asyncio.to_thread(
-        lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        lambda: (
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        )
     )
     method = "/copyloop.v1.ProfileService/GetItems"
     assert f'copyloop_grpc_requests_total{{code="OK",method="{method}",service="profile"}}' in body
@@ -68,16 +70,26 @@ async def test_health_is_not_serving_while_the_database_is_unreachable(profile) 
 
     def set_connections(allowed: bool) -> None:
         with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{url.database}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
+            conn.execute(
+                text(f'ALTER DATABASE "{url.database}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+            )
             if not allowed:
-                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": url.database})
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+                    ),
+                    {"n": url.database},
+                )
 
     try:
         set_connections(False)
         profile.service.domain.store.engine.dispose()
         assert not await profile.service.server.refresh_health()
         assert await health_status(profile.channel) == health_pb2.HealthCheckResponse.NOT_SERVING
-        assert await health_status(profile.channel, SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert (
+            await health_status(profile.channel, SERVICE)
+            == health_pb2.HealthCheckResponse.NOT_SERVING
+        )
     finally:
         set_connections(True)
     # The readiness watcher brings it back by itself.
@@ -103,10 +115,14 @@ async def test_stop_lets_in_flight_stream_finish_and_refuses_new_calls(database_
     release = asyncio.Event()
 
     async def chunks():
-        yield profile_pb2.IngestEventStreamRequest(events=[event("g1", "u", profile_pb2.EVENT_TYPE_VIEW, "a")])
+        yield profile_pb2.IngestEventStreamRequest(
+            events=[event("g1", "u", profile_pb2.EVENT_TYPE_VIEW, "a")]
+        )
         sent_first.set()
         await release.wait()
-        yield profile_pb2.IngestEventStreamRequest(events=[event("g2", "u", profile_pb2.EVENT_TYPE_VIEW, "a")])
+        yield profile_pb2.IngestEventStreamRequest(
+            events=[event("g2", "u", profile_pb2.EVENT_TYPE_VIEW, "a")]
+        )
 
     async def run_call():
         return await stub.IngestEventStream(chunks(), metadata=auth())
@@ -142,8 +158,11 @@ def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
         "COPYLOOP_PROFILE_SHUTDOWN_GRACE_S": "2",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "copyloop.profile.main"], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "copyloop.profile.main"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]
@@ -159,7 +178,11 @@ def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
 def test_bad_setting_exits_with_a_clear_message(tmp_path: Path) -> None:
     env = {**os.environ, "COPYLOOP_PROFILE_HALF_LIFE_DAYS": "-3", "COPYLOOP_API_KEYS": "nocolon"}
     proc = subprocess.run(
-        [sys.executable, "-m", "copyloop.profile.main"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "copyloop.profile.main"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "COPYLOOP_PROFILE_HALF_LIFE_DAYS" in proc.stderr and "COPYLOOP_API_KEYS" in proc.stderr

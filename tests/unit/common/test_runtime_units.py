@@ -10,7 +10,13 @@ from sqlalchemy.orm import Session
 
 from copyloop.common import idempotency, pagination
 from copyloop.common.config import ServiceSettings, SettingsError, parse_api_keys
-from copyloop.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, Violations
+from copyloop.common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+    Violations,
+)
 
 
 def unpack(status, kind):
@@ -32,7 +38,10 @@ def test_invalid_argument_lists_every_violation() -> None:
     status = err.value.to_status("rid-1")
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     bad = unpack(status, error_details_pb2.BadRequest)
-    assert [(f.field, f.description) for f in bad.field_violations] == [("a", "bad a"), ("c.d", "bad c")]
+    assert [(f.field, f.description) for f in bad.field_violations] == [
+        ("a", "bad a"),
+        ("c.d", "bad c"),
+    ]
     assert unpack(status, error_details_pb2.RequestInfo).request_id == "rid-1"
 
 
@@ -82,8 +91,15 @@ def test_idempotent_write_runs_once_per_key() -> None:
     def run(key: str, request: object) -> list[int]:
         with Session(engine) as session, session.begin():
             return idempotency.run_idempotent(
-                session, table, "t", "M", key, idempotency.fingerprint(request), write,
-                encode=lambda r: bytes(r), decode=lambda raw: list(raw),
+                session,
+                table,
+                "t",
+                "M",
+                key,
+                idempotency.fingerprint(request),
+                write,
+                encode=lambda r: bytes(r),
+                decode=lambda raw: list(raw),
             )
 
     assert run("k", {"a": 1}) == [1]

@@ -51,16 +51,17 @@ def test_amazon_sample_loads_with_parsed_prices_and_points() -> None:
     assert Counter(i.category_path[0] for i in items).most_common(1)[0][0] == "Toys & Games"
     with_points = [i for i in items if i.selling_points]
     assert len(with_points) > 0.9 * len(items)
-    assert not any(p.lower().startswith("make sure this fits") for i in items
-                   for p in i.selling_points)
+    assert not any(
+        p.lower().startswith("make sure this fits") for i in items for p in i.selling_points
+    )
     assert any(i.list_price > i.price for i in items)  # "Save $x" strike-through prices
 
 
 def test_amazon_price_parser_handles_messy_strings(tmp_path: Path) -> None:
     csv_text = (
         "Uniq Id,Product Name,Category,Selling Price,About Product\n"
-        'a1,Widget One,Toys & Games | Puzzles,$18.66,Fun | Make sure this fits by x. | Bright\n'
-        'a2,Widget Two,,$22.50 - $49.88,\n'
+        "a1,Widget One,Toys & Games | Puzzles,$18.66,Fun | Make sure this fits by x. | Bright\n"
+        "a2,Widget Two,,$22.50 - $49.88,\n"
         'a3,Widget Three,Toys & Games,"$ 19 99 $39.95 #css Save $19.96 (50%)",Big\n'
         "a4,Widget Four,Toys & Games,Total price:,x\n"
     )

@@ -12,7 +12,9 @@ from copyloop.prediction.types import ContextFeatures
 
 
 def _market(n_shoppers: int = 150, seed: int = 0) -> SyntheticMarket:
-    return SyntheticMarket(synthetic_items(80, seed=seed), MarketConfig(n_shoppers=n_shoppers), seed=seed)
+    return SyntheticMarket(
+        synthetic_items(80, seed=seed), MarketConfig(n_shoppers=n_shoppers), seed=seed
+    )
 
 
 def test_logs_are_deterministic_for_a_seed() -> None:
@@ -51,16 +53,22 @@ def test_hidden_tastes_drive_clicks() -> None:
     liked = max(shopper.category_taste, key=shopper.category_taste.get)
     disliked = min(shopper.category_taste, key=shopper.category_taste.get)
     item_liked = next(i for i in market.items if i.category_path[0] == liked)
-    item_disliked = replace(item_liked, category_path=(disliked,) + tuple(item_liked.category_path[1:]))
+    item_disliked = replace(
+        item_liked, category_path=(disliked,) + tuple(item_liked.category_path[1:])
+    )
     context = ContextFeatures("push", shopper.peak_hour, shopper.devices[0], "en-US")
     p_liked, _ = market.true_probabilities(shopper, item_liked, "x", "Meet the thing.", context)
-    p_disliked, _ = market.true_probabilities(shopper, item_disliked, "x", "Meet the thing.", context)
+    p_disliked, _ = market.true_probabilities(
+        shopper, item_disliked, "x", "Meet the thing.", context
+    )
     assert p_liked > p_disliked
 
 
 def test_copy_style_response_is_per_shopper() -> None:
     market = _market()
-    assert hidden_styles("Save 20% today!")["discount"] and hidden_styles("Save 20% today!")["urgency"]
+    assert (
+        hidden_styles("Save 20% today!")["discount"] and hidden_styles("Save 20% today!")["urgency"]
+    )
     fans = sorted(market.shoppers, key=lambda s: s.style_response["discount"])
     hater, fan = fans[0], fans[-1]
     item = next(i for i in market.items if i.list_price > i.price)
@@ -78,7 +86,10 @@ def test_profiles_are_observable_not_the_truth() -> None:
     market = _market()
     cold = next(s for s in market.shoppers if s.cold)
     warm = next(s for s in market.shoppers if not s.cold)
-    assert market.profile(cold.shopper_id).cold_start and not market.profile(cold.shopper_id).category_affinity
+    assert (
+        market.profile(cold.shopper_id).cold_start
+        and not market.profile(cold.shopper_id).category_affinity
+    )
     profile = market.profile(warm.shopper_id)
     assert all(0.0 <= v <= 1.0 for v in profile.category_affinity.values())
     top_true = max(warm.category_taste, key=warm.category_taste.get)
@@ -98,7 +109,10 @@ class _ForeignItem:
 
 
 def test_any_item_list_works() -> None:
-    items = [_ForeignItem(("garden", "tools"), "Spade&Co", 25.0, 30.0), _ForeignItem(("garden", "seeds"), "Bloom", 4.0, 0.0)]
+    items = [
+        _ForeignItem(("garden", "tools"), "Spade&Co", 25.0, 30.0),
+        _ForeignItem(("garden", "seeds"), "Bloom", 4.0, 0.0),
+    ]
     assert all(isinstance(i, Item) for i in items)
     market = SyntheticMarket(items, MarketConfig(n_shoppers=20), seed=1)
     log = market.generate(300)

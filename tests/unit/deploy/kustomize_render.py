@@ -18,13 +18,27 @@ Manifest = dict[str, Any]
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 SUPPORTED_KEYS = {
-    "apiVersion", "kind", "resources", "namespace", "images", "replicas", "secretGenerator",
+    "apiVersion",
+    "kind",
+    "resources",
+    "namespace",
+    "images",
+    "replicas",
+    "secretGenerator",
     "generatorOptions",
 }
 CLUSTER_SCOPED = {
-    "Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass",
-    "CustomResourceDefinition", "PriorityClass", "IngressClass", "RuntimeClass",
-    "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "PersistentVolume",
+    "StorageClass",
+    "CustomResourceDefinition",
+    "PriorityClass",
+    "IngressClass",
+    "RuntimeClass",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
 }
 POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 
@@ -56,6 +70,7 @@ def render(directory: Path) -> list[Manifest]:
 # ---------------------------------------------------------------------------------------------
 # The fallback renderer
 # ---------------------------------------------------------------------------------------------
+
 
 def _kustomization(directory: Path) -> Manifest:
     for name in KUSTOMIZATION_FILES:
@@ -103,12 +118,15 @@ def _generated_secrets(spec: Manifest) -> list[Manifest]:
         for literal in generator.get("literals", []):
             key, _, value = literal.partition("=")
             data[key] = base64.b64encode(value.encode()).decode()
-        secrets.append({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": generator["name"]},
-            "type": generator.get("type", "Opaque"),
-            "data": data,
-        })
+        secrets.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": generator["name"]},
+                "type": generator.get("type", "Opaque"),
+                "data": data,
+            }
+        )
     return secrets
 
 
@@ -147,7 +165,10 @@ def _set_image(manifests: list[Manifest], rule: Manifest) -> None:
 
 def _set_replicas(manifests: list[Manifest], name: str, count: int) -> None:
     for manifest in manifests:
-        if manifest["kind"] in {"Deployment", "StatefulSet", "ReplicaSet"} and manifest["metadata"]["name"] == name:
+        if (
+            manifest["kind"] in {"Deployment", "StatefulSet", "ReplicaSet"}
+            and manifest["metadata"]["name"] == name
+        ):
             manifest["spec"]["replicas"] = count
 
 

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import yaml
 from sqlalchemy.engine import make_url
-
 from tests.unit.deploy.compose_file import (
     environment,
     exposed_ports,
@@ -88,10 +87,14 @@ def test_service_containers_are_locked_down(services: dict[str, Any], name: str)
     assert service["read_only"] is True and "/tmp" in service["tmpfs"]
     assert "ALL" in service["cap_drop"]
     grace = float(environment(service)[f"{prefix}SHUTDOWN_GRACE_S"])
-    assert parse_duration_s(service["stop_grace_period"]) > grace, "SIGKILL would cut the drain short"
+    assert parse_duration_s(service["stop_grace_period"]) > grace, (
+        "SIGKILL would cut the drain short"
+    )
 
 
-def test_every_address_points_at_a_listening_port_of_a_healthy_dependency(services: dict[str, Any]) -> None:
+def test_every_address_points_at_a_listening_port_of_a_healthy_dependency(
+    services: dict[str, Any],
+) -> None:
     checked = 0
     for name, service in services.items():
         for var, value in environment(service).items():
@@ -99,7 +102,9 @@ def test_every_address_points_at_a_listening_port_of_a_healthy_dependency(servic
                 continue
             host, port = split_host_port(value)
             assert host in services, f"{name}.{var}={value}: no service {host!r}"
-            assert port in exposed_ports(services[host]), f"{name}.{var}: {host} does not expose {port}"
+            assert port in exposed_ports(services[host]), (
+                f"{name}.{var}: {host} does not expose {port}"
+            )
             assert _healthy_dependency(service, host), f"{name} must wait for {host} to be healthy"
             checked += 1
     # FusionService's three addresses and GenerationService's Triton URL.
@@ -109,17 +114,26 @@ def test_every_address_points_at_a_listening_port_of_a_healthy_dependency(servic
 def test_fusion_addresses_reach_the_other_services_grpc_ports(services: dict[str, Any]) -> None:
     env = environment(services["fusion"])
     for other in ("profile", "generation", "prediction"):
-        assert split_host_port(env[f"COPYLOOP_FUSION_{other.upper()}_ADDR"]) == (other, SERVICES[other].grpc_port)
-    assert split_host_port(environment(services["generation"])["COPYLOOP_GENERATION_TRITON_URL"]) == ("triton", 8001)
+        assert split_host_port(env[f"COPYLOOP_FUSION_{other.upper()}_ADDR"]) == (
+            other,
+            SERVICES[other].grpc_port,
+        )
+    assert split_host_port(
+        environment(services["generation"])["COPYLOOP_GENERATION_TRITON_URL"]
+    ) == ("triton", 8001)
 
 
-def test_each_service_has_its_own_database_on_the_postgres_service(compose: dict[str, Any], services: dict[str, Any]) -> None:
+def test_each_service_has_its_own_database_on_the_postgres_service(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
     created = _init_databases(compose)
     databases = set()
     for name, facts in SERVICES.items():
         url = make_url(environment(services[name])[f"{facts.env_prefix}DATABASE_URL"])
         assert url.get_backend_name() == "postgresql"
-        assert url.host in services and (url.port or POSTGRES_PORT) in exposed_ports(services[url.host])
+        assert url.host in services and (url.port or POSTGRES_PORT) in exposed_ports(
+            services[url.host]
+        )
         assert url.database in created, f"{url.database} is not created by the init script"
         assert url.password == environment(services["postgres"])["POSTGRES_PASSWORD"]
         assert _healthy_dependency(services[name], url.host)
@@ -131,10 +145,15 @@ def test_each_service_has_its_own_database_on_the_postgres_service(compose: dict
     assert "pg_isready" in probe and probe[probe.index("-h") + 1] == "127.0.0.1"
 
 
-def test_triton_reserves_a_gpu_and_mounts_the_model_repository_read_only(services: dict[str, Any]) -> None:
+def test_triton_reserves_a_gpu_and_mounts_the_model_repository_read_only(
+    services: dict[str, Any],
+) -> None:
     triton = services["triton"]
     devices = triton["deploy"]["resources"]["reservations"]["devices"]
-    assert any("gpu" in d["capabilities"] and d.get("driver") == "nvidia" and d.get("count") == 1 for d in devices)
+    assert any(
+        "gpu" in d["capabilities"] and d.get("driver") == "nvidia" and d.get("count") == 1
+        for d in devices
+    )
     repo_mounts = [v for v in triton["volumes"] if v.split(":")[1] == "/models"]
     assert repo_mounts, "the model repository is not mounted at /models"
     host_path, _, mode = repo_mounts[0].split(":")
@@ -148,7 +167,9 @@ def test_triton_reserves_a_gpu_and_mounts_the_model_repository_read_only(service
     assert any(weights.startswith(t) for t in _mount_targets(triton))
 
 
-def test_generation_reads_the_tokenizer_from_the_weights_triton_serves(services: dict[str, Any]) -> None:
+def test_generation_reads_the_tokenizer_from_the_weights_triton_serves(
+    services: dict[str, Any],
+) -> None:
     model_dir = environment(services["generation"])["COPYLOOP_GENERATION_MODEL_DIR"]
     assert model_dir == environment(services["triton"])["COPYWRITER_MODEL_DIR"]
     host_of = {v.split(":")[1]: v.split(":")[0] for v in services["generation"]["volumes"]}
@@ -182,7 +203,10 @@ def test_prometheus_scrapes_the_four_metrics_ports(services: dict[str, Any]) -> 
 
 def test_default_api_keys_accept_the_demo_key(services: dict[str, Any]) -> None:
     for name in SERVICES:
-        keys = dict(pair.split(":", 1) for pair in environment(services[name])["COPYLOOP_API_KEYS"].split(","))
+        keys = dict(
+            pair.split(":", 1)
+            for pair in environment(services[name])["COPYLOOP_API_KEYS"].split(",")
+        )
         assert "demo-key" in keys
 
 
@@ -193,7 +217,8 @@ def _profile_probe_code(services: dict[str, Any]) -> str:
 
 
 async def test_the_compose_health_probe_passes_on_a_serving_service_and_fails_without_one(
-    services: dict[str, Any], tmp_path: Path,
+    services: dict[str, Any],
+    tmp_path: Path,
 ) -> None:
     """Runs the exact `python -c` probe from the compose file against a real ProfileService
     (its port swapped for the test's free one), then against a port nothing listens on."""
@@ -201,9 +226,13 @@ async def test_the_compose_health_probe_passes_on_a_serving_service_and_fails_wi
     from copyloop.profile.settings import ProfileSettings
 
     code = _profile_probe_code(services)
-    service = await start_profile_service(ProfileSettings(
-        port=0, database_url=f"sqlite:///{tmp_path / 'p.db'}", readiness_interval_s=0.2,
-    ))
+    service = await start_profile_service(
+        ProfileSettings(
+            port=0,
+            database_url=f"sqlite:///{tmp_path / 'p.db'}",
+            readiness_interval_s=0.2,
+        )
+    )
     try:
         probe = code.replace("127.0.0.1:50051", service.address)
         ok = await _run(probe)

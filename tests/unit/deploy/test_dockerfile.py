@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass, field
 
 import pytest
-
 from tests.unit.deploy.compose_file import load_compose
 from tests.unit.deploy.service_table import REPO, SERVICES
 
@@ -77,7 +76,9 @@ def test_compose_builds_only_stages_that_exist(stages: dict[str, Stage]) -> None
     assert targets == {"runtime", "triton"} and targets <= set(stages)
 
 
-def test_runtime_stage_is_non_root_and_leaves_health_to_the_orchestrator(stages: dict[str, Stage]) -> None:
+def test_runtime_stage_is_non_root_and_leaves_health_to_the_orchestrator(
+    stages: dict[str, Stage],
+) -> None:
     runtime = stages["runtime"]
     users = runtime.args_of("USER")
     assert users, "no USER: the services would run as root"
@@ -95,7 +96,9 @@ def test_runtime_stage_is_non_root_and_leaves_health_to_the_orchestrator(stages:
     assert any("--from=build" in c for c in runtime.args_of("COPY"))
 
 
-def test_build_stage_installs_the_lock_with_the_cpu_torch_index_and_generates_stubs(stages: dict[str, Stage]) -> None:
+def test_build_stage_installs_the_lock_with_the_cpu_torch_index_and_generates_stubs(
+    stages: dict[str, Stage],
+) -> None:
     build = " ".join(args for _, args in stages["build"].instructions)
     assert "download.pytorch.org/whl/cpu" in build
     assert "-r requirements.lock" in build
@@ -105,7 +108,9 @@ def test_build_stage_installs_the_lock_with_the_cpu_torch_index_and_generates_st
     assert re.search(r"^protos:", makefile, flags=re.MULTILINE) and "$(VENV)" in makefile
 
 
-def test_triton_stage_is_the_official_image_plus_the_models_imports(stages: dict[str, Stage]) -> None:
+def test_triton_stage_is_the_official_image_plus_the_models_imports(
+    stages: dict[str, Stage],
+) -> None:
     triton = stages["triton"]
     assert triton.base == TRITON_BASE
     installs = " ".join(triton.args_of("RUN"))
@@ -124,12 +129,15 @@ def _ignored(path: str, patterns: list[str]) -> bool:
     prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
     return any(
         fnmatch.fnmatch(prefix, pattern.removeprefix("**/")) or fnmatch.fnmatch(prefix, pattern)
-        for pattern in patterns if not pattern.startswith("!")
+        for pattern in patterns
+        if not pattern.startswith("!")
         for prefix in prefixes
     )
 
 
-def test_nothing_the_dockerfile_copies_is_excluded_from_the_context(stages: dict[str, Stage]) -> None:
+def test_nothing_the_dockerfile_copies_is_excluded_from_the_context(
+    stages: dict[str, Stage],
+) -> None:
     patterns = _ignore_patterns()
     copied = []
     for stage in stages.values():

@@ -10,7 +10,6 @@ import copy
 
 import pytest
 from sqlalchemy.engine import make_url
-
 from tests.unit.deploy.kustomize_render import (
     Manifest,
     by_kind,
@@ -20,7 +19,13 @@ from tests.unit.deploy.kustomize_render import (
     render_fallback,
     render_with_binary,
 )
-from tests.unit.deploy.service_table import REPO, SERVICES, TRITON_GRPC_PORT, is_address_var, split_host_port
+from tests.unit.deploy.service_table import (
+    REPO,
+    SERVICES,
+    TRITON_GRPC_PORT,
+    is_address_var,
+    split_host_port,
+)
 
 K8S = REPO / "deploy" / "k8s"
 OVERLAYS = {"dev": K8S / "overlays" / "dev", "production": K8S / "overlays" / "production"}
@@ -67,7 +72,16 @@ def _selects(selector: dict[str, str], deployment: Manifest) -> bool:
 def _quantity(value: str | int) -> float:
     """CPU/memory quantities -> a comparable float (cores / bytes)."""
     text = str(value)
-    suffixes = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9}
+    suffixes = {
+        "m": 1e-3,
+        "Ki": 2**10,
+        "Mi": 2**20,
+        "Gi": 2**30,
+        "Ti": 2**40,
+        "k": 1e3,
+        "M": 1e6,
+        "G": 1e9,
+    }
     for suffix, factor in sorted(suffixes.items(), key=lambda kv: -len(kv[0])):
         if text.endswith(suffix):
             return float(text[: -len(suffix)]) * factor
@@ -78,10 +92,13 @@ def _quantity(value: str | int) -> float:
 # Rendering and schema validation
 # ---------------------------------------------------------------------------------------------
 
+
 def test_fallback_renderer_matches_kustomize_where_kustomize_exists() -> None:
     command = kustomize_binary()
     if command is None:
-        pytest.skip("neither kustomize nor kubectl is installed; the fallback renderer is used alone")
+        pytest.skip(
+            "neither kustomize nor kubectl is installed; the fallback renderer is used alone"
+        )
 
     def normalised(manifests: list[Manifest]) -> dict[tuple[str, ...], Manifest]:
         out = {}
@@ -92,11 +109,15 @@ def test_fallback_renderer_matches_kustomize_where_kustomize_exists() -> None:
         return out
 
     for name, path in OVERLAYS.items():
-        assert normalised(render_fallback(path)) == normalised(render_with_binary(path, command)), name
+        assert normalised(render_fallback(path)) == normalised(render_with_binary(path, command)), (
+            name
+        )
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-def test_every_manifest_validates_against_the_kubernetes_schema(rendered: Rendered, version: str) -> None:
+def test_every_manifest_validates_against_the_kubernetes_schema(
+    rendered: Rendered, version: str
+) -> None:
     kubernetes_validate = pytest.importorskip(
         "kubernetes_validate",
         reason="kubernetes-validate is not installed (add kubernetes-validate==1.37.0 to requirements.lock)",
@@ -108,7 +129,9 @@ def test_every_manifest_validates_against_the_kubernetes_schema(rendered: Render
             kubernetes_validate.validate(manifest, version, strict=True)
         except kubernetes_validate.ValidationError as err:
             path = ".".join(str(p) for p in err.path)
-            pytest.fail(f"{manifest['kind']}/{manifest['metadata']['name']} @ {version}: {path}: {err.message}")
+            pytest.fail(
+                f"{manifest['kind']}/{manifest['metadata']['name']} @ {version}: {path}: {err.message}"
+            )
 
 
 def test_strict_validation_rejects_a_misspelt_field() -> None:
@@ -133,8 +156,11 @@ def test_overlays_set_their_namespace_on_every_namespaced_object(rendered: Rende
 # The four gRPC services
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", sorted(SERVICES))
-def test_deployment_runs_the_service_with_grpc_probes_on_its_port(rendered: Rendered, name: str) -> None:
+def test_deployment_runs_the_service_with_grpc_probes_on_its_port(
+    rendered: Rendered, name: str
+) -> None:
     _, manifests = rendered
     facts = SERVICES[name]
     container = _container(_deployments(manifests)[name])
@@ -149,11 +175,15 @@ def test_deployment_runs_the_service_with_grpc_probes_on_its_port(rendered: Rend
         grpc_probe = container[probe].get("grpc")
         assert grpc_probe, f"{name}: {probe} is not a native gRPC probe"
         assert _container_port(container, grpc_probe["port"]) == facts.grpc_port
-        assert grpc_probe.get("service", "") == ""  # overall health: SERVING only when deps are ready
+        assert (
+            grpc_probe.get("service", "") == ""
+        )  # overall health: SERVING only when deps are ready
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
-def test_deployment_has_requests_limits_and_a_locked_down_pod(rendered: Rendered, name: str) -> None:
+def test_deployment_has_requests_limits_and_a_locked_down_pod(
+    rendered: Rendered, name: str
+) -> None:
     _, manifests = rendered
     deployment = _deployments(manifests)[name]
     pod = deployment["spec"]["template"]["spec"]
@@ -168,23 +198,31 @@ def test_deployment_has_requests_limits_and_a_locked_down_pod(rendered: Rendered
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"]["drop"] == ["ALL"]
-    assert "/tmp" in {m["mountPath"] for m in container["volumeMounts"]}, "read-only root needs a writable /tmp"
+    assert "/tmp" in {m["mountPath"] for m in container["volumeMounts"]}, (
+        "read-only root needs a writable /tmp"
+    )
     assert pod["automountServiceAccountToken"] is False
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
-def test_termination_grace_outlasts_prestop_and_the_services_drain(rendered: Rendered, name: str) -> None:
+def test_termination_grace_outlasts_prestop_and_the_services_drain(
+    rendered: Rendered, name: str
+) -> None:
     _, manifests = rendered
     deployment = _deployments(manifests)[name]
     container = _container(deployment)
     grace_s = float(_env(container)[f"{SERVICES[name].env_prefix}SHUTDOWN_GRACE_S"]["value"])
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert 0 < pre_stop <= PRESTOP_SLEEP_S_MAX
-    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > grace_s + pre_stop
+    assert (
+        deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > grace_s + pre_stop
+    )
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
-def test_each_deployment_has_a_service_and_a_disruption_budget(rendered: Rendered, name: str) -> None:
+def test_each_deployment_has_a_service_and_a_disruption_budget(
+    rendered: Rendered, name: str
+) -> None:
     _, manifests = rendered
     deployment = _deployments(manifests)[name]
     container = _container(deployment)
@@ -210,9 +248,13 @@ def test_addresses_resolve_to_a_service_port_that_reaches_the_container(rendered
                 continue
             host, port = split_host_port(entry["value"])
             assert host in services, f"{var}: no Service {host!r}"
-            service_port = next((p for p in services[host]["spec"]["ports"] if p["port"] == port), None)
+            service_port = next(
+                (p for p in services[host]["spec"]["ports"] if p["port"] == port), None
+            )
             assert service_port, f"{var}: Service {host} has no port {port}"
-            backends = [d for d in deployments.values() if _selects(services[host]["spec"]["selector"], d)]
+            backends = [
+                d for d in deployments.values() if _selects(services[host]["spec"]["selector"], d)
+            ]
             assert len(backends) == 1, f"Service {host} selects {len(backends)} Deployments"
             _container_port(_container(backends[0]), service_port["targetPort"])
             checked += 1
@@ -227,9 +269,13 @@ def test_hpas_target_the_fusion_and_prediction_deployments(rendered: Rendered) -
     assert targets == {"fusion", "prediction"}
     for hpa in hpas.values():
         ref = hpa["spec"]["scaleTargetRef"]
-        assert (ref["apiVersion"], ref["kind"]) == ("apps/v1", "Deployment") and ref["name"] in deployments
+        assert (ref["apiVersion"], ref["kind"]) == ("apps/v1", "Deployment") and ref[
+            "name"
+        ] in deployments
         assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
-        assert "replicas" not in deployments[ref["name"]]["spec"], "a fixed replica count fights the HPA"
+        assert "replicas" not in deployments[ref["name"]]["spec"], (
+            "a fixed replica count fights the HPA"
+        )
         assert any(m["resource"]["name"] == "cpu" for m in hpa["spec"]["metrics"])
         # CPU utilisation is relative to requests: without them the HPA cannot act.
         assert "cpu" in _container(deployments[ref["name"]])["resources"]["requests"]
@@ -238,6 +284,7 @@ def test_hpas_target_the_fusion_and_prediction_deployments(rendered: Rendered) -
 # ---------------------------------------------------------------------------------------------
 # Triton
 # ---------------------------------------------------------------------------------------------
+
 
 def test_triton_requests_a_gpu_and_is_probed_on_its_health_endpoints(rendered: Rendered) -> None:
     _, manifests = rendered
@@ -270,6 +317,7 @@ def test_claimed_volumes_exist(rendered: Rendered) -> None:
 # Secrets
 # ---------------------------------------------------------------------------------------------
 
+
 def _secret_refs(manifests: list[Manifest]) -> set[tuple[str, str]]:
     refs = set()
     for deployment in _deployments(manifests).values():
@@ -288,7 +336,9 @@ def test_credentials_are_referenced_from_a_secret_never_inlined(rendered: Render
                 assert "value" not in entry, f"{name}.{var} is inlined"
                 assert entry["valueFrom"]["secretKeyRef"]["name"] == SECRET_NAME
             value = str(entry.get("value", ""))
-            assert "@" not in value and "demo-key" not in value, f"{name}.{var} looks like a credential"
+            assert "@" not in value and "demo-key" not in value, (
+                f"{name}.{var} looks like a credential"
+            )
     keys = {key for _, key in _secret_refs(manifests)}
     assert keys == {"api-keys"} | {f"{s}-database-url" for s in SERVICES}
 

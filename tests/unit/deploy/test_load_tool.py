@@ -11,8 +11,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from bench import load
+
 from copyloop.v1 import profile_pb2
 
 METHOD = profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].methods_by_name["IngestEvents"]
@@ -20,7 +20,11 @@ METHOD = profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].methods_by_na
 
 def call_data(number: int = 7) -> load.CallTemplateData:
     return load.CallTemplateData.for_call(
-        METHOD, "w3", number, now_ns=1_700_000_000_123_456_789, call_uuid="0f0e0d0c-0000-4000-8000-000000000001"
+        METHOD,
+        "w3",
+        number,
+        now_ns=1_700_000_000_123_456_789,
+        call_uuid="0f0e0d0c-0000-4000-8000-000000000001",
     )
 
 
@@ -32,9 +36,19 @@ def test_call_template_fields_render_like_ghz() -> None:
         "{{.FullyQualifiedName}}|{{.InputName}}|{{.OutputName}}|{{.IsClientStreaming}}"
     )
     assert load.render_template(text, data, random.Random(0)).split("|") == [
-        "7", "w3", "0f0e0d0c-0000-4000-8000-000000000001", "2023-11-14T22:13:20Z", "1700000000",
-        "1700000000123", "1700000000123456789", "IngestEvents", "ProfileService",
-        "copyloop.v1.ProfileService.IngestEvents", "IngestEventsRequest", "IngestEventsResponse", "false",
+        "7",
+        "w3",
+        "0f0e0d0c-0000-4000-8000-000000000001",
+        "2023-11-14T22:13:20Z",
+        "1700000000",
+        "1700000000123",
+        "1700000000123456789",
+        "IngestEvents",
+        "ProfileService",
+        "copyloop.v1.ProfileService.IngestEvents",
+        "IngestEventsRequest",
+        "IngestEventsResponse",
+        "false",
     ]
 
 
@@ -42,17 +56,28 @@ def test_random_functions_stay_in_range_and_are_seeded() -> None:
     rng = random.Random(5)
     draws = {int(load.render_template("{{randomInt 10 13}}", call_data(), rng)) for _ in range(300)}
     assert draws == {10, 11, 12}  # [min, max), as in ghz
-    ids = {load.render_template("shopper-000{{ randomInt 10 100 }}", call_data(), rng) for _ in range(200)}
+    ids = {
+        load.render_template("shopper-000{{ randomInt 10 100 }}", call_data(), rng)
+        for _ in range(200)
+    }
     assert all(re.fullmatch(r"shopper-000\d\d", i) for i in ids) and len(ids) > 50
     assert len(load.render_template("{{randomString 12}}", call_data(), rng)) == 12
     assert 2 <= len(load.render_template("{{randomString 0}}", call_data(), rng)) <= 16
     uuid_text = load.render_template("{{newUUID}}", call_data(), rng)
-    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", uuid_text)
-    first = [load.render_template("{{randomInt 0 1000}}", call_data(), random.Random(9)) for _ in range(3)]
-    assert first == [load.render_template("{{randomInt 0 1000}}", call_data(), random.Random(9)) for _ in range(3)]
+    assert re.fullmatch(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", uuid_text
+    )
+    first = [
+        load.render_template("{{randomInt 0 1000}}", call_data(), random.Random(9))
+        for _ in range(3)
+    ]
+    assert first == [
+        load.render_template("{{randomInt 0 1000}}", call_data(), random.Random(9))
+        for _ in range(3)
+    ]
 
 
-@pytest.mark.parametrize("text", ["{{.Nope}}", "{{printf \"%05d\" 3}}", "{{randomInt 5 5}}", "{{}}"])
+@pytest.mark.parametrize("text", ["{{.Nope}}", '{{printf "%05d" 3}}', "{{randomInt 5 5}}", "{{}}"])
 def test_unsupported_template_actions_fail_loudly(text: str) -> None:
     with pytest.raises(load.TemplateError):
         load.render_template(text, call_data(), random.Random(0))
@@ -61,12 +86,15 @@ def test_unsupported_template_actions_fail_loudly(text: str) -> None:
 def test_render_value_walks_nested_json_and_leaves_other_types_alone() -> None:
     value = {"events": [{"event_id": "e-{{.RequestNumber}}", "quantity": 2, "ok": True}], "n": None}
     assert load.render_value(value, call_data(41), random.Random(0)) == {
-        "events": [{"event_id": "e-41", "quantity": 2, "ok": True}], "n": None,
+        "events": [{"event_id": "e-41", "quantity": 2, "ok": True}],
+        "n": None,
     }
     assert load.has_templates(value) and not load.has_templates({"a": ["b", 1]})
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("10s", 10), ("500ms", 0.5), ("1m30s", 90), ("2h", 7200), ("1.5s", 1.5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("10s", 10), ("500ms", 0.5), ("1m30s", 90), ("2h", 7200), ("1.5s", 1.5)]
+)
 def test_durations_parse_like_go(text: str, seconds: float) -> None:
     assert load.parse_duration(text) == pytest.approx(seconds)
 
@@ -92,10 +120,16 @@ def test_summary_counts_statuses_with_ghz_names() -> None:
     assert summary.status_counts == {"OK": 3, "DeadlineExceeded": 1}
     assert summary.fastest_s == 0.002 and summary.slowest_s == 0.5
     text = load.format_summary(summary)
-    assert "[OK]\t3 responses" in text and "[DeadlineExceeded]\t1 responses" in text and "99 % in" in text
+    assert (
+        "[OK]\t3 responses" in text
+        and "[DeadlineExceeded]\t1 responses" in text
+        and "99 % in" in text
+    )
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1:50051", "localhost:50051", "[::1]:50051", "127.9.9.9:1"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:50051", "localhost:50051", "[::1]:50051", "127.9.9.9:1"]
+)
 def test_loopback_targets_are_allowed(host: str) -> None:
     load.ensure_loopback(host)
 
@@ -117,9 +151,20 @@ def test_a_plan_always_stops() -> None:
 
 def test_cli_flags_override_the_config_like_ghz(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"call": "copyloop.v1.ProfileService/GetUserProfile", "total": 500, "concurrency": 8, "timeout": "2s"}))
+    path.write_text(
+        json.dumps(
+            {
+                "call": "copyloop.v1.ProfileService/GetUserProfile",
+                "total": 500,
+                "concurrency": 8,
+                "timeout": "2s",
+            }
+        )
+    )
     config = load.load_ghz_config(path)
-    args = argparse.Namespace(total=None, duration=3.0, concurrency=None, rps=None, timeout=None, connections=None)
+    args = argparse.Namespace(
+        total=None, duration=3.0, concurrency=None, rps=None, timeout=None, connections=None
+    )
     plan = load.plan_from(config, args)
     assert (plan.total, plan.duration_s, plan.concurrency, plan.timeout_s) == (None, 3.0, 8, 2.0)
     args.duration = None

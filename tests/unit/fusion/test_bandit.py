@@ -103,7 +103,10 @@ def test_same_seed_same_choices_other_seed_differs() -> None:
 
     def run(seed: int) -> list[tuple[str, float]]:
         rng = random.Random(seed)
-        return [(c.creative_id, c.sampled_ctr) for c in (choose_variant(arms, 20, rng) for _ in range(50))]
+        return [
+            (c.creative_id, c.sampled_ctr)
+            for c in (choose_variant(arms, 20, rng) for _ in range(50))
+        ]
 
     assert run(11) == run(11)
     assert run(11) != run(12)
@@ -127,7 +130,9 @@ def test_random_mode_spreads_uniformly_and_dispatch_matches_modes() -> None:
     assert all(900 < picks[k] < 1100 for k in ("v0", "v1", "v2"))
 
     assert choose("greedy", arms, random.Random(0)).creative_id == "v2"
-    assert choose(SelectionMode.THOMPSON, arms, random.Random(9)) == choose_variant(arms, 50, random.Random(9))
+    assert choose(SelectionMode.THOMPSON, arms, random.Random(9)) == choose_variant(
+        arms, 50, random.Random(9)
+    )
     assert choose("random", arms, random.Random(4)) == choose_random(arms, random.Random(4))
     with pytest.raises(ValueError):
         choose("epsilon", arms, random.Random(0))

@@ -72,7 +72,10 @@ def test_assignment_is_stable_across_processes_with_different_hash_seeds() -> No
         out = subprocess.run(
             [sys.executable, "-c", code],
             input=json.dumps({"arms": arms, "users": users}),
-            capture_output=True, text=True, check=True, timeout=60,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
             env={**os.environ, "PYTHONHASHSEED": seed},
         )
         assert json.loads(out.stdout) == expected
@@ -113,7 +116,10 @@ def test_lift_interval_covers_the_true_lift_about_95_percent_of_the_time() -> No
     reps = 600
     covered = 0
     for cb, ct in zip(rng.binomial(n, p_base, reps), rng.binomial(n, p_treat, reps)):
-        est = relative_lift(ArmCounts("t", impressions=n, clicks=int(ct)), ArmCounts("b", impressions=n, clicks=int(cb)))
+        est = relative_lift(
+            ArmCounts("t", impressions=n, clicks=int(ct)),
+            ArmCounts("b", impressions=n, clicks=int(cb)),
+        )
         assert est is not None
         covered += est.lower <= true_lift <= est.upper
     assert 0.92 <= covered / reps <= 0.98
@@ -124,19 +130,25 @@ def test_lift_edge_cases_stay_finite_or_undefined() -> None:
     zero = relative_lift(ArmCounts("t", impressions=1000, clicks=0), base)
     assert zero is not None and zero.lift == -1.0
     assert math.isfinite(zero.lower) and -1.0 < zero.lower < zero.upper < 0.0
-    assert relative_lift(ArmCounts("t", impressions=1000, clicks=5), ArmCounts("b", impressions=1000)) is None
+    assert (
+        relative_lift(ArmCounts("t", impressions=1000, clicks=5), ArmCounts("b", impressions=1000))
+        is None
+    )
     assert relative_lift(ArmCounts("t"), base) is None
 
 
 def _exact_prob_b_beats_a(a_alpha: int, a_beta: int, b_alpha: int, b_beta: int) -> float:
     """Closed form of P(X_b > X_a) for Betas with integer b_alpha (Evan Miller's formula)."""
+
     def log_beta(x: float, y: float) -> float:
         return math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
 
     return sum(
         math.exp(
-            log_beta(a_alpha + i, a_beta + b_beta) - math.log(b_beta + i)
-            - log_beta(1 + i, b_beta) - log_beta(a_alpha, a_beta)
+            log_beta(a_alpha + i, a_beta + b_beta)
+            - math.log(b_beta + i)
+            - log_beta(1 + i, b_beta)
+            - log_beta(a_alpha, a_beta)
         )
         for i in range(b_alpha)
     )
@@ -167,7 +179,13 @@ def test_probability_best_sums_to_one_and_ranks_arms() -> None:
 
 @pytest.mark.parametrize(
     ("statistic", "dof", "expected"),
-    [(3.841459, 1, 0.05), (5.991465, 2, 0.05), (6.634897, 1, 0.01), (16.918978, 9, 0.05), (0.0, 3, 1.0)],
+    [
+        (3.841459, 1, 0.05),
+        (5.991465, 2, 0.05),
+        (6.634897, 1, 0.01),
+        (16.918978, 9, 0.05),
+        (0.0, 3, 1.0),
+    ],
 )
 def test_chi2_survival_matches_table_values(statistic: float, dof: int, expected: float) -> None:
     assert chi2_sf(statistic, dof) == pytest.approx(expected, abs=1e-6)
@@ -193,17 +211,27 @@ def test_srm_flags_sixty_forty_configured_as_fifty_fifty() -> None:
 
 def test_build_report_combines_everything_with_first_arm_as_default_baseline() -> None:
     arms = [
-        ArmCounts("control", users=5000, impressions=20_000, clicks=800, purchases=80, revenue=4000.0),
-        ArmCounts("bandit", users=5000, impressions=20_000, clicks=1000, purchases=110, revenue=6600.0),
+        ArmCounts(
+            "control", users=5000, impressions=20_000, clicks=800, purchases=80, revenue=4000.0
+        ),
+        ArmCounts(
+            "bandit", users=5000, impressions=20_000, clicks=1000, purchases=110, revenue=6600.0
+        ),
     ]
     report = build_report(arms)
     assert report.baseline_arm_id == "control"
     control, bandit = report.arms
-    assert control.lift is not None and (control.lift.lift, control.lift.lower, control.lift.upper) == (0, 0, 0)
+    assert control.lift is not None and (
+        control.lift.lift,
+        control.lift.lower,
+        control.lift.upper,
+    ) == (0, 0, 0)
     assert bandit.lift is not None and bandit.lift.lift == pytest.approx(0.25)
     assert bandit.lift.lower > 0  # a clear win
     assert bandit.probability_best > 0.99
-    assert bandit.counts.cvr == pytest.approx(0.11) and bandit.counts.revenue_per_impression == pytest.approx(0.33)
+    assert bandit.counts.cvr == pytest.approx(
+        0.11
+    ) and bandit.counts.revenue_per_impression == pytest.approx(0.33)
     assert not report.srm.mismatch
 
     by_bandit = build_report(arms, baseline_arm_id="bandit")

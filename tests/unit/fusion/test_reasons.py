@@ -68,14 +68,31 @@ def test_full_evidence_in_chinese() -> None:
     [
         (only(item_price=42.5, item_list_price=50.0), "15% off", "8.5折优惠"),
         (only(popularity_rank=1), "popular right now", "当下热门"),
-        (only(item_price=60.0, user_price_band="mid"), "fits your usual price range", "符合你常买的价位"),
-        (only(top_features=["copy_style:urgency"]), "urgency copy works for this segment", "限时紧迫类文案对该人群更有效"),
-        (only(top_features=["copy_social_proof"], segment="new_user"), "social-proof copy works for new shoppers",
-         "口碑类文案对新用户更有效"),
-        (only(top_features=["copy_quality"], segment="fan:Toys"), "quality-focused copy works for this segment",
-         "品质类文案对该人群更有效"),
-        (only(item_category="Garden", user_top_categories=[("garden", 0.5)]), "matches your interest in Garden",
-         "符合你对Garden的兴趣"),
+        (
+            only(item_price=60.0, user_price_band="mid"),
+            "fits your usual price range",
+            "符合你常买的价位",
+        ),
+        (
+            only(top_features=["copy_style:urgency"]),
+            "urgency copy works for this segment",
+            "限时紧迫类文案对该人群更有效",
+        ),
+        (
+            only(top_features=["copy_social_proof"], segment="new_user"),
+            "social-proof copy works for new shoppers",
+            "口碑类文案对新用户更有效",
+        ),
+        (
+            only(top_features=["copy_quality"], segment="fan:Toys"),
+            "quality-focused copy works for this segment",
+            "品质类文案对该人群更有效",
+        ),
+        (
+            only(item_category="Garden", user_top_categories=[("garden", 0.5)]),
+            "matches your interest in Garden",
+            "符合你对Garden的兴趣",
+        ),
     ],
 )
 def test_each_kind_of_evidence_in_both_locales(evidence: ReasonEvidence, en: str, zh: str) -> None:
@@ -87,12 +104,23 @@ def test_weak_or_missing_evidence_says_nothing() -> None:
     assert reasons_for(only(), "en-US") == []
     weak = only(
         item_brand="Acme",
-        user_top_categories=[("Books", 0.6), ("Beauty", 0.2), ("Grocery", 0.15), ("Toys", 0.05)],  # Toys: 4th, 5%
+        user_top_categories=[
+            ("Books", 0.6),
+            ("Beauty", 0.2),
+            ("Grocery", 0.15),
+            ("Toys", 0.05),
+        ],  # Toys: 4th, 5%
         user_top_brands=[("Acme", 0.05)],
-        item_price=49.0, item_list_price=50.0,  # 2% off: not worth saying
+        item_price=49.0,
+        item_list_price=50.0,  # 2% off: not worth saying
         popularity_rank=500,
-        user_price_band="luxury", # item is mid-priced
-        top_features=[("copy_discount", -0.3), ("item_discount", 0.5), ("discount", 0.4), ("segment_style", 0.2)],
+        user_price_band="luxury",  # item is mid-priced
+        top_features=[
+            ("copy_discount", -0.3),
+            ("item_discount", 0.5),
+            ("discount", 0.4),
+            ("segment_style", 0.2),
+        ],
     )
     assert reasons_for(weak, "en-US") == []
     assert reasons_for(FULL, "en-US", limit=0) == []
@@ -102,11 +130,20 @@ def test_thresholds_are_configurable() -> None:
     evidence = only(user_top_categories=[("Toys", 0.10)], popularity_rank=50)
     assert reasons_for(evidence) == []
     loose = ReasonConfig(min_category_share=0.05, popular_rank_max=100)
-    assert reasons_for(evidence, config=loose) == ["matches your interest in Toys", "popular right now"]
+    assert reasons_for(evidence, config=loose) == [
+        "matches your interest in Toys",
+        "popular right now",
+    ]
 
 
 def test_price_band_and_category_label_helpers() -> None:
     assert [price_band(p) for p in (10, 25, 25.01, 100, 299, 301)] == [
-        "budget", "budget", "mid", "mid", "premium", "luxury"]
+        "budget",
+        "budget",
+        "mid",
+        "mid",
+        "premium",
+        "luxury",
+    ]
     assert category_label("Home & Kitchen", "zh-CN") == "家居厨房"
     assert category_label("Home & Kitchen", "en-US") == "Home & Kitchen"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -27,7 +27,8 @@ def png_size(data: bytes) -> tuple[int, int]:
 def buckets(arms: tuple[str, ...], hours: int = 12) -> list[MetricBucket]:
     return [
         MetricBucket(T0 + 3600 * h, arm, impressions=100 + 10 * h, clicks=3 + (h + i) % 4)
-        for h in range(hours) for i, arm in enumerate(arms)
+        for h in range(hours)
+        for i, arm in enumerate(arms)
     ]
 
 
@@ -36,7 +37,7 @@ def test_cumulative_series_sums_buckets_and_accumulates_ctr() -> None:
         MetricBucket(T0 + 3600, "a", 100, 10),
         MetricBucket(T0, "a", 0, 0),  # out of order, and an empty first bucket
         MetricBucket(T0 + 3600, "a", 100, 0),  # same bucket again: summed
-        MetricBucket(datetime.fromtimestamp(T0 + 7200, tz=timezone.utc), "a", 300, 30),
+        MetricBucket(datetime.fromtimestamp(T0 + 7200, tz=UTC), "a", 300, 30),
         MetricBucket(T0, "b", 50, 5),
     ]
     series = cumulative_series(data)
@@ -45,7 +46,7 @@ def test_cumulative_series_sums_buckets_and_accumulates_ctr() -> None:
     assert a.impressions == [0, 200, 300]
     assert math.isnan(a.cumulative_ctr[0])
     assert a.cumulative_ctr[1:] == pytest.approx([10 / 200, 40 / 500])
-    assert a.times[0] == datetime.fromtimestamp(T0, tz=timezone.utc)
+    assert a.times[0] == datetime.fromtimestamp(T0, tz=UTC)
     assert series["b"].cumulative_ctr == pytest.approx([0.1])
 
 
@@ -77,7 +78,9 @@ def test_regret_chart_renders_and_validates_lengths() -> None:
     }
     png = regret_chart(oracle, policies, impressions_per_step=[500] * steps, title="simulator")
     assert png_size(png) == (800, 600) and len(png) > 20_000
-    assert regret_chart(oracle, policies, impressions_per_step=[500] * steps, title="simulator") == png
+    assert (
+        regret_chart(oracle, policies, impressions_per_step=[500] * steps, title="simulator") == png
+    )
     assert png_size(regret_chart([], {})) == (800, 600)
     with pytest.raises(ValueError):
         regret_chart(oracle, {"short": [0.1] * 10})

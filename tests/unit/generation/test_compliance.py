@@ -17,7 +17,7 @@ from copyloop.generation.pii import mask, redact_pii
 NO_RULES = CopyConstraints()
 
 
-def rules(report) -> list[str]:  # noqa: ANN001
+def rules(report) -> list[str]:
     return [v.rule for v in report.violations]
 
 

@@ -20,9 +20,17 @@ from copyloop.generation.llm_client import (
     _sampling_json,
 )
 
-ALL_INPUTS = frozenset({"text_input", "stream", "sampling_parameters", "exclude_input_in_output",
-                        "return_finish_reason", "return_cumulative_logprob",
-                        "return_num_output_tokens"})
+ALL_INPUTS = frozenset(
+    {
+        "text_input",
+        "stream",
+        "sampling_parameters",
+        "exclude_input_in_output",
+        "return_finish_reason",
+        "return_cumulative_logprob",
+        "return_num_output_tokens",
+    }
+)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1,)])
@@ -39,15 +47,21 @@ def test_inputs_follow_the_model_config_shape(shape: tuple[int, ...]) -> None:
 def test_inputs_the_model_lacks_are_not_sent() -> None:
     """An older vLLM backend has no return_* inputs; sending them would be rejected."""
     client = TritonLLMClient("127.0.0.1:1")
-    shape = _ModelShape((1,), frozenset({"text_input", "stream", "sampling_parameters",
-                                         "exclude_input_in_output"}))
+    shape = _ModelShape(
+        (1,), frozenset({"text_input", "stream", "sampling_parameters", "exclude_input_in_output"})
+    )
     names = {i.name() for i in client._inputs(shape, "hi", None, False)}
     assert names == {"text_input", "stream", "exclude_input_in_output"}
 
 
 def test_sampling_params_serialise_like_vllm() -> None:
     assert json.loads(SamplingParams(temperature=0.5, seed=3, max_tokens=9).to_json()) == {
-        "temperature": 0.5, "top_p": 0.95, "top_k": 0, "seed": 3, "max_tokens": 9}
+        "temperature": 0.5,
+        "top_p": 0.95,
+        "top_k": 0,
+        "seed": 3,
+        "max_tokens": 9,
+    }
     assert "seed" not in json.loads(SamplingParams().to_json())
     assert json.loads(SamplingParams(ignore_eos=True).to_json())["ignore_eos"] is True
     assert _sampling_json({"max_tokens": 4}) == '{"max_tokens": 4}'
@@ -66,16 +80,25 @@ class _FakeRpcError(grpc.RpcError):
         return self._details
 
 
-@pytest.mark.parametrize("error, kind", [
-    (_FakeRpcError(grpc.StatusCode.UNAVAILABLE, "connection refused"), LLMUnavailableError),
-    (_FakeRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline"), LLMTimeoutError),
-    (_FakeRpcError(grpc.StatusCode.INVALID_ARGUMENT, "bad shape"), LLMBadRequestError),
-    (_FakeRpcError(grpc.StatusCode.INTERNAL, "boom"), LLMServerError),
-    (InferenceServerException("bad request: sampling_parameters is not valid JSON"),
-     LLMBadRequestError),
-    (InferenceServerException("Request for unknown model: 'x' is not found",
-                              status="StatusCode.NOT_FOUND"), LLMUnavailableError),
-    (InferenceServerException("generation failed: CUDA error"), LLMServerError),
-])
+@pytest.mark.parametrize(
+    "error, kind",
+    [
+        (_FakeRpcError(grpc.StatusCode.UNAVAILABLE, "connection refused"), LLMUnavailableError),
+        (_FakeRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline"), LLMTimeoutError),
+        (_FakeRpcError(grpc.StatusCode.INVALID_ARGUMENT, "bad shape"), LLMBadRequestError),
+        (_FakeRpcError(grpc.StatusCode.INTERNAL, "boom"), LLMServerError),
+        (
+            InferenceServerException("bad request: sampling_parameters is not valid JSON"),
+            LLMBadRequestError,
+        ),
+        (
+            InferenceServerException(
+                "Request for unknown model: 'x' is not found", status="StatusCode.NOT_FOUND"
+            ),
+            LLMUnavailableError,
+        ),
+        (InferenceServerException("generation failed: CUDA error"), LLMServerError),
+    ],
+)
 def test_errors_map_to_actionable_kinds(error: BaseException, kind: type) -> None:
     assert isinstance(_map_error(error, "ctx"), kind)

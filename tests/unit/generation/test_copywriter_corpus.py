@@ -37,8 +37,9 @@ def test_copy_fits_limit_and_contains_must_include() -> None:
     for example in corpus:
         brief = example.brief
         assert example.copy.strip()
-        assert len(example.copy) <= effective_max_chars(brief.channel, brief.locale,
-                                                        brief.max_chars), example
+        assert len(example.copy) <= effective_max_chars(
+            brief.channel, brief.locale, brief.max_chars
+        ), example
         for phrase in brief.must_include:
             assert phrase.lower() in example.copy.lower(), example
 
@@ -58,8 +59,11 @@ def test_sms_carries_opt_out_and_discount_style_needs_a_discount() -> None:
     corpus = _corpus()
     for example in corpus:
         if example.brief.channel == "sms":
-            assert ("STOP" in example.copy) if example.brief.locale == "en-US" \
+            assert (
+                ("STOP" in example.copy)
+                if example.brief.locale == "en-US"
                 else ("退订" in example.copy)
+            )
         if example.style == "discount":
             assert example.brief.list_price is not None
             assert example.brief.list_price > example.brief.price
@@ -68,9 +72,12 @@ def test_sms_carries_opt_out_and_discount_style_needs_a_discount() -> None:
 def test_styles_follow_tone_and_audience_odds() -> None:
     brief = next(e.brief for e in _corpus() if e.brief.list_price is not None)
     rng = random.Random(0)
-    urgent = Counter(choose_style(brief.__class__(**{**brief.__dict__, "tone": "urgent",
-                                                      "audience_segment": ""}), rng)
-                     for _ in range(600))
+    urgent = Counter(
+        choose_style(
+            brief.__class__(**{**brief.__dict__, "tone": "urgent", "audience_segment": ""}), rng
+        )
+        for _ in range(600)
+    )
     assert urgent.most_common(1)[0][0] == "urgency"
     assert set(urgent) <= set(STYLES)
     copy = write_copy(brief, "discount", random.Random(1))

@@ -19,8 +19,9 @@ from copyloop.generation.copywriter.tiny import TINY_CONFIG, build_tiny_model, s
 from copyloop.generation.copywriter.train import MANIFEST_NAME, generate_copy
 from copyloop.generation.prompts import render_prompt
 
-SAMPLING_PATH = (Path(__file__).resolve().parents[3]
-                 / "deploy/triton/models/copywriter/1/sampling.py")
+SAMPLING_PATH = (
+    Path(__file__).resolve().parents[3] / "deploy/triton/models/copywriter/1/sampling.py"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -42,12 +43,19 @@ def test_tiny_model_is_a_loadable_hf_checkpoint_that_generates(tiny_dir: Path) -
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_dir))
     model = AutoModelForCausalLM.from_pretrained(str(tiny_dir))
     assert model.config.model_type == "gpt2"
-    assert model.config.eos_token_id == tokenizer.eos_token_id == tokenizer.convert_tokens_to_ids(
-        "<|end|>")
+    assert (
+        model.config.eos_token_id
+        == tokenizer.eos_token_id
+        == tokenizer.convert_tokens_to_ids("<|end|>")
+    )
     brief = build_corpus(generate_catalog(8), 1, seed=3)[0].brief
     prompt_ids = tokenizer(render_prompt(brief, tokenizer).text, add_special_tokens=False)
-    output = model.generate(torch.tensor([prompt_ids["input_ids"]]), max_new_tokens=6,
-                            do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    output = model.generate(
+        torch.tensor([prompt_ids["input_ids"]]),
+        max_new_tokens=6,
+        do_sample=False,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     assert 1 <= output.shape[1] - len(prompt_ids["input_ids"]) <= 6
     assert isinstance(generate_copy(model, tokenizer, brief, max_new_tokens=6), str)
 
@@ -81,18 +89,24 @@ def test_batched_left_padded_sampling_equals_one_by_one(tiny_dir: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(str(tiny_dir)).eval()
     briefs = [e.brief for e in build_corpus(generate_catalog(8), 3, seed=5)]
     prompts = [render_prompt(b, tokenizer).text for b in briefs]
-    params = [sampling.SamplingParams(temperature=1.0, seed=10 + i, max_tokens=8 + i)
-              for i in range(3)]
+    params = [
+        sampling.SamplingParams(temperature=1.0, seed=10 + i, max_tokens=8 + i) for i in range(3)
+    ]
 
     def run(batch_prompts, batch_params):
         rows = [sampling.RowState.start(p) for p in batch_params]
-        encoded = tokenizer(batch_prompts, padding=True, return_tensors="pt",
-                            add_special_tokens=False)
+        encoded = tokenizer(
+            batch_prompts, padding=True, return_tensors="pt", add_special_tokens=False
+        )
         with torch.no_grad():
-            model.generate(**encoded, do_sample=False, max_new_tokens=16,
-                           pad_token_id=tokenizer.pad_token_id,
-                           logits_processor=[sampling.RowSampler(rows, tokenizer.eos_token_id)],
-                           stopping_criteria=[sampling.RowsFinished(rows)])
+            model.generate(
+                **encoded,
+                do_sample=False,
+                max_new_tokens=16,
+                pad_token_id=tokenizer.pad_token_id,
+                logits_processor=[sampling.RowSampler(rows, tokenizer.eos_token_id)],
+                stopping_criteria=[sampling.RowsFinished(rows)],
+            )
         return [r.token_ids for r in rows]
 
     batched = run(prompts, params)
@@ -103,35 +117,86 @@ def test_batched_left_padded_sampling_equals_one_by_one(tiny_dir: Path) -> None:
 
 def _write_csv(path: Path) -> Path:
     rows = [
-        {"title": "Galaxy Rocket Set", "brand": "Brickwell", "category": "Toys > Building Sets",
-         "price": "19.99", "list_price": "29.99", "channel": "push", "locale": "en-US",
-         "tone": "playful", "selling_points": "420 pieces; ages 8+", "color": "blue",
-         "copy": "Blast off! Galaxy Rocket Set now $19.99.", "ctr": "0.05"},
-        {"title": "Cozy Plush Bear", "brand": "Playnest", "category": "Toys > Plush Toys",
-         "price": "12.99", "list_price": "", "channel": "sms", "locale": "en-US",
-         "tone": "friendly", "selling_points": "machine washable", "color": "brown",
-         "copy": "Playnest: meet the Cozy Plush Bear. Reply STOP to opt out.", "ctr": "0.02"},
-        {"title": "", "brand": "", "category": "", "price": "", "list_price": "",
-         "channel": "", "locale": "", "tone": "", "selling_points": "", "color": "",
-         "copy": "", "ctr": ""},  # an empty row is skipped
+        {
+            "title": "Galaxy Rocket Set",
+            "brand": "Brickwell",
+            "category": "Toys > Building Sets",
+            "price": "19.99",
+            "list_price": "29.99",
+            "channel": "push",
+            "locale": "en-US",
+            "tone": "playful",
+            "selling_points": "420 pieces; ages 8+",
+            "color": "blue",
+            "copy": "Blast off! Galaxy Rocket Set now $19.99.",
+            "ctr": "0.05",
+        },
+        {
+            "title": "Cozy Plush Bear",
+            "brand": "Playnest",
+            "category": "Toys > Plush Toys",
+            "price": "12.99",
+            "list_price": "",
+            "channel": "sms",
+            "locale": "en-US",
+            "tone": "friendly",
+            "selling_points": "machine washable",
+            "color": "brown",
+            "copy": "Playnest: meet the Cozy Plush Bear. Reply STOP to opt out.",
+            "ctr": "0.02",
+        },
+        {
+            "title": "",
+            "brand": "",
+            "category": "",
+            "price": "",
+            "list_price": "",
+            "channel": "",
+            "locale": "",
+            "tone": "",
+            "selling_points": "",
+            "color": "",
+            "copy": "",
+            "ctr": "",
+        },  # an empty row is skipped
     ]
-    item_json = json.dumps({"title": "Sonique Headphones", "category_path": ["Electronics"],
-                            "price": 99.0, "attributes": {"battery": "40 h"}})
+    item_json = json.dumps(
+        {
+            "title": "Sonique Headphones",
+            "category_path": ["Electronics"],
+            "price": 99.0,
+            "attributes": {"battery": "40 h"},
+        }
+    )
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=[*rows[0], "item"])
         writer.writeheader()
         for row in rows:
             writer.writerow({**row, "item": ""})
-        writer.writerow({**{k: "" for k in rows[0]}, "locale": "zh-CN",
-                         "copy": "限时特惠！Sonique 耳机，立即抢购！", "ctr": "0.08",
-                         "item": item_json})
+        writer.writerow(
+            {
+                **{k: "" for k in rows[0]},
+                "locale": "zh-CN",
+                "copy": "限时特惠！Sonique 耳机，立即抢购！",
+                "ctr": "0.08",
+                "item": item_json,
+            }
+        )
     return path
 
 
 def test_brief_from_row_reads_columns_and_json() -> None:
-    brief = brief_from_row({"title": "Mug", "price": "$5.00", "list_price": "8",
-                            "category": "Home > Kitchen", "selling_points": "a | b",
-                            "glaze": "matte", "copy": "x"})
+    brief = brief_from_row(
+        {
+            "title": "Mug",
+            "price": "$5.00",
+            "list_price": "8",
+            "category": "Home > Kitchen",
+            "selling_points": "a | b",
+            "glaze": "matte",
+            "copy": "x",
+        }
+    )
     assert brief.category_path == ("Home", "Kitchen") and brief.list_price == 8.0
     assert brief.selling_points == ("a", "b") and brief.attributes == (("glaze", "matte"),)
     from_json = brief_from_row({"item": json.dumps({"item_title": "Cup", "attributes": {"k": 1}})})
@@ -141,17 +206,23 @@ def test_brief_from_row_reads_columns_and_json() -> None:
 # LoRA moves the barely trained tiny model less: its logit range is bounded by the (frozen)
 # embeddings, so the LoRA bar is lower; on a real base model both drop much further.
 @pytest.mark.parametrize("lora, lr, min_drop", [(False, 3e-3, 0.1), (True, 1e-2, 0.03)])
-def test_finetune_lowers_weighted_loss(tiny_dir: Path, tmp_path: Path, lora: bool,
-                                       lr: float, min_drop: float) -> None:
+def test_finetune_lowers_weighted_loss(
+    tiny_dir: Path, tmp_path: Path, lora: bool, lr: float, min_drop: float
+) -> None:
     csv_path = _write_csv(tmp_path / "copy.csv")
     out = tmp_path / "finetuned"
-    result = finetune(tiny_dir, csv_path, out,
-                      FinetuneConfig(lora=lora, max_steps=12, batch_size=3, learning_rate=lr),
-                      progress=False)
+    result = finetune(
+        tiny_dir,
+        csv_path,
+        out,
+        FinetuneConfig(lora=lora, max_steps=12, batch_size=3, learning_rate=lr),
+        progress=False,
+    )
     assert result.n_examples == 3
     assert result.loss_after < result.loss_before - min_drop
-    base_params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(
-        str(tiny_dir)).parameters())
+    base_params = sum(
+        p.numel() for p in AutoModelForCausalLM.from_pretrained(str(tiny_dir)).parameters()
+    )
     if lora:
         assert 0 < result.trainable_parameters < base_params / 4
     else:

@@ -24,11 +24,14 @@ def saved_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("text", [
-    "Ends tonight: 40% off the Trail Yoga Mat.",
-    "手慢无！Sonique 降噪耳机直降23%，到手价99.00元。",
-    "Unseen words: Zyxquv 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 and 日本語のテキスト 😀",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ends tonight: 40% off the Trail Yoga Mat.",
+        "手慢无！Sonique 降噪耳机直降23%，到手价99.00元。",
+        "Unseen words: Zyxquv 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 and 日本語のテキスト 😀",
+    ],
+)
 def test_round_trips_english_chinese_and_unseen_text(saved_tokenizer_dir: Path, text: str) -> None:
     tokenizer = AutoTokenizer.from_pretrained(str(saved_tokenizer_dir))
     ids = tokenizer.encode(text, add_special_tokens=False)
@@ -47,18 +50,23 @@ def test_special_tokens_are_single_ids_and_end_is_eos(saved_tokenizer_dir: Path)
     for token in ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<|pad|>"):
         assert len(tokenizer.encode(token, add_special_tokens=False)) == 1
     assert tokenizer.encode("hi", add_special_tokens=True) == tokenizer.encode(
-        "hi", add_special_tokens=False)  # nothing is added implicitly
+        "hi", add_special_tokens=False
+    )  # nothing is added implicitly
 
 
 def test_chat_template_renders_contract_format(saved_tokenizer_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(str(saved_tokenizer_dir))
     assert tokenizer.chat_template == CHAT_TEMPLATE
     messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
-    assert tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) \
+    assert (
+        tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         == "<|system|>\nS\n<|user|>\nU\n<|assistant|>\n"
+    )
     full = messages + [{"role": "assistant", "content": "A"}]
-    assert tokenizer.apply_chat_template(full, tokenize=False) \
+    assert (
+        tokenizer.apply_chat_template(full, tokenize=False)
         == "<|system|>\nS\n<|user|>\nU\n<|assistant|>\nA<|end|>\n"
+    )
 
 
 def test_prompt_builder_uses_the_chat_template(saved_tokenizer_dir: Path) -> None:

@@ -70,7 +70,9 @@ CONSTRAINT_SETS = [
     CopyConstraints(),
     CopyConstraints(must_include=("free shipping",)),
     CopyConstraints(required_disclaimer="T&Cs apply"),
-    CopyConstraints(must_include=("包邮",), required_disclaimer="以页面为准", banned_terms=("now", "现价")),
+    CopyConstraints(
+        must_include=("包邮",), required_disclaimer="以页面为准", banned_terms=("now", "现价")
+    ),
     CopyConstraints(max_chars=25, banned_terms=("rocket", "火箭")),
 ]
 
@@ -134,8 +136,12 @@ def test_fallbacks_use_item_facts() -> None:
 
 
 def test_sentences_are_capitalised_but_brand_spelling_is_kept() -> None:
-    brief = dataclasses.replace(EN_ITEM, item_title="iPhone rocket case", channel="ad_copy",
-                                selling_points=("fits all models",))
+    brief = dataclasses.replace(
+        EN_ITEM,
+        item_title="iPhone rocket case",
+        channel="ad_copy",
+        selling_points=("fits all models",),
+    )
     text = build_fallbacks(brief, CopyConstraints(must_include=("free shipping",)))[0].text
     assert text.startswith("iPhone rocket case by Brickwell. Fits all models.")
     assert text.endswith("Free shipping")
@@ -175,7 +181,9 @@ def test_fallbacks_over_many_items_are_compliant(constraints: CopyConstraints) -
 
 
 def test_hostile_title_is_replaced_not_cut_into_pieces() -> None:
-    brief = dataclasses.replace(ZH_ITEM, item_title="全网最低价 第一品牌 顶级火箭积木", channel="push")
+    brief = dataclasses.replace(
+        ZH_ITEM, item_title="全网最低价 第一品牌 顶级火箭积木", channel="push"
+    )
     assert item_slots(brief, CopyConstraints())["title"] == ""
     text = build_fallbacks(brief)[0].text
     assert "火箭" not in text and "最" not in text
@@ -183,8 +191,9 @@ def test_hostile_title_is_replaced_not_cut_into_pieces() -> None:
 
 
 def test_nothing_usable_gives_generic_copy() -> None:
-    brief = dataclasses.replace(EN_ITEM, item_title="#1 miracle", brand="", category_path=(),
-                                selling_points=(), price=0.0)
+    brief = dataclasses.replace(
+        EN_ITEM, item_title="#1 miracle", brand="", category_path=(), selling_points=(), price=0.0
+    )
     fallback = build_fallbacks(brief)[0]
     assert fallback.template == "generic" and fallback.report.passed
 

@@ -111,7 +111,10 @@ def test_chinese_output_is_cut_at_punctuation() -> None:
     constraints = CopyConstraints(required_disclaimer="以页面为准")
     result = process_variants(ZH_BRIEF, constraints, [RawOutput(text, -8.0, 30)])
     variant = result.variants[0]
-    assert variant.text == "银河探索者火箭拼装积木来啦，420块颗粒，夜光贴纸点亮太空梦，现价99元，快来抢购吧。以页面为准"
+    assert (
+        variant.text
+        == "银河探索者火箭拼装积木来啦，420块颗粒，夜光贴纸点亮太空梦，现价99元，快来抢购吧。以页面为准"
+    )
     assert len(variant.text) <= 50
 
 
@@ -136,8 +139,9 @@ def test_output_that_names_nothing_of_the_item_is_rejected_for_coverage() -> Non
     generic = "Free shipping on everything today!"
     result = process_variants(BRIEF, NO_RULES, [RawOutput(generic, -2.0, 8)])
     assert [v.rule for v in result.rejected[0].reasons] == ["coverage"]
-    relaxed = process_variants(BRIEF, NO_RULES, [RawOutput(generic)],
-                               PipelineSettings(min_coverage=0.0))
+    relaxed = process_variants(
+        BRIEF, NO_RULES, [RawOutput(generic)], PipelineSettings(min_coverage=0.0)
+    )
     assert len(relaxed.variants) == 1
 
 

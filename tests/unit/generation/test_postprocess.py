@@ -150,8 +150,10 @@ def test_dedupe_threshold_is_configurable_and_case_insensitive() -> None:
 
 
 def test_dedupe_against_existing_texts() -> None:
-    kept, drops = dedupe(["Blast off with the rocket", "Something else entirely"],
-                         keep_first_of=["Blast off with the rocket!"])
+    kept, drops = dedupe(
+        ["Blast off with the rocket", "Something else entirely"],
+        keep_first_of=["Blast off with the rocket!"],
+    )
     assert kept == [1] and drops[0].duplicate_of == -1
 
 
@@ -207,8 +209,12 @@ def test_absent_fields_are_not_counted() -> None:
 
 
 def test_chinese_coverage_uses_bigrams() -> None:
-    zh = brief(item_title="乐高 银河探索者火箭拼装积木", brand="乐高", selling_points=("夜光贴纸", "420块颗粒"),
-               locale="zh-CN")
+    zh = brief(
+        item_title="乐高 银河探索者火箭拼装积木",
+        brand="乐高",
+        selling_points=("夜光贴纸", "420块颗粒"),
+        locale="zh-CN",
+    )
     report = attribute_coverage("银河火箭来了！夜光贴纸点亮太空梦", zh)
     assert report.product_covered and report.brand_covered is False
     assert report.covered_selling_points == ["夜光贴纸"]
@@ -261,16 +267,28 @@ def test_readability_penalises_long_sentences_shouting_and_repeated_marks() -> N
 
 
 def test_quality_combines_reported_parts_with_weights() -> None:
-    report = quality_score("Hurry, ends today!", "en-US", "urgent", 0.5, -10.0, 10,
-                           QualityWeights(fluency=1, tone=1, readability=1, coverage=1))
+    report = quality_score(
+        "Hurry, ends today!",
+        "en-US",
+        "urgent",
+        0.5,
+        -10.0,
+        10,
+        QualityWeights(fluency=1, tone=1, readability=1, coverage=1),
+    )
     assert report.fluency == 0.75 and report.mean_logprob == -1.0
     expected = (report.fluency + report.tone + report.readability + report.coverage) / 4
     assert report.overall == pytest.approx(expected, abs=1e-4)
 
 
 def test_quality_without_logprobs_reweights_the_other_parts() -> None:
-    report = quality_score("Hurry, ends today!", "en-US", "urgent", 0.5,
-                           weights=QualityWeights(fluency=10, tone=1, readability=1, coverage=1))
+    report = quality_score(
+        "Hurry, ends today!",
+        "en-US",
+        "urgent",
+        0.5,
+        weights=QualityWeights(fluency=10, tone=1, readability=1, coverage=1),
+    )
     assert report.fluency is None
     assert report.overall == pytest.approx((report.tone + report.readability + 0.5) / 3, abs=1e-4)
 

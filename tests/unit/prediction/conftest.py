@@ -22,7 +22,9 @@ EMBEDDER_NAME = "hashing-ngrams-32"
 
 
 def small_config(**overrides: object) -> TrainConfig:
-    base = dict(encoder=EncoderConfig(embedder_name=EMBEDDER_NAME), progress=False, epochs=4, seed=0)
+    base = dict(
+        encoder=EncoderConfig(embedder_name=EMBEDDER_NAME), progress=False, epochs=4, seed=0
+    )
     base.update(overrides)
     return TrainConfig(**base)  # type: ignore[arg-type]
 
@@ -58,4 +60,6 @@ def trained(
         p_click, p_convert = market.truth_for(examples)
         return Predictions(p_click, p_convert)
 
-    return train_version(market_log.examples, *windows, small_config(), embedder=embedder, oracle=oracle)
+    return train_version(
+        market_log.examples, *windows, small_config(), embedder=embedder, oracle=oracle
+    )

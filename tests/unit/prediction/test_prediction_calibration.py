@@ -14,7 +14,14 @@ from copyloop.prediction.calibration import (
     calibrator_from_dict,
     fit_calibrator,
 )
-from copyloop.prediction.evaluation import Predictions, auc, ece, evaluate, logloss, reliability_table
+from copyloop.prediction.evaluation import (
+    Predictions,
+    auc,
+    ece,
+    evaluate,
+    logloss,
+    reliability_table,
+)
 
 
 def test_metric_values() -> None:
@@ -32,7 +39,11 @@ def test_metric_values() -> None:
 def test_evaluate_scores_cvr_on_clicked_only() -> None:
     clicked = np.array([1, 1, 0, 0], dtype=bool)
     converted = np.array([1, 0, 1, 0], dtype=bool)  # the unclicked "conversion" must not count
-    metrics = evaluate(Predictions(np.array([0.9, 0.8, 0.1, 0.2]), np.array([0.7, 0.2, 0.9, 0.9])), clicked, converted)
+    metrics = evaluate(
+        Predictions(np.array([0.9, 0.8, 0.1, 0.2]), np.array([0.7, 0.2, 0.9, 0.9])),
+        clicked,
+        converted,
+    )
     assert metrics["cvr"].n == 2 and metrics["cvr"].positives == 1 and metrics["cvr"].auc == 1.0
     assert metrics["ctcvr"].positives == 1 and metrics["ctcvr"].n == 4
 
@@ -63,7 +74,9 @@ def test_isotonic_is_strictly_increasing_so_ranking_is_kept(market_log: Impressi
     grid = np.linspace(0.0005, 0.999, 2000)
     assert np.all(np.diff(calibrator.apply(grid)) > 0)  # no ties: candidates stay ordered
     eval_scores = distorted[15_000:]
-    assert auc(clicked[15_000:], calibrator.apply(eval_scores)) == pytest.approx(auc(clicked[15_000:], eval_scores))
+    assert auc(clicked[15_000:], calibrator.apply(eval_scores)) == pytest.approx(
+        auc(clicked[15_000:], eval_scores)
+    )
 
 
 def test_temperature_recovers_a_known_distortion() -> None:
@@ -93,4 +106,6 @@ def test_task_calibration_keeps_ctcvr_a_product_and_round_trips() -> None:
     again = TaskCalibration.from_dict(calibration.to_dict())
     assert np.array_equal(again.apply(raw).p_ctr, applied.p_ctr)
     iso = IsotonicCalibrator.fit(raw.p_ctr, clicked)
-    assert np.array_equal(calibrator_from_dict(iso.to_dict()).apply(raw.p_ctr), iso.apply(raw.p_ctr))
+    assert np.array_equal(
+        calibrator_from_dict(iso.to_dict()).apply(raw.p_ctr), iso.apply(raw.p_ctr)
+    )

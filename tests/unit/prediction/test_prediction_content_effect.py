@@ -9,14 +9,27 @@ import numpy as np
 import pytest
 
 from copyloop.prediction.ab_tests import ABVariant, build_pairs, split_by_test, two_proportion_z
-from copyloop.prediction.content_effect import ContentEffectConfig, ContentEffectModel, pairwise_accuracy
+from copyloop.prediction.content_effect import (
+    ContentEffectConfig,
+    ContentEffectModel,
+    pairwise_accuracy,
+)
 from copyloop.prediction.errors import InsufficientDataError
 from copyloop.prediction.text_features import HashingEmbedder
 
 UPWORTHY = Path(__file__).resolve().parents[4] / "shared" / "data" / "upworthy_ab_tests_dev.csv.gz"
 HASHING = ContentEffectConfig(embedder_name="hashing-ngrams-32", min_pairs=20)
 
-_SUBJECTS = ["the river", "a teacher", "this town", "my neighbour", "the new law", "a small dog", "the mayor", "our team"]
+_SUBJECTS = [
+    "the river",
+    "a teacher",
+    "this town",
+    "my neighbour",
+    "the new law",
+    "a small dog",
+    "the mayor",
+    "our team",
+]
 _VERBS = ["changed", "surprised", "helped", "confused", "rebuilt", "explained", "saved", "ignored"]
 _ENDINGS = ["last week", "in one day", "for everyone", "without a plan", "again", "at dawn"]
 
@@ -28,7 +41,9 @@ def _planted_ab_tests(n_tests: int, seed: int) -> list[ABVariant]:
     for test in range(n_tests):
         base_ctr = rng.uniform(0.01, 0.03)
         for v in range(rng.choice((2, 3, 4))):
-            text = f"{rng.choice(_SUBJECTS).capitalize()} {rng.choice(_VERBS)} {rng.choice(_ENDINGS)}"
+            text = (
+                f"{rng.choice(_SUBJECTS).capitalize()} {rng.choice(_VERBS)} {rng.choice(_ENDINGS)}"
+            )
             lift = 1.0
             if rng.random() < 0.5:
                 text = "Incredible: " + text
@@ -38,7 +53,9 @@ def _planted_ab_tests(n_tests: int, seed: int) -> list[ABVariant]:
                 lift *= 1.15
             impressions = rng.randint(2000, 5000)
             clicks = sum(rng.random() < base_ctr * lift for _ in range(impressions))
-            variants.append(ABVariant(f"t{test}/img", f"{text} #{v}", impressions, clicks, f"t{test}"))
+            variants.append(
+                ABVariant(f"t{test}/img", f"{text} #{v}", impressions, clicks, f"t{test}")
+            )
     return variants
 
 
@@ -85,14 +102,22 @@ def test_learns_a_planted_effect_and_beats_chance() -> None:
     assert report.accuracy > 0.6
     assert report.significant_accuracy > 0.75
     assert report.accuracy > length_only.accuracy + 0.05
-    hooked, plain = model.score(["Incredible: the mayor saved our team #0", "The mayor saved our team #0"])
+    hooked, plain = model.score(
+        ["Incredible: the mayor saved our team #0", "The mayor saved our team #0"]
+    )
     assert hooked > plain
 
 
 def test_score_differences_read_as_win_probabilities() -> None:
     model = ContentEffectModel(HASHING, HashingEmbedder(32)).fit(_planted_ab_tests(300, seed=1))
     pairs = build_pairs(_planted_ab_tests(200, seed=2))
-    scores = dict(zip(*(lambda ts: (ts, model.score(ts)))(sorted({p.first for p in pairs} | {p.second for p in pairs}))))
+    scores = dict(
+        zip(
+            *(lambda ts: (ts, model.score(ts)))(
+                sorted({p.first for p in pairs} | {p.second for p in pairs})
+            )
+        )
+    )
     predicted = np.asarray([1 / (1 + np.exp(-(scores[p.first] - scores[p.second]))) for p in pairs])
     observed = np.asarray([p.first_wins for p in pairs], dtype=float)
     confident = predicted > 0.6
@@ -113,7 +138,9 @@ def test_too_few_pairs_is_a_domain_error() -> None:
     assert caught.value.needed == 20 and caught.value.found < 20
 
 
-@pytest.mark.skipif(not UPWORTHY.exists(), reason=f"reference data not present at {UPWORTHY} (../shared/data)")
+@pytest.mark.skipif(
+    not UPWORTHY.exists(), reason=f"reference data not present at {UPWORTHY} (../shared/data)"
+)
 def test_upworthy_real_ab_tests_beat_chance() -> None:
     """Real headlines nobody here wrote: TF-IDF part alone (no transformer: fast) must beat
     chance on held-out tests. The full model's figures come from bench/upworthy_pairwise.py."""

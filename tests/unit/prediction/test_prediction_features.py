@@ -85,7 +85,10 @@ def test_serving_path_matches_training_path(market_log: ImpressionLog) -> None:
     rows = [e for e in market_log.examples if e.user is first.user][:20]
     context = first.context  # score them all in one context, as one request would
     training = encoder.encode_examples(
-        [type(e)(e.user, e.item, e.copy, context, e.clicked, e.converted, e.timestamp) for e in rows]
+        [
+            type(e)(e.user, e.item, e.copy, context, e.clicked, e.converted, e.timestamp)
+            for e in rows
+        ]
     )
     serving = encoder.encode_candidates(first.user, context, [(e.item, e.copy) for e in rows])
     assert np.array_equal(training.cat, serving.cat)
@@ -98,18 +101,30 @@ def test_serving_path_matches_training_path(market_log: ImpressionLog) -> None:
 def test_user_item_affinity_features() -> None:
     encoder = _encoder()
     user = UserFeatures(
-        "u", ("deal_seeker",), {"toys": 0.9, "home": 0.2}, {"Acme": 0.7}, "budget", 10, 1.0, 50.0, False
+        "u",
+        ("deal_seeker",),
+        {"toys": 0.9, "home": 0.2},
+        {"Acme": 0.7},
+        "budget",
+        10,
+        1.0,
+        50.0,
+        False,
     )
     toy = ItemFeatures("i1", ("toys", "puzzles"), "Acme", 10.0, 20.0, 30.0)
     lamp = ItemFeatures("i2", ("home", "lamps"), "Other", 40.0, 0.0, 3.0)
     batch = encoder.encode_candidates(
-        user, ContextFeatures("push", 20, "mobile", "en-US"),
+        user,
+        ContextFeatures("push", 20, "mobile", "en-US"),
         [(toy, CopyFeatures("c1", "Save 50% today!")), (lamp, CopyFeatures("c2", "A lamp."))],
     )
     col = {name: i for i, name in enumerate(DENSE_NAMES)}
     assert batch.dense[0, col["category_affinity"]] == np.float32(0.9)
     assert batch.dense[1, col["category_affinity"]] == np.float32(0.2)
-    assert batch.dense[0, col["category_is_top"]] == 1.0 and batch.dense[1, col["category_is_top"]] == 0.0
+    assert (
+        batch.dense[0, col["category_is_top"]] == 1.0
+        and batch.dense[1, col["category_is_top"]] == 0.0
+    )
     assert batch.dense[0, col["brand_affinity"]] == np.float32(0.7)
     assert batch.dense[0, col["item_discount"]] == np.float32(0.5)
     assert batch.dense[0, col["style_discount"]] > 0 and batch.dense[1, col["style_discount"]] == 0

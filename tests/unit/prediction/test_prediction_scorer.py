@@ -14,12 +14,16 @@ from copyloop.prediction.types import ContextFeatures, CopyFeatures, ItemFeature
 from copyloop.prediction.version import ModelVersion
 
 
-def _request(log: ImpressionLog, n: int = 200) -> tuple[UserFeatures, ContextFeatures, list[tuple[ItemFeatures, CopyFeatures]]]:
+def _request(
+    log: ImpressionLog, n: int = 200
+) -> tuple[UserFeatures, ContextFeatures, list[tuple[ItemFeatures, CopyFeatures]]]:
     first = log.examples[0]
     return first.user, first.context, [(e.item, e.copy) for e in log.examples[:n]]
 
 
-def test_scores_are_deterministic_and_in_order(trained: ModelVersion, market_log: ImpressionLog) -> None:
+def test_scores_are_deterministic_and_in_order(
+    trained: ModelVersion, market_log: ImpressionLog
+) -> None:
     user, context, candidates = _request(market_log)
     scorer = Scorer(trained)
     first = scorer.score(user, context, candidates)
@@ -32,7 +36,9 @@ def test_scores_are_deterministic_and_in_order(trained: ModelVersion, market_log
     assert scorer.score(user, context, []) == []
 
 
-def test_scores_match_the_version_and_esmm_identity(trained: ModelVersion, market_log: ImpressionLog) -> None:
+def test_scores_match_the_version_and_esmm_identity(
+    trained: ModelVersion, market_log: ImpressionLog
+) -> None:
     user, context, candidates = _request(market_log)
     results = Scorer(trained, top_k=0).score(user, context, candidates)
     expected = trained.predict(trained.encoder.encode_candidates(user, context, candidates))
@@ -41,10 +47,16 @@ def test_scores_match_the_version_and_esmm_identity(trained: ModelVersion, marke
     for r in results:
         assert r.p_ctcvr == r.p_ctr * r.p_cvr
         assert 0 < r.p_ctr < 1 and 0 < r.p_cvr < 1
-        assert r.model_version == trained.version_id and r.copy_quality is None and r.top_features == []
+        assert (
+            r.model_version == trained.version_id
+            and r.copy_quality is None
+            and r.top_features == []
+        )
 
 
-def test_top_features_name_real_feature_groups(trained: ModelVersion, market_log: ImpressionLog) -> None:
+def test_top_features_name_real_feature_groups(
+    trained: ModelVersion, market_log: ImpressionLog
+) -> None:
     user, context, candidates = _request(market_log, 50)
     results = Scorer(trained, top_k=4).score(user, context, candidates)
     known = set(CAT_FIELDS) | {g for g, _ in FeatureEncoder.dense_groups()}
@@ -61,10 +73,15 @@ def test_top_features_name_real_feature_groups(trained: ModelVersion, market_log
     # a per-call override: fewer explanations, or none at all
     two = Scorer(trained, top_k=4).score(user, context, candidates, top_k=2)
     assert [r.top_features for r in two] == [r.top_features[:2] for r in results]
-    assert all(r.top_features == [] for r in Scorer(trained, top_k=4).score(user, context, candidates, top_k=0))
+    assert all(
+        r.top_features == []
+        for r in Scorer(trained, top_k=4).score(user, context, candidates, top_k=0)
+    )
 
 
-def test_attribution_reflects_a_change_in_the_input(trained: ModelVersion, market_log: ImpressionLog) -> None:
+def test_attribution_reflects_a_change_in_the_input(
+    trained: ModelVersion, market_log: ImpressionLog
+) -> None:
     """Gradient x input of a zero input is zero: a shopper without affinities gets no
     category-affinity contribution, one with a strong affinity does."""
     user, context, candidates = _request(market_log, 30)
@@ -83,7 +100,9 @@ class _LengthQuality:
         return [float(len(t)) for t in texts]
 
 
-def test_copy_quality_comes_from_the_content_model_and_is_cached(trained: ModelVersion, market_log: ImpressionLog) -> None:
+def test_copy_quality_comes_from_the_content_model_and_is_cached(
+    trained: ModelVersion, market_log: ImpressionLog
+) -> None:
     user, context, candidates = _request(market_log, 100)
     quality = _LengthQuality()
     scorer = Scorer(trained, copy_quality=quality)

@@ -30,7 +30,13 @@ def test_esmm_ctcvr_is_ctr_times_cvr(trained: ModelVersion, market_log: Impressi
 
 def test_esmm_loss_trains_cvr_through_ctcvr_only() -> None:
     """The CVR tower gets gradient from impressions that were never clicked (no selection bias)."""
-    dims = InputDims(n_cat=2, table_size=10, bag_buckets={"segments": 4, "segment_style": 4, "ngrams": 4}, n_dense=1, text_dim=2)
+    dims = InputDims(
+        n_cat=2,
+        table_size=10,
+        bag_buckets={"segments": 4, "segment_style": 4, "ngrams": 4},
+        n_dense=1,
+        text_dim=2,
+    )
     model = EsmmModel(dims)
     inputs = {
         "cat": torch.tensor([[1, 5]]),
@@ -62,7 +68,13 @@ def test_model_learns_the_market(trained: ModelVersion) -> None:
 
 def test_metrics_and_report_data_are_complete(trained: ModelVersion) -> None:
     metrics = trained.metrics
-    assert set(metrics["models"]) == {"esmm", "esmm_uncalibrated", "logistic", "popularity", "oracle"}
+    assert set(metrics["models"]) == {
+        "esmm",
+        "esmm_uncalibrated",
+        "logistic",
+        "popularity",
+        "oracle",
+    }
     for tasks in metrics["models"].values():
         assert set(tasks) == {"ctr", "cvr", "ctcvr"}
     assert metrics["data"]["eval"]["impressions"] > 0
@@ -70,17 +82,27 @@ def test_metrics_and_report_data_are_complete(trained: ModelVersion) -> None:
     assert trained.version_id.startswith("esmm-")
 
 
-def test_training_is_deterministic_for_a_seed(market_log: ImpressionLog, windows: tuple[TimeWindow, TimeWindow]) -> None:
+def test_training_is_deterministic_for_a_seed(
+    market_log: ImpressionLog, windows: tuple[TimeWindow, TimeWindow]
+) -> None:
     examples = market_log.examples[:6_000]
     train_window = TimeWindow(examples[0].timestamp, examples[4_500].timestamp)
     eval_window = TimeWindow(examples[4_500].timestamp, examples[-1].timestamp + 1)
     config = small_config(epochs=2, requirements=DataRequirements(min_train_impressions=100))
     first = train_version(examples, train_window, eval_window, config, embedder=HashingEmbedder(32))
-    second = train_version(examples, train_window, eval_window, config, embedder=HashingEmbedder(32))
+    second = train_version(
+        examples, train_window, eval_window, config, embedder=HashingEmbedder(32)
+    )
     assert first.version_id == second.version_id  # the id embeds a digest of the weights
     batch = first.encoder.encode_examples(examples[4_500:5_000])
     assert np.array_equal(first.predict(batch).p_ctcvr, second.predict(batch).p_ctcvr)
-    other_seed = train_version(examples, train_window, eval_window, small_config(epochs=2, seed=1), embedder=HashingEmbedder(32))
+    other_seed = train_version(
+        examples,
+        train_window,
+        eval_window,
+        small_config(epochs=2, seed=1),
+        embedder=HashingEmbedder(32),
+    )
     assert other_seed.version_id != first.version_id
 
 

@@ -7,7 +7,13 @@ import itertools
 import pytest
 
 from copyloop.profile.profiles import (
-    DAY_S, EventIn, ItemFacts, PriceBands, ProfileState, apply_event, view_profile,
+    DAY_S,
+    EventIn,
+    ItemFacts,
+    PriceBands,
+    ProfileState,
+    apply_event,
+    view_profile,
 )
 from copyloop.profile.recall import Candidate, rank_candidates
 from copyloop.profile.segments import DEFAULT_RULES, label, parse_rules
@@ -42,8 +48,10 @@ def test_affinity_decays_with_half_life() -> None:
 
 def test_result_does_not_depend_on_arrival_order() -> None:
     events = [
-        ev(1, "view", "toy", 0.0), ev(2, "purchase", "book", 2 * DAY_S),
-        ev(3, "click", "toy", 5 * DAY_S), ev(4, "add_to_cart", "book", 9 * DAY_S),
+        ev(1, "view", "toy", 0.0),
+        ev(2, "purchase", "book", 2 * DAY_S),
+        ev(3, "click", "toy", 5 * DAY_S),
+        ev(4, "add_to_cart", "book", 9 * DAY_S),
     ]
     reference = view_profile("u", build(events), 10 * DAY_S, HL, PriceBands())
     for order in itertools.permutations(events):
@@ -56,11 +64,13 @@ def test_result_does_not_depend_on_arrival_order() -> None:
 
 
 def test_weights_price_band_monetary_and_frequency() -> None:
-    state = build([
-        ev(1, "view", "book", 0.0),
-        EventIn("p", "u", "purchase", "toy", 1.0, quantity=3, price=10.0),
-        ev(3, "impression", "book", 2.0),
-    ])
+    state = build(
+        [
+            ev(1, "view", "book", 0.0),
+            EventIn("p", "u", "purchase", "toy", 1.0, quantity=3, price=10.0),
+            ev(3, "impression", "book", 2.0),
+        ]
+    )
     view = view_profile("u", state, 3.0, HL, PriceBands())
     shares = {a.key: a.share for a in view.categories}
     assert shares["Toys"] == pytest.approx(8 / 9)  # purchase weighs 8, a view 1, impressions 0
@@ -85,8 +95,13 @@ def test_segment_rules_label_and_validate() -> None:
     rules = parse_rules(DEFAULT_RULES, KNOWN_FIGURES)
     figures = dict.fromkeys(KNOWN_FIGURES, 0)
     figures.update(
-        event_count=20, purchase_count=4, monetary_total=500.0, top_category="Toys",
-        top_category_share=0.8, price_band="premium", recency_days=1.0,
+        event_count=20,
+        purchase_count=4,
+        monetary_total=500.0,
+        top_category="Toys",
+        top_category_share=0.8,
+        price_band="premium",
+        recency_days=1.0,
     )
     assert label(rules, figures) == ["loyal_high_value", "premium_shopper", "fan:Toys"]
     with pytest.raises(ValueError, match="unknown figure"):
@@ -108,5 +123,7 @@ def test_recall_blends_affinity_popularity_and_recent_interest() -> None:
     ranked = rank_candidates(view, candidates, {"Cookbooks"}, {"Pagely"}, k=3)
     assert [r.item_id for r in ranked] == ["b2", "b1", "t1"]
     assert "recently_viewed_similar" in ranked[0].reasons and "popular" in ranked[2].reasons
-    cold = rank_candidates(view_profile("x", None, 0, HL, PriceBands()), candidates, set(), set(), k=2)
+    cold = rank_candidates(
+        view_profile("x", None, 0, HL, PriceBands()), candidates, set(), set(), k=2
+    )
     assert [r.item_id for r in cold] == ["t1", "b1"]

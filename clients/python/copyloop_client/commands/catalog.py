@@ -11,7 +11,11 @@ import typer
 from copyloop_client.commands.state import cli_errors, state
 from copyloop_client.files import read_amazon_items, read_items
 
-app = typer.Typer(help="Catalog: load items into ProfileService.", no_args_is_help=True, rich_markup_mode="markdown")
+app = typer.Typer(
+    help="Catalog: load items into ProfileService.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
 
 
 class CatalogFormat(str, Enum):
@@ -25,7 +29,9 @@ class CatalogFormat(str, Enum):
 def load(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="CSV or JSONL (optionally .gz)")],
-    format: Annotated[CatalogFormat | None, typer.Option("--format", help="default: from the file name")] = None,
+    format: Annotated[
+        CatalogFormat | None, typer.Option("--format", help="default: from the file name")
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
 ) -> None:
     """Creates or updates items in batches and prints how many were created, updated and
@@ -41,5 +47,7 @@ def load(
         typer.echo(f"{file}: no items")
         return
     summary = state(ctx).client().upsert_items(items, batch_size=batch_size)
-    typer.echo(f"{summary.total} items: {summary.created} created, {summary.updated} updated, "
-               f"{summary.unchanged} unchanged")
+    typer.echo(
+        f"{summary.total} items: {summary.created} created, {summary.updated} updated, "
+        f"{summary.unchanged} unchanged"
+    )

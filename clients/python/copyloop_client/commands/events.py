@@ -12,7 +12,11 @@ from tqdm import tqdm
 from copyloop_client.commands.state import cli_errors, fail, state
 from copyloop_client.files import read_events
 
-app = typer.Typer(help="Behaviour events: ingest into ProfileService.", no_args_is_help=True, rich_markup_mode="markdown")
+app = typer.Typer(
+    help="Behaviour events: ingest into ProfileService.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
 SHOWN_REJECTIONS = 5
 LONG_CALL_S = 600.0  # a big file takes longer than the default deadline; --timeout overrides
 
@@ -27,7 +31,9 @@ class EventFormat(str, Enum):
 def ingest(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="CSV or JSONL (optionally .gz)")],
-    format: Annotated[EventFormat | None, typer.Option("--format", help="default: from the file name")] = None,
+    format: Annotated[
+        EventFormat | None, typer.Option("--format", help="default: from the file name")
+    ] = None,
     chunk_size: Annotated[int, typer.Option(min=1, max=10_000)] = 1000,
     strict: Annotated[bool, typer.Option(help="exit 1 if any event was rejected")] = False,
 ) -> None:
@@ -42,10 +48,13 @@ def ingest(
     cli = state(ctx)
     client = cli.client()
     with tqdm(total=len(events), unit="event", desc="ingest", disable=None, leave=False) as bar:
-        summary = client.stream_events(events, chunk_size=chunk_size, on_chunk=bar.update,
-                                       timeout=cli.timeout_s or LONG_CALL_S)
-    typer.echo(f"{len(events)} events: {summary.accepted} accepted, {summary.duplicate} duplicate, "
-               f"{summary.rejected} rejected")
+        summary = client.stream_events(
+            events, chunk_size=chunk_size, on_chunk=bar.update, timeout=cli.timeout_s or LONG_CALL_S
+        )
+    typer.echo(
+        f"{len(events)} events: {summary.accepted} accepted, {summary.duplicate} duplicate, "
+        f"{summary.rejected} rejected"
+    )
     for r in summary.rejections[:SHOWN_REJECTIONS]:
         typer.echo(f"  rejected #{r.index} ({r.event_id or 'no id'}): {r.reason}")
     if summary.rejected > SHOWN_REJECTIONS:

@@ -11,7 +11,11 @@ from copyloop.v1 import fusion_pb2
 from copyloop_client.commands.state import cli_errors, console, fail, state
 from copyloop_client.render import experiment_line, report_table
 
-app = typer.Typer(help="Experiments: arms of copy strategies, reports with lift and P(best).", no_args_is_help=True, rich_markup_mode="markdown")
+app = typer.Typer(
+    help="Experiments: arms of copy strategies, reports with lift and P(best).",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
 
 
 @app.command()
@@ -19,7 +23,12 @@ app = typer.Typer(help="Experiments: arms of copy strategies, reports with lift 
 def create(
     ctx: typer.Context,
     experiment_id: Annotated[str, typer.Argument(help="1-64 characters of [a-z0-9-]")],
-    arm: Annotated[list[str], typer.Option("--arm", help="ARM_ID:STRATEGY:WEIGHT, e.g. bandit:PERSONALISED_BANDIT:1 (repeat)")],
+    arm: Annotated[
+        list[str],
+        typer.Option(
+            "--arm", help="ARM_ID:STRATEGY:WEIGHT, e.g. bandit:PERSONALISED_BANDIT:1 (repeat)"
+        ),
+    ],
     name: Annotated[str, typer.Option(help="display name")] = "",
 ) -> None:
     """Creates a running experiment. Strategies: PERSONALISED_BANDIT, GENERIC_COPY,
@@ -33,16 +42,26 @@ def create(
 def report(
     ctx: typer.Context,
     experiment_id: Annotated[str, typer.Argument()],
-    baseline: Annotated[str, typer.Option(help="baseline arm (default: the service's choice)")] = "",
-    png: Annotated[Path | None, typer.Option(help="write the CTR-over-time chart to this PNG file")] = None,
+    baseline: Annotated[
+        str, typer.Option(help="baseline arm (default: the service's choice)")
+    ] = "",
+    png: Annotated[
+        Path | None, typer.Option(help="write the CTR-over-time chart to this PNG file")
+    ] = None,
 ) -> None:
     """Per-arm users, impressions, clicks, CTR/CVR, CTR lift with its interval, P(best) and
     the sample-ratio check."""
-    reply = state(ctx).client().experiment_report(experiment_id, baseline, include_chart=png is not None)
+    reply = (
+        state(ctx)
+        .client()
+        .experiment_report(experiment_id, baseline, include_chart=png is not None)
+    )
     out = console()
     out.print(experiment_line(reply.experiment))
     out.print(report_table(reply))
-    srm = "MISMATCH: traffic split differs from the weights" if reply.sample_ratio_mismatch else "ok"
+    srm = (
+        "MISMATCH: traffic split differs from the weights" if reply.sample_ratio_mismatch else "ok"
+    )
     out.print(f"sample ratio: {srm} (p = {reply.sample_ratio_p_value:.3f})")
     if png is not None:
         if not reply.chart_png:
@@ -62,7 +81,9 @@ def list_experiments(ctx: typer.Context) -> None:
     token = ""
     shown = 0
     while True:
-        reply = client.fusion.ListExperiments(fusion_pb2.ListExperimentsRequest(page_size=100, page_token=token))
+        reply = client.fusion.ListExperiments(
+            fusion_pb2.ListExperimentsRequest(page_size=100, page_token=token)
+        )
         for e in reply.experiments:
             typer.echo(experiment_line(e))
             shown += 1

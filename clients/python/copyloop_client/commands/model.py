@@ -10,7 +10,11 @@ from copyloop.v1 import prediction_pb2
 from copyloop_client.commands.state import cli_errors, console, fail, state
 from copyloop_client.render import models_table
 
-app = typer.Typer(help="The prediction model: train, promote, roll back, list versions.", no_args_is_help=True, rich_markup_mode="markdown")
+app = typer.Typer(
+    help="The prediction model: train, promote, roll back, list versions.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
 TRAIN_TIMEOUT_S = 600.0
 
 
@@ -18,7 +22,9 @@ TRAIN_TIMEOUT_S = 600.0
 @cli_errors
 def train(
     ctx: typer.Context,
-    days: Annotated[int, typer.Option(min=1, max=365, help="window of served impressions to learn from")] = 7,
+    days: Annotated[
+        int, typer.Option(min=1, max=365, help="window of served impressions to learn from")
+    ] = 7,
 ) -> None:
     """Trains on the last DAYS of impressions and outcomes; the new version goes live only if
     it beats the live one on the newest fifth of the window."""
@@ -32,7 +38,9 @@ def train(
 def promote(
     ctx: typer.Context,
     version: Annotated[str, typer.Argument(help="a version from `copyloop model list`")],
-    force: Annotated[bool, typer.Option(help="promote even if it does not beat the live version")] = False,
+    force: Annotated[
+        bool, typer.Option(help="promote even if it does not beat the live version")
+    ] = False,
 ) -> None:
     """Makes VERSION live if it beats the live version (or with --force); exits 1 if not."""
     reply = state(ctx).client().promote(version, force)
@@ -55,7 +63,9 @@ def list_versions(ctx: typer.Context) -> None:
     """Every model version, newest first, with its evaluation metrics."""
     versions = state(ctx).client().list_models()
     if not versions:
-        typer.echo("no model versions yet (scores come from the prior); `copyloop model train` makes one")
+        typer.echo(
+            "no model versions yet (scores come from the prior); `copyloop model train` makes one"
+        )
         return
     console().print(models_table(versions))
     live = [v.version for v in versions if v.state == prediction_pb2.MODEL_VERSION_STATE_LIVE]

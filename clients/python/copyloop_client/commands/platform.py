@@ -10,8 +10,11 @@ from copyloop_client.commands.state import cli_errors, console, fail, state
 from copyloop_client.platform_control import platform_status, start_platform, stop_platform
 from copyloop_client.render import platform_table
 
-app = typer.Typer(help="Start, stop and check the local platform (python -m copyloop.main --serve-only).",
-                  no_args_is_help=True, rich_markup_mode="markdown")
+app = typer.Typer(
+    help="Start, stop and check the local platform (python -m copyloop.main --serve-only).",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
 
 
 @app.command()

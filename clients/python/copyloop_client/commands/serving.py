@@ -9,7 +9,12 @@ import typer
 from copyloop_client.commands.state import cli_errors, console, state
 from copyloop_client.render import copy_sources_line, recommendations_table, variants_table
 
-ChannelOption = Annotated[str, typer.Option(help="push, sms, ad_copy, email_subject, social_post, product_description, promo_banner")]
+ChannelOption = Annotated[
+    str,
+    typer.Option(
+        help="push, sms, ad_copy, email_subject, social_post, product_description, promo_banner"
+    ),
+]
 LocaleOption = Annotated[str, typer.Option(help="en-US or zh-CN")]
 
 
@@ -20,23 +25,34 @@ def generate(
     channel: ChannelOption = "push",
     locale: LocaleOption = "en-US",
     n: Annotated[int, typer.Option("--n", min=1, help="variants")] = 3,
-    tone: Annotated[str | None, typer.Option(help="friendly, professional, playful, urgent, luxury, informative")] = None,
+    tone: Annotated[
+        str | None,
+        typer.Option(help="friendly, professional, playful, urgent, luxury, informative"),
+    ] = None,
     segment: Annotated[str, typer.Option(help="audience segment, e.g. new_user")] = "",
     seed: Annotated[int | None, typer.Option(help="sampling seed (repeatable output)")] = None,
-    store: Annotated[bool, typer.Option(help="store the variants in the creative pool as drafts")] = False,
+    store: Annotated[
+        bool, typer.Option(help="store the variants in the creative pool as drafts")
+    ] = False,
 ) -> None:
     """Reads the item from ProfileService, asks GenerationService for copy variants and prints
     each with its quality and compliance."""
     client = state(ctx).client()
     item = client.get_item(item_id)
-    reply = client.generate(item, channel, locale, n, tone=tone, segment=segment, seed=seed, store_in_pool=store)
+    reply = client.generate(
+        item, channel, locale, n, tone=tone, segment=segment, seed=seed, store_in_pool=store
+    )
     out = console()
     out.print(f"{item.item_id}: {item.title} ({item.price:.2f} {item.currency_code})")
     if reply.llm_unavailable:
-        out.print("[yellow]the language model is unavailable: these are template fallbacks[/yellow]")
+        out.print(
+            "[yellow]the language model is unavailable: these are template fallbacks[/yellow]"
+        )
     out.print(variants_table(reply))
     if reply.rejected_attempt_count:
-        out.print(f"{reply.rejected_attempt_count} model attempts were rejected by the checks and regenerated")
+        out.print(
+            f"{reply.rejected_attempt_count} model attempts were rejected by the checks and regenerated"
+        )
 
 
 @cli_errors
@@ -46,12 +62,22 @@ def recommend(
     channel: ChannelOption = "push",
     locale: LocaleOption = "en-US",
     n: Annotated[int, typer.Option("--n", min=1, max=100, help="items")] = 10,
-    experiment: Annotated[str, typer.Option(help="experiment id (default: the running one, if any)")] = "",
-    item: Annotated[list[str] | None, typer.Option("--item", help="candidate item id (repeatable); default: recalled")] = None,
+    experiment: Annotated[
+        str, typer.Option(help="experiment id (default: the running one, if any)")
+    ] = "",
+    item: Annotated[
+        list[str] | None,
+        typer.Option("--item", help="candidate item id (repeatable); default: recalled"),
+    ] = None,
 ) -> None:
     """Ranked items for a shopper, each with its copy, predicted CTR/CVR and reasons."""
-    reply = state(ctx).client().recommend(user_id, channel, locale, n, experiment_id=experiment,
-                                          candidate_item_ids=item or ())
+    reply = (
+        state(ctx)
+        .client()
+        .recommend(
+            user_id, channel, locale, n, experiment_id=experiment, candidate_item_ids=item or ()
+        )
+    )
     out = console()
     notes = [f"user {user_id}"]
     if reply.cold_start:
@@ -66,4 +92,3 @@ def recommend(
         out.print(copy_sources_line(reply))
     for d in reply.degradations:
         out.print(f"[yellow]degraded: {d.component} -> {d.fallback} ({d.reason})[/yellow]")
-

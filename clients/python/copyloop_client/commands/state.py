@@ -36,7 +36,9 @@ class CliState:
 
     def config(self) -> ClientConfig:
         base = ClientConfig.load(self.config_file, platform_file=self.var_dir / "platform.json")
-        return base.with_overrides(addresses=self.addresses, api_key=self.api_key, timeout_s=self.timeout_s)
+        return base.with_overrides(
+            addresses=self.addresses, api_key=self.api_key, timeout_s=self.timeout_s
+        )
 
     def client(self) -> Copyloop:
         if self._client is None:
@@ -81,10 +83,12 @@ def cli_errors(command: F) -> F:
             raise fail(str(exc)) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
-        except Exception as exc:  # noqa: BLE001 — the promise is: no traceback for users
+        except Exception as exc:
             if os.environ.get(DEBUG_ENV) == "1":
                 raise
             print_type = type(exc).__name__
-            raise fail(f"unexpected {print_type}: {exc} (set {DEBUG_ENV}=1 for the traceback)") from None
+            raise fail(
+                f"unexpected {print_type}: {exc} (set {DEBUG_ENV}=1 for the traceback)"
+            ) from None
 
     return run  # type: ignore[return-value]

@@ -15,8 +15,10 @@ def _train(args: argparse.Namespace) -> int:
     if result.skipped:
         print(f"up to date: {result.out_dir} (config {result.config_hash}); --force retrains")
     else:
-        print(f"trained {result.n_parameters / 1e6:.2f}M parameters in {result.seconds:.0f}s, "
-              f"final loss {result.final_loss:.3f} -> {result.out_dir}")
+        print(
+            f"trained {result.n_parameters / 1e6:.2f}M parameters in {result.seconds:.0f}s, "
+            f"final loss {result.final_loss:.3f} -> {result.out_dir}"
+        )
     return 0
 
 
@@ -32,13 +34,17 @@ def _finetune(args: argparse.Namespace) -> int:
     from .finetune import FinetuneConfig, finetune
 
     config = FinetuneConfig(
-        lora=args.lora, max_steps=args.steps, batch_size=args.batch_size,
+        lora=args.lora,
+        max_steps=args.steps,
+        batch_size=args.batch_size,
         learning_rate=args.lr if args.lr is not None else (2e-3 if args.lora else 3e-4),
     )
     result = finetune(args.base, args.csv, args.out, config)
-    print(f"fine-tuned on {result.n_examples} examples ({'LoRA' if result.lora else 'full'}, "
-          f"{result.trainable_parameters} trainable parameters): weighted loss "
-          f"{result.loss_before:.3f} -> {result.loss_after:.3f}; saved to {result.out_dir}")
+    print(
+        f"fine-tuned on {result.n_examples} examples ({'LoRA' if result.lora else 'full'}, "
+        f"{result.trainable_parameters} trainable parameters): weighted loss "
+        f"{result.loss_before:.3f} -> {result.loss_after:.3f}; saved to {result.out_dir}"
+    )
     return 0
 
 

@@ -82,8 +82,8 @@ def length_bucketed_order(
     window = batch_size * bucket_batches
     batches: list[list[int]] = []
     for start in range(0, len(order), window):
-        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     shuffled = torch.randperm(len(batches), generator=generator).tolist()
     return [batches[i] for i in shuffled]
 
@@ -110,13 +110,15 @@ def weighted_lm_loss(
         reduction="none",
     ).view(shift_labels.shape)
     real = shift_labels != IGNORE_INDEX
-    in_prompt = (prompt_mask[:, 1:].to(real.device) if prompt_mask is not None
-                 else torch.zeros_like(real))
+    in_prompt = (
+        prompt_mask[:, 1:].to(real.device) if prompt_mask is not None else torch.zeros_like(real)
+    )
     completion = (real & ~in_prompt).float()
     per_example = (token_loss * completion).sum(dim=1) / completion.sum(dim=1).clamp(min=1.0)
     if prompt_weight > 0:
         prompt = (real & in_prompt).float()
         per_example = per_example + prompt_weight * (
-            (token_loss * prompt).sum(dim=1) / prompt.sum(dim=1).clamp(min=1.0))
+            (token_loss * prompt).sum(dim=1) / prompt.sum(dim=1).clamp(min=1.0)
+        )
     weights = weights.to(per_example.device)
     return (per_example * weights).sum() / weights.sum().clamp(min=1e-8)

@@ -30,7 +30,12 @@ __all__ = [
 ]
 
 AUDIENCE_SEGMENTS: tuple[str, ...] = (
-    "", "bargain_hunter", "new_user", "loyal_high_value", "gift_shopper", "trend_seeker",
+    "",
+    "bargain_hunter",
+    "new_user",
+    "loyal_high_value",
+    "gift_shopper",
+    "trend_seeker",
 )
 _CNY_PER_USD = 7.2
 
@@ -61,8 +66,9 @@ def brief_for_item(
     if locale == "zh-CN" and rng.random() < 0.5:
         currency = "CNY"
         price = round(int(price * _CNY_PER_USD) + 0.9, 2)
-        list_price = round(int(item.list_price * _CNY_PER_USD) + 0.9, 2) if item.is_discounted \
-            else price
+        list_price = (
+            round(int(item.list_price * _CNY_PER_USD) + 0.9, 2) if item.is_discounted else price
+        )
     default_limit = effective_max_chars(channel, locale)
     max_chars = 0
     if rng.random() < 0.35:
@@ -101,8 +107,11 @@ def choose_style(brief: CopyBrief, rng: random.Random) -> str:
     elif brief.audience_segment == "bargain_hunter":
         weights["discount"] += 3.0
     boosts = {
-        "urgent": ("urgency", 3.0), "luxury": ("quality", 3.0), "playful": ("question", 2.0),
-        "informative": ("benefit", 2.0), "friendly": ("social_proof", 1.5),
+        "urgent": ("urgency", 3.0),
+        "luxury": ("quality", 3.0),
+        "playful": ("question", 2.0),
+        "informative": ("benefit", 2.0),
+        "friendly": ("social_proof", 1.5),
         "professional": ("quality", 1.5),
     }
     boosted, amount = boosts[brief.tone]
@@ -130,14 +139,18 @@ def _short_name(title: str, locale: str, max_words: int = 4) -> str:
 def _slots(brief: CopyBrief, rng: random.Random) -> dict[str, str]:
     locale = brief.locale
     points = list(brief.selling_points) or (
-        ["great value", "everyday quality", "easy to use"] if locale == "en-US"
+        ["great value", "everyday quality", "easy to use"]
+        if locale == "en-US"
         else ["超值", "品质出众", "简单好用"]
     )
     rng.shuffle(points)
     points = (points * 3)[:3]
     leaf_en = brief.category_path[-1] if brief.category_path else "pick"
-    leaf = leaf_en.lower() if locale == "en-US" else phrases.ZH_CATEGORY.get(
-        leaf_en, phrases.ZH_GENERIC_CATEGORY)
+    leaf = (
+        leaf_en.lower()
+        if locale == "en-US"
+        else phrases.ZH_CATEGORY.get(leaf_en, phrases.ZH_GENERIC_CATEGORY)
+    )
     pct = zhe = save = ""
     was = _money(brief.price, brief.currency, locale)
     if _is_discounted(brief):
@@ -251,21 +264,42 @@ def write_copy(brief: CopyBrief, style: str, rng: random.Random) -> str:
         parts = [(hook, 100), (price_line, 40), (must, _KEEP), (cta, 30), (opt_out, _KEEP)]
     elif channel == "ad_copy":
         body = rng.choice(phrases.BODY[locale]).format(**slots)
-        parts = [(_sentence(hook, locale, tone), 100), (body, 20), (must, _KEEP),
-                 (price_line, 30), (cta, 40)]
+        parts = [
+            (_sentence(hook, locale, tone), 100),
+            (body, 20),
+            (must, _KEEP),
+            (price_line, 30),
+            (cta, 40),
+        ]
     elif channel == "social_post":
         body = rng.choice(phrases.BODY[locale]).format(**slots)
-        tags = " ".join("#" + "".join(ch for ch in word if ch.isalnum())
-                        for word in (brief.brand, slots["leaf"]) if word)
-        parts = [(emoji, 15), (_sentence(hook, locale, tone), 100), (body, 40), (must, _KEEP),
-                 (price_line, 50), (cta, 60), (tags, 10)]
+        tags = " ".join(
+            "#" + "".join(ch for ch in word if ch.isalnum())
+            for word in (brief.brand, slots["leaf"])
+            if word
+        )
+        parts = [
+            (emoji, 15),
+            (_sentence(hook, locale, tone), 100),
+            (body, 40),
+            (must, _KEEP),
+            (price_line, 50),
+            (cta, 60),
+            (tags, 10),
+        ]
         if locale == "zh-CN" and emoji:  # keep a space after the emoji in Chinese too
             parts[0] = (emoji + " ", 15)
     else:  # product_description
         intro = rng.choice(phrases.DESCRIPTION_INTRO[locale]).format(**slots)
         body = rng.choice(phrases.BODY[locale]).format(**slots)
-        parts = [(intro, 100), (body, 90), (_sentence(hook, locale, tone), 40), (must, _KEEP),
-                 (price_line, 60), (cta, 50)]
+        parts = [
+            (intro, 100),
+            (body, 90),
+            (_sentence(hook, locale, tone), 40),
+            (must, _KEEP),
+            (price_line, 60),
+            (cta, 50),
+        ]
     return _assemble(parts, locale, limit)
 
 

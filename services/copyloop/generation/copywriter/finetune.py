@@ -33,10 +33,33 @@ __all__ = ["FinetuneConfig", "FinetuneResult", "brief_from_row", "finetune", "lo
 _COPY_COLUMNS = ("copy", "text", "headline")
 _TITLE_COLUMNS = ("item_title", "title", "product", "product_name")
 _BRIEF_COLUMNS = {
-    "item_title", "title", "product", "product_name", "brand", "category", "category_path",
-    "price", "list_price", "currency", "selling_points", "channel", "locale", "tone",
-    "audience_segment", "audience_summary", "max_chars", "must_include", "attributes", "item",
-    "copy", "text", "headline", "ctr", "clicks", "impressions", "weight",
+    "item_title",
+    "title",
+    "product",
+    "product_name",
+    "brand",
+    "category",
+    "category_path",
+    "price",
+    "list_price",
+    "currency",
+    "selling_points",
+    "channel",
+    "locale",
+    "tone",
+    "audience_segment",
+    "audience_summary",
+    "max_chars",
+    "must_include",
+    "attributes",
+    "item",
+    "copy",
+    "text",
+    "headline",
+    "ctr",
+    "clicks",
+    "impressions",
+    "weight",
 }
 _MAX_WEIGHT = 20.0
 
@@ -65,8 +88,11 @@ class FinetuneResult:
 
 
 def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value)) \
+    return (
+        value is not None
+        and not (isinstance(value, float) and math.isnan(value))
         and str(value).strip() != ""
+    )
 
 
 def _split_list(value: Any) -> tuple[str, ...]:
@@ -98,8 +124,10 @@ def brief_from_row(row: dict[str, Any]) -> CopyBrief:
     fields = dict(row)
     if _present(fields.get("item")):
         item = fields["item"]
-        fields = {**(json.loads(item) if isinstance(item, str) else dict(item)), **{
-            k: v for k, v in fields.items() if k != "item" and _present(v)}}
+        fields = {
+            **(json.loads(item) if isinstance(item, str) else dict(item)),
+            **{k: v for k, v in fields.items() if k != "item" and _present(v)},
+        }
     title = next((str(fields[c]).strip() for c in _TITLE_COLUMNS if _present(fields.get(c))), "")
     if not title:
         raise ValueError("row has no item title (item_title/title/product column)")
@@ -135,9 +163,11 @@ def brief_from_row(row: dict[str, Any]) -> CopyBrief:
         locale=str(fields.get("locale")) if _present(fields.get("locale")) else "en-US",
         tone=str(fields.get("tone")) if _present(fields.get("tone")) else "friendly",
         audience_segment=str(fields.get("audience_segment") or "")
-        if _present(fields.get("audience_segment")) else "",
+        if _present(fields.get("audience_segment"))
+        else "",
         audience_summary=str(fields.get("audience_summary") or "")
-        if _present(fields.get("audience_summary")) else "",
+        if _present(fields.get("audience_summary"))
+        else "",
         max_chars=int(_float(fields.get("max_chars"), 0) or 0),
         must_include=_split_list(fields.get("must_include")),
     )
@@ -178,16 +208,18 @@ def load_examples(csv_path: str | Path) -> list[tuple[CopyBrief, str, float]]:
 
 
 @torch.no_grad()
-def _mean_loss(model: PreTrainedModel, examples: list[EncodedExample], pad_id: int,
-               batch_size: int) -> float:
+def _mean_loss(
+    model: PreTrainedModel, examples: list[EncodedExample], pad_id: int, batch_size: int
+) -> float:
     model.eval()
     device = next(model.parameters()).device
     total, weight_sum = 0.0, 0.0
     for start in range(0, len(examples), batch_size):
-        chunk = examples[start:start + batch_size]
+        chunk = examples[start : start + batch_size]
         batch = collate(chunk, pad_id)
-        logits = model(input_ids=batch.input_ids.to(device),
-                       attention_mask=batch.attention_mask.to(device)).logits
+        logits = model(
+            input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device)
+        ).logits
         loss = weighted_lm_loss(logits, batch.labels.to(device), batch.weights, batch.prompt_mask)
         total += float(loss) * float(batch.weights.sum())
         weight_sum += float(batch.weights.sum())
@@ -200,8 +232,11 @@ def _with_lora(model: PreTrainedModel, config: FinetuneConfig) -> PreTrainedMode
     from peft import LoraConfig, get_peft_model
 
     lora_config = LoraConfig(
-        r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
-        target_modules="all-linear", task_type="CAUSAL_LM",
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=0.0,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
         fan_in_fan_out=model.config.model_type == "gpt2",  # GPT-2 uses transposed Conv1D
     )
     return get_peft_model(model, lora_config)
@@ -222,16 +257,24 @@ def finetune(
     tokenizer = load_tokenizer(base_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32).to(device)
-    context = int(getattr(model.config, "max_position_embeddings", 0)
-                  or getattr(model.config, "n_positions", 0) or 2048)
+    context = int(
+        getattr(model.config, "max_position_embeddings", 0)
+        or getattr(model.config, "n_positions", 0)
+        or 2048
+    )
     encoded = [
-        e for e in (
+        e
+        for e in (
             encode_example(
                 tokenizer,
                 render_prompt(brief, tokenizer, template_version=config.template_version).text,
-                copy, weight, max_length=context)
+                copy,
+                weight,
+                max_length=context,
+            )
             for brief, copy, weight in load_examples(csv_path)
-        ) if e is not None
+        )
+        if e is not None
     ]
     if not encoded:
         raise ValueError("no example fits the model's context")
@@ -241,9 +284,15 @@ def finetune(
         model = _with_lora(model, config)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     run_training_steps(
-        model, encoded, pad_token_id=pad_id, max_steps=config.max_steps,
-        batch_size=config.batch_size, learning_rate=config.learning_rate,
-        warmup_steps=min(10, config.max_steps // 10), seed=config.seed, progress=progress,
+        model,
+        encoded,
+        pad_token_id=pad_id,
+        max_steps=config.max_steps,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        warmup_steps=min(10, config.max_steps // 10),
+        seed=config.seed,
+        progress=progress,
         desc="finetune-lora" if config.lora else "finetune",
     )
     loss_after = _mean_loss(model, encoded, pad_id, config.batch_size)
@@ -253,12 +302,29 @@ def finetune(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    result = FinetuneResult(out_dir, len(encoded), config.lora, trainable, loss_before,
-                            loss_after, time.perf_counter() - started)
-    (out_dir / "copywriter_finetune.json").write_text(json.dumps({
-        "base": str(base_dir), "csv": str(csv_path), "lora": config.lora,
-        "n_examples": len(encoded), "trainable_parameters": trainable,
-        "loss_before": loss_before, "loss_after": loss_after,
-        "max_steps": config.max_steps, "learning_rate": config.learning_rate,
-    }, indent=2))
+    result = FinetuneResult(
+        out_dir,
+        len(encoded),
+        config.lora,
+        trainable,
+        loss_before,
+        loss_after,
+        time.perf_counter() - started,
+    )
+    (out_dir / "copywriter_finetune.json").write_text(
+        json.dumps(
+            {
+                "base": str(base_dir),
+                "csv": str(csv_path),
+                "lora": config.lora,
+                "n_examples": len(encoded),
+                "trainable_parameters": trainable,
+                "loss_before": loss_before,
+                "loss_after": loss_after,
+                "max_steps": config.max_steps,
+                "learning_rate": config.learning_rate,
+            },
+            indent=2,
+        )
+    )
     return result

@@ -10,7 +10,12 @@ without touching the grammar. Slots: {name} (short product name), {full_name}, {
 from __future__ import annotations
 
 STYLES: tuple[str, ...] = (
-    "discount", "urgency", "quality", "social_proof", "question", "benefit",
+    "discount",
+    "urgency",
+    "quality",
+    "social_proof",
+    "question",
+    "benefit",
 )
 
 HOOKS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -152,8 +157,11 @@ DESCRIPTION_INTRO: dict[str, tuple[str, ...]] = {
 
 PRICE_LINE: dict[str, dict[str, tuple[str, ...]]] = {
     "en-US": {
-        "discounted": ("Now {price}, was {was}.", "Just {price} (save {pct}%).",
-                       "Only {price} today."),
+        "discounted": (
+            "Now {price}, was {was}.",
+            "Just {price} (save {pct}%).",
+            "Only {price} today.",
+        ),
         "regular": ("Only {price}.", "Yours for {price}.", "Just {price}."),
     },
     "zh-CN": {
@@ -192,15 +200,40 @@ MUST_INCLUDE_CHOICES: dict[str, tuple[str, ...]] = {
 
 # Localised category leaves; unknown leaves fall back to a generic word.
 ZH_CATEGORY: dict[str, str] = {
-    "Building Sets": "积木", "Plush Toys": "毛绒玩具", "STEM Kits": "科学玩具",
-    "Board Games": "桌游", "Headphones": "耳机", "Smart Home": "智能家居",
-    "Chargers": "充电器", "Cameras": "相机", "Cookware": "锅具",
-    "Small Appliances": "小家电", "Bedding": "床品", "Storage": "收纳",
-    "Skincare": "护肤品", "Makeup": "彩妆", "Hair Care": "护发", "Camping": "露营装备",
-    "Fitness": "健身器材", "Cycling": "骑行装备", "Children's Books": "童书",
-    "Cookbooks": "菜谱", "Fiction": "小说", "Shoes": "鞋", "Outerwear": "外套",
-    "Accessories": "配饰", "Coffee & Tea": "咖啡茶饮", "Snacks": "零食", "Pantry": "粮油调味",
-    "Toys": "玩具", "Electronics": "数码", "Home & Kitchen": "家居厨房", "Beauty": "美妆",
-    "Sports & Outdoors": "运动户外", "Books": "图书", "Fashion": "服饰", "Grocery": "食品",
+    "Building Sets": "积木",
+    "Plush Toys": "毛绒玩具",
+    "STEM Kits": "科学玩具",
+    "Board Games": "桌游",
+    "Headphones": "耳机",
+    "Smart Home": "智能家居",
+    "Chargers": "充电器",
+    "Cameras": "相机",
+    "Cookware": "锅具",
+    "Small Appliances": "小家电",
+    "Bedding": "床品",
+    "Storage": "收纳",
+    "Skincare": "护肤品",
+    "Makeup": "彩妆",
+    "Hair Care": "护发",
+    "Camping": "露营装备",
+    "Fitness": "健身器材",
+    "Cycling": "骑行装备",
+    "Children's Books": "童书",
+    "Cookbooks": "菜谱",
+    "Fiction": "小说",
+    "Shoes": "鞋",
+    "Outerwear": "外套",
+    "Accessories": "配饰",
+    "Coffee & Tea": "咖啡茶饮",
+    "Snacks": "零食",
+    "Pantry": "粮油调味",
+    "Toys": "玩具",
+    "Electronics": "数码",
+    "Home & Kitchen": "家居厨房",
+    "Beauty": "美妆",
+    "Sports & Outdoors": "运动户外",
+    "Books": "图书",
+    "Fashion": "服饰",
+    "Grocery": "食品",
 }
 ZH_GENERIC_CATEGORY = "好物"

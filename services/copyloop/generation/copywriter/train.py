@@ -21,8 +21,13 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel, PreTrainedModel
-from transformers import PreTrainedTokenizerBase
+from transformers import (
+    GenerationConfig,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from copyloop.demo.catalog import generate_catalog
 from copyloop.generation.prompts import CopyBrief, render_prompt
@@ -144,8 +149,9 @@ def run_training_steps(
         logits = model(
             input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device)
         ).logits
-        loss = weighted_lm_loss(logits, batch.labels.to(device), batch.weights,
-                                batch.prompt_mask, prompt_loss_weight)
+        loss = weighted_lm_loss(
+            logits, batch.labels.to(device), batch.weights, batch.prompt_mask, prompt_loss_weight
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -168,8 +174,11 @@ def generate_copy(
     """Greedy copy for one brief, in-process (samples and smoke tests; serving uses Triton)."""
     prompt = render_prompt(brief, tokenizer, template_version=template_version).text
     encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-    context = int(getattr(model.config, "n_positions", 0)
-                  or getattr(model.config, "max_position_embeddings", 0) or 1 << 30)
+    context = int(
+        getattr(model.config, "n_positions", 0)
+        or getattr(model.config, "max_position_embeddings", 0)
+        or 1 << 30
+    )
     room = context - int(encoded["input_ids"].shape[1])
     if room < 1:
         raise ValueError(f"prompt of {encoded['input_ids'].shape[1]} tokens fills the context")
@@ -180,7 +189,7 @@ def generate_copy(
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    return tokenizer.decode(output[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+    return tokenizer.decode(output[0, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 def _tokenizer_texts(corpus: Sequence[CorpusExample], template_version: str) -> list[str]:
@@ -223,8 +232,14 @@ def train_copywriter(
     config_hash = config.config_hash()
     cached = None if force else _cached(out_dir, config_hash)
     if cached is not None:
-        return TrainResult(out_dir, config_hash, True, float(cached["final_loss"]), 0.0,
-                           int(cached["n_parameters"]))
+        return TrainResult(
+            out_dir,
+            config_hash,
+            True,
+            float(cached["final_loss"]),
+            0.0,
+            int(cached["n_parameters"]),
+        )
 
     started = time.perf_counter()
     random.seed(config.seed)
@@ -237,7 +252,8 @@ def train_copywriter(
         model_max_length=config.n_positions,
     )
     encoded = [
-        e for e in (
+        e
+        for e in (
             encode_example(
                 tokenizer,
                 render_prompt(ex.brief, tokenizer, template_version=config.template_version).text,
@@ -245,7 +261,8 @@ def train_copywriter(
                 max_length=config.n_positions,
             )
             for ex in corpus
-        ) if e is not None
+        )
+        if e is not None
     ]
     model = _build_model(config, tokenizer)
     losses = run_training_steps(
@@ -286,12 +303,17 @@ def train_copywriter(
     (out_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
 
     if n_samples and progress:
-        held_out = build_corpus(generate_catalog(16, seed=config.catalog_seed + 1), n_samples,
-                                seed=config.corpus_seed + 99)
+        held_out = build_corpus(
+            generate_catalog(16, seed=config.catalog_seed + 1),
+            n_samples,
+            seed=config.corpus_seed + 99,
+        )
         for example in held_out:
-            copy = generate_copy(model, tokenizer, example.brief,
-                                 template_version=config.template_version)
+            copy = generate_copy(
+                model, tokenizer, example.brief, template_version=config.template_version
+            )
             brief = example.brief
             print(f"[{brief.channel}/{brief.locale}/{brief.tone}] {brief.item_title}: {copy}")
-    return TrainResult(out_dir, config_hash, False, final_loss, time.perf_counter() - started,
-                       n_parameters)
+    return TrainResult(
+        out_dir, config_hash, False, final_loss, time.perf_counter() - started, n_parameters
+    )

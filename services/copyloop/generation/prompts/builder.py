@@ -16,7 +16,6 @@ import jinja2
 
 from copyloop.generation.length import effective_max_chars
 from copyloop.generation.prompts import sanitize
-from copyloop.generation.prompts.sanitize import ANGLE_RE
 from copyloop.generation.prompts.brief import CopyBrief, validate_brief
 from copyloop.generation.prompts.registry import (
     DEFAULT_TEMPLATE_VERSION,
@@ -24,6 +23,7 @@ from copyloop.generation.prompts.registry import (
     get_template,
     task_guidance,
 )
+from copyloop.generation.prompts.sanitize import ANGLE_RE
 
 DATA_OPEN = "<<"
 DATA_CLOSE = ">>"

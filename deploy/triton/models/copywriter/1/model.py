@@ -34,7 +34,7 @@ import triton_python_backend_utils as pb_utils
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sampling import (  # noqa: E402  (sibling module next to model.py)
+from sampling import (
     FINISH_LENGTH,
     IncrementalDecoder,
     RowSampler,
@@ -95,12 +95,14 @@ class TritonPythonModel:
         model_dir = _param(self.model_config, "model_dir") or os.environ.get(MODEL_DIR_ENV, "")
         if not model_dir:
             raise pb_utils.TritonModelException(
-                f"no model: set the config parameter model_dir or env {MODEL_DIR_ENV}")
+                f"no model: set the config parameter model_dir or env {MODEL_DIR_ENV}"
+            )
         model_path = Path(model_dir)
         if not model_path.is_absolute():
             model_path = Path(args["model_repository"]) / model_path
         threads = int(_param(self.model_config, "torch_threads", "0")) or int(
-            os.environ.get(TORCH_THREADS_ENV, "0") or 0)
+            os.environ.get(TORCH_THREADS_ENV, "0") or 0
+        )
         if threads > 0:
             torch.set_num_threads(threads)
 
@@ -116,12 +118,15 @@ class TritonPythonModel:
         self.eos_token_id = self.tokenizer.eos_token_id
         self.context_limit = int(
             getattr(self.model.config, "max_position_embeddings", 0)
-            or getattr(self.model.config, "n_positions", 0) or 1 << 30)
+            or getattr(self.model.config, "n_positions", 0)
+            or 1 << 30
+        )
         self.default_max_tokens = int(_param(self.model_config, "default_max_tokens", "64"))
         self.max_tokens_limit = int(_param(self.model_config, "max_tokens_limit", "512"))
         self.logger.log_info(
             f"copywriter: loaded {model_path} on {self.device} ({dtype}), "
-            f"context {self.context_limit}, max_batch_size {self.model_config['max_batch_size']}")
+            f"context {self.context_limit}, max_batch_size {self.model_config['max_batch_size']}"
+        )
 
     # ----------------------------------------------------------------------------------
     def _parse(self, request) -> _Request:
@@ -131,7 +136,9 @@ class TritonPythonModel:
         prompt = raw_text.decode("utf-8") if isinstance(raw_text, bytes) else str(raw_text)
         params = parse_sampling_parameters(
             _optional_input(request, "sampling_parameters"),
-            self.default_max_tokens, self.max_tokens_limit)
+            self.default_max_tokens,
+            self.max_tokens_limit,
+        )
         return _Request(
             sender=request.get_response_sender(),
             prompt=prompt,
@@ -146,8 +153,10 @@ class TritonPythonModel:
     def _send_error(self, sender, message: str) -> None:
         error = pb_utils.TritonError(BAD_REQUEST_PREFIX + message, pb_utils.TritonError.INVALID_ARG)
         try:
-            sender.send(pb_utils.InferenceResponse(output_tensors=[], error=error),
-                        flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            sender.send(
+                pb_utils.InferenceResponse(output_tensors=[], error=error),
+                flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
+            )
         except Exception as exc:
             self.logger.log_warn(f"copywriter: dropping an error response: {exc!r}")
 
@@ -159,14 +168,25 @@ class TritonPythonModel:
         assert req.state is not None
         outputs = [self._text_tensor(text)]
         if req.return_finish_reason:
-            outputs.append(pb_utils.Tensor("finish_reason", np.array(
-                [[req.state.finish_reason.encode()]], dtype=np.object_)))
+            outputs.append(
+                pb_utils.Tensor(
+                    "finish_reason",
+                    np.array([[req.state.finish_reason.encode()]], dtype=np.object_),
+                )
+            )
         if req.return_cumulative_logprob:
-            outputs.append(pb_utils.Tensor("cumulative_logprob", np.array(
-                [[req.state.cumulative_logprob]], dtype=np.float32)))
+            outputs.append(
+                pb_utils.Tensor(
+                    "cumulative_logprob",
+                    np.array([[req.state.cumulative_logprob]], dtype=np.float32),
+                )
+            )
         if req.return_num_output_tokens:
-            outputs.append(pb_utils.Tensor("num_output_tokens", np.array(
-                [[len(req.state.token_ids)]], dtype=np.uint32)))
+            outputs.append(
+                pb_utils.Tensor(
+                    "num_output_tokens", np.array([[len(req.state.token_ids)]], dtype=np.uint32)
+                )
+            )
         return pb_utils.InferenceResponse(output_tensors=outputs)
 
     def _send(self, req: _Request, response, final: bool) -> None:
@@ -210,11 +230,13 @@ class TritonPythonModel:
             error = pb_utils.TritonError(f"generation failed: {exc}")
             for req in batch:
                 if not req.completed:
-                    self._send(req, pb_utils.InferenceResponse(output_tensors=[], error=error),
-                               final=True)
+                    self._send(
+                        req, pb_utils.InferenceResponse(output_tensors=[], error=error), final=True
+                    )
         self.logger.log_verbose(
             f"copywriter: batch_size={len(batch)} requests={len(requests)} "
-            f"seconds={time.perf_counter() - started:.3f}")
+            f"seconds={time.perf_counter() - started:.3f}"
+        )
         return None
 
     def _generate(self, batch: list[_Request]) -> None:
@@ -224,8 +246,10 @@ class TritonPythonModel:
             room = self.context_limit - len(ids)
             if not ids or room < 1:
                 req.completed = True
-                self._send_error(req.sender, f"prompt has {len(ids)} tokens; the model's "
-                                             f"context is {self.context_limit}")
+                self._send_error(
+                    req.sender,
+                    f"prompt has {len(ids)} tokens; the model's context is {self.context_limit}",
+                )
                 continue
             if req.params.max_tokens > room:  # cut to the context; reported as "length"
                 req.params = SamplingParams(**{**req.params.__dict__, "max_tokens": room})
@@ -235,8 +259,9 @@ class TritonPythonModel:
         if not runnable:
             return
         requests = [req for req, _ in runnable]
-        padded = self.tokenizer.pad({"input_ids": [ids for _, ids in runnable]},
-                                    padding=True, return_tensors="pt")
+        padded = self.tokenizer.pad(
+            {"input_ids": [ids for _, ids in runnable]}, padding=True, return_tensors="pt"
+        )
         rows = [req.state for req in requests]
 
         def on_token(index: int, row: RowState) -> None:
@@ -248,8 +273,11 @@ class TritonPythonModel:
                 return  # the final response carries the rest
             delta = req.decoder.delta(row.token_ids)
             if delta:
-                self._send(req, pb_utils.InferenceResponse(
-                    output_tensors=[self._text_tensor(delta)]), final=False)
+                self._send(
+                    req,
+                    pb_utils.InferenceResponse(output_tensors=[self._text_tensor(delta)]),
+                    final=False,
+                )
 
         sampler = RowSampler(rows, self.eos_token_id, on_token)
         generation_config = GenerationConfig(
@@ -272,9 +300,13 @@ class TritonPythonModel:
             if req.completed:
                 continue
             if state.finish_reason == FINISH_CANCELLED:
-                self._send(req, pb_utils.InferenceResponse(
-                    output_tensors=[], error=pb_utils.TritonError("request cancelled")),
-                    final=True)
+                self._send(
+                    req,
+                    pb_utils.InferenceResponse(
+                        output_tensors=[], error=pb_utils.TritonError("request cancelled")
+                    ),
+                    final=True,
+                )
                 continue
             if not state.finished:  # generate() stopped on its own limit
                 state.finished, state.finish_reason = True, FINISH_LENGTH

@@ -45,11 +45,26 @@ class SamplingParams:
     frequency_penalty: float = 0.0
 
 
-_KNOWN_KEYS = {"temperature", "top_p", "top_k", "seed", "max_tokens", "ignore_eos",
-               "presence_penalty", "frequency_penalty"}
+_KNOWN_KEYS = {
+    "temperature",
+    "top_p",
+    "top_k",
+    "seed",
+    "max_tokens",
+    "ignore_eos",
+    "presence_penalty",
+    "frequency_penalty",
+}
 # vLLM clients send these too; accepted and ignored rather than rejected.
-_IGNORED_KEYS = {"n", "best_of", "stop", "repetition_penalty", "min_p", "logprobs",
-                 "skip_special_tokens"}
+_IGNORED_KEYS = {
+    "n",
+    "best_of",
+    "stop",
+    "repetition_penalty",
+    "min_p",
+    "logprobs",
+    "skip_special_tokens",
+}
 
 
 def _number(data: dict, key: str, kind: type, default):
@@ -102,8 +117,9 @@ def parse_sampling_parameters(
     frequency = _number(data, "frequency_penalty", float, 0.0)
     if not (-2 <= presence <= 2 and -2 <= frequency <= 2):
         raise SamplingError("sampling_parameters presence/frequency_penalty must be in [-2, 2]")
-    return SamplingParams(temperature, top_p, max(top_k, 0), seed, max_tokens, bool(ignore_eos),
-                          presence, frequency)
+    return SamplingParams(
+        temperature, top_p, max(top_k, 0), seed, max_tokens, bool(ignore_eos), presence, frequency
+    )
 
 
 @dataclass(eq=False)
@@ -158,8 +174,11 @@ class RowSampler(LogitsProcessor):
             logits[self._ignore_eos.to(device), self.eos_token_id] = float("-inf")
         if self._penalised and self._counts is not None:
             counts = self._counts.to(device)
-            logits = (logits - self._frequency.to(device)[:, None] * counts
-                      - self._presence.to(device)[:, None] * (counts > 0).float())
+            logits = (
+                logits
+                - self._frequency.to(device)[:, None] * counts
+                - self._presence.to(device)[:, None] * (counts > 0).float()
+            )
         temperature = self._temperature.to(device)
         greedy = temperature <= 0
         logits = logits / torch.where(greedy, torch.ones_like(temperature), temperature)[:, None]
@@ -216,8 +235,9 @@ class RowsFinished(StoppingCriteria):
     def __call__(
         self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object
     ) -> torch.BoolTensor:
-        return torch.tensor([r.finished for r in self.rows], dtype=torch.bool,
-                            device=input_ids.device)
+        return torch.tensor(
+            [r.finished for r in self.rows], dtype=torch.bool, device=input_ids.device
+        )
 
 
 class IncrementalDecoder:
@@ -240,5 +260,5 @@ class IncrementalDecoder:
             return ""
         if not text.startswith(self.emitted):  # a merge changed earlier text: resend nothing
             return ""
-        delta, self.emitted = text[len(self.emitted):], text
+        delta, self.emitted = text[len(self.emitted) :], text
         return delta

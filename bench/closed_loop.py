@@ -66,7 +66,8 @@ async def fill_pool(
             )
         ).job
         print(
-            f"\r  pre-generating copy: {job.done_count}/{job.total_count} items, {job.creative_count} creatives",
+            f"\r  pre-generating copy: {job.done_count}/{job.total_count} items, "
+            f"{job.creative_count} creatives",
             end="",
             flush=True,
         )
@@ -76,24 +77,28 @@ async def fill_pool(
 def print_report(title: str, report: LoopReport) -> None:
     print(f"\n{title}: {report.impressions} impressions")
     print(
-        f"  {'arm':<14} {'impr':>6} {'clicks':>6} {'exp CTR':>8} {'obs CTR':>8} {'CVR':>6} {'oracle':>8} {'share':>6}"
+        f"  {'arm':<14} {'impr':>6} {'clicks':>6} {'exp CTR':>8} {'obs CTR':>8} {'CVR':>6} "
+        f"{'oracle':>8} {'share':>6}"
     )
     for a in report.arms.values():
         print(
-            f"  {a.arm:<14} {a.impressions:>6} {a.clicks:>6} {a.expected_ctr:>8.4f} {a.observed_ctr:>8.4f} "
-            f"{a.cvr:>6.3f} {a.oracle_ctr:>8.4f} {a.share_of_oracle:>6.1%}"
+            f"  {a.arm:<14} {a.impressions:>6} {a.clicks:>6} {a.expected_ctr:>8.4f} "
+            f"{a.observed_ctr:>8.4f} {a.cvr:>6.3f} {a.oracle_ctr:>8.4f} {a.share_of_oracle:>6.1%}"
         )
     p = report.arms.get("personalised")
     for other in ("random-copy", "generic-copy"):
         o = report.arms.get(other)
         if p and o and o.expected_ctr:
+            observed = (p.observed_ctr / o.observed_ctr - 1) if o.observed_ctr else math.nan
             print(
-                f"  uplift personalised vs {other}: {p.expected_ctr / o.expected_ctr - 1:+.1%} (expected CTR), "
-                f"{(p.observed_ctr / o.observed_ctr - 1) if o.observed_ctr else math.nan:+.1%} (observed)"
+                f"  uplift personalised vs {other}: "
+                f"{p.expected_ctr / o.expected_ctr - 1:+.1%} (expected CTR), "
+                f"{observed:+.1%} (observed)"
             )
+    ratio = report.model_auc / report.oracle_auc if report.oracle_auc else math.nan
     print(
         f"  model AUC {report.model_auc:.3f} vs oracle AUC {report.oracle_auc:.3f} "
-        f"(ratio {report.model_auc / report.oracle_auc if report.oracle_auc else math.nan:.3f}) on the same impressions"
+        f"(ratio {ratio:.3f}) on the same impressions"
     )
 
 
@@ -157,8 +162,10 @@ async def bench(args: argparse.Namespace) -> None:
         print("\nexperiment report (platform's own view, all sessions):")
         for a in exp.arms:
             print(
-                f"  {a.arm_id:<14} users {a.user_count:>4} impr {a.impressions:>6} CTR {a.ctr:.4f} lift {a.ctr_lift:+.1%} "
-                f"[{a.ctr_lift_interval.lower:+.1%}, {a.ctr_lift_interval.upper:+.1%}] P(best) {a.probability_best:.2f}"
+                f"  {a.arm_id:<14} users {a.user_count:>4} impr {a.impressions:>6} "
+                f"CTR {a.ctr:.4f} lift {a.ctr_lift:+.1%} "
+                f"[{a.ctr_lift_interval.lower:+.1%}, {a.ctr_lift_interval.upper:+.1%}] "
+                f"P(best) {a.probability_best:.2f}"
             )
         print(f"  sample ratio p = {exp.sample_ratio_p_value:.3f}")
         full = sim.report()

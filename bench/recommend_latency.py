@@ -128,12 +128,14 @@ async def bench(args: argparse.Namespace) -> None:
     try:
         users = await prepare(addresses, args.items)
         item_ids = [i.item_id for i in generate_catalog(args.items)]
+        processes = "one process" if args.in_process else "four processes"
         print(
-            f"\nRecommend, n=10 from 50 candidates, warm pool, {'one process' if args.in_process else 'four processes'}, "
+            f"\nRecommend, n=10 from 50 candidates, warm pool, {processes}, "
             f"embedder {args.embedder}"
         )
         print(
-            f"{'concurrency':>11} {'calls':>6} {'calls/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'degraded':>8} {'errors':>6}"
+            f"{'concurrency':>11} {'calls':>6} {'calls/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
+            f"{'p99 ms':>8} {'degraded':>8} {'errors':>6}"
         )
         for concurrency in (1, 16):
             lat, degraded, errors = await measure(
@@ -141,8 +143,9 @@ async def bench(args: argparse.Namespace) -> None:
             )
             q = statistics.quantiles(lat, n=100)
             print(
-                f"{concurrency:>11} {len(lat):>6} {len(lat) / args.seconds:>8.1f} {q[49] * 1000:>8.1f} {q[89] * 1000:>8.1f} "
-                f"{q[98] * 1000:>8.1f} {degraded:>8} {errors:>6}"
+                f"{concurrency:>11} {len(lat):>6} {len(lat) / args.seconds:>8.1f} "
+                f"{q[49] * 1000:>8.1f} {q[89] * 1000:>8.1f} {q[98] * 1000:>8.1f} "
+                f"{degraded:>8} {errors:>6}"
             )
     finally:
         if platform:

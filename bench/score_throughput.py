@@ -23,13 +23,13 @@ import numpy as np
 import torch
 
 from copyloop.demo.market import SyntheticMarket, synthetic_items
-from copyloop.prediction.content_effect import ContentEffectModel
-from copyloop.prediction.features import EncoderConfig
-from copyloop.prediction.scorer import Scorer
-from copyloop.prediction.text_features import CachedEmbedder, HashingEmbedder, MiniLMEmbedder
-from copyloop.prediction.training import TrainConfig, split_by_time, train_version
-from copyloop.prediction.types import CopyFeatures, ItemFeatures
-from copyloop.prediction.version import ModelVersion, load_version
+from copyloop.prediction.features.encoder import EncoderConfig
+from copyloop.prediction.features.text import CachedEmbedder, HashingEmbedder, MiniLMEmbedder
+from copyloop.prediction.features.types import CopyFeatures, ItemFeatures
+from copyloop.prediction.model.content_effect import ContentEffectModel
+from copyloop.prediction.model.version import ModelVersion, load_version
+from copyloop.prediction.serving.scorer import Scorer
+from copyloop.prediction.training.trainer import TrainConfig, split_by_time, train_version
 
 
 def _version(args: argparse.Namespace, embedder: CachedEmbedder) -> ModelVersion:

@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from copyloop.prediction.ab_tests import ABVariant, build_pairs, split_by_test
-from copyloop.prediction.content_effect import (
+from copyloop.prediction.features.ab_tests import ABVariant, build_pairs, split_by_test
+from copyloop.prediction.features.text import MiniLMEmbedder
+from copyloop.prediction.model.content_effect import (
     ContentEffectConfig,
     ContentEffectModel,
     pairwise_accuracy,
 )
-from copyloop.prediction.text_features import MiniLMEmbedder
-from copyloop.prediction.upworthy import load_upworthy
+from copyloop.prediction.offline.upworthy import load_upworthy
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -107,7 +107,8 @@ async def _serve(args: argparse.Namespace) -> None:
         )
         pending.replace(STATE_FILE)
         print(
-            f"\nServing (API key {api_key}). Repeat the walkthrough: python -m copyloop.main demo. Ctrl-C to stop.",
+            f"\nServing (API key {api_key}). Repeat the walkthrough: "
+            "python -m copyloop.main demo. Ctrl-C to stop.",
             flush=True,
         )
         await serve_until_signal(platform.fusion.server)

@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -31,16 +32,16 @@ class PlatformConfig:
     api_keys: str = "demo-key:demo"
     host: str = "127.0.0.1"
     base_port: int = 0  # 0: free ports (tests); else base, base+1, base+2, base+3
-    database_urls: dict[str, str] = field(
-        default_factory=dict
-    )  # service -> URL; SQLite files by default
+    # service -> URL; SQLite files by default
+    database_urls: dict[str, str] = field(default_factory=dict)
     triton_url: str = ""
     model_dir: str = ""
     embedder: str = "minilm"
     content_model_dir: str = ""
     metrics: bool = False
-    prediction_overrides: dict[str, object] = field(default_factory=dict)
-    fusion_overrides: dict[str, object] = field(default_factory=dict)
+    # Settings field -> value, validated by pydantic when the settings are built.
+    prediction_overrides: dict[str, Any] = field(default_factory=dict)
+    fusion_overrides: dict[str, Any] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
         return self.database_urls.get(service) or f"sqlite:///{self.var_dir / f'{service}.db'}"
@@ -73,8 +74,9 @@ class Platform:
 
 async def start_platform(cfg: PlatformConfig) -> Platform:
     cfg.var_dir.mkdir(parents=True, exist_ok=True)
-    common = {"api_keys": cfg.api_keys, "host": cfg.host}
-    metrics = {"metrics_port": 0} if cfg.metrics else {}
+    # Passed as keyword dicts so that a setting left out still comes from the environment.
+    common: dict[str, Any] = {"api_keys": cfg.api_keys, "host": cfg.host}
+    metrics: dict[str, Any] = {"metrics_port": 0} if cfg.metrics else {}
     profile = await start_profile_service(
         ProfileSettings(port=cfg.port(0), database_url=cfg.url("profile"), **common, **metrics)
     )
@@ -97,7 +99,7 @@ async def start_platform(cfg: PlatformConfig) -> Platform:
             content_model_dir=cfg.content_model_dir,
             **common,
             **metrics,
-            **cfg.prediction_overrides,  # type: ignore[arg-type]
+            **cfg.prediction_overrides,
         )
     )
     fusion = await start_fusion_service(
@@ -109,7 +111,7 @@ async def start_platform(cfg: PlatformConfig) -> Platform:
             prediction_addr=prediction.address,
             **common,
             **metrics,
-            **cfg.fusion_overrides,  # type: ignore[arg-type]
+            **cfg.fusion_overrides,
         )
     )
     return Platform(profile, generation, prediction, fusion)

@@ -72,7 +72,7 @@ async def platform(tmp_path: Path) -> AsyncIterator[tuple[Platform, Clients]]:
 
 
 async def test_recommend_returns_ranked_personalised_compliant_results(platform) -> None:
-    p, c = platform
+    _, c = platform
     reply = await c.fusion.Recommend(
         F.RecommendRequest(user_id="shopper-00001", context=CTX, n=6), metadata=auth()
     )

@@ -1,4 +1,5 @@
-"""Session fixtures (registered in tests/conftest.py): a real local Triton server (CPU) serving the tiny copywriter, shared by the whole session.
+"""Session fixtures (registered in tests/conftest.py): a real local Triton server (CPU) serving
+the tiny copywriter, shared by the whole session.
 
 `local_triton` is meant for reuse by GenerationService tests: it builds the tiny model under
 a session tmp dir and starts `LocalTriton` once; `local_triton.grpc_url` is what

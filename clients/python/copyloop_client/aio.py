@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncCopyloop"]
 
+# grpc ships no type stubs, so mypy sees the generated stubs' calls as returning Any; the helpers
+# below bind each reply to its declared type (`reply: X = ...`) to keep their signatures checked.
+
 
 class AsyncCopyloop:
     """Create inside a running event loop (grpc.aio channels bind to it); `async with` or
@@ -108,7 +111,10 @@ class AsyncCopyloop:
         return summary
 
     async def get_items(self, item_ids: Sequence[str]) -> profile_pb2.GetItemsResponse:
-        return await self.profile.GetItems(profile_pb2.GetItemsRequest(item_ids=list(item_ids)))
+        reply: profile_pb2.GetItemsResponse = await self.profile.GetItems(
+            profile_pb2.GetItemsRequest(item_ids=list(item_ids))
+        )
+        return reply
 
     async def get_item(self, item_id: str) -> common_pb2.Item:
         reply = await self.get_items([item_id])
@@ -163,9 +169,10 @@ class AsyncCopyloop:
         return summary
 
     async def get_profile(self, user_id: str) -> common_pb2.UserProfile:
-        return (
+        profile: common_pb2.UserProfile = (
             await self.profile.GetUserProfile(profile_pb2.GetUserProfileRequest(user_id=user_id))
         ).profile
+        return profile
 
     # ------------------------------------------------------------------------- serving
 
@@ -177,9 +184,10 @@ class AsyncCopyloop:
         n: int = 10,
         **options: Any,
     ) -> fusion_pb2.RecommendResponse:
-        return await self.fusion.Recommend(
+        reply: fusion_pb2.RecommendResponse = await self.fusion.Recommend(
             builders.recommend_request(user_id, channel, locale, n, **options)
         )
+        return reply
 
     async def report_outcome(
         self,
@@ -201,7 +209,10 @@ class AsyncCopyloop:
             e if isinstance(e, fusion_pb2.OutcomeEvent) else builders.outcome_event(**e)
             for e in events
         ]
-        return await self.fusion.ReportOutcome(fusion_pb2.ReportOutcomeRequest(events=outcomes))
+        reply: fusion_pb2.ReportOutcomeResponse = await self.fusion.ReportOutcome(
+            fusion_pb2.ReportOutcomeRequest(events=outcomes)
+        )
+        return reply
 
     async def generate(
         self,
@@ -212,9 +223,10 @@ class AsyncCopyloop:
         **options: Any,
     ) -> generation_pb2.GenerateResponse:
         message = await self.get_item(item) if isinstance(item, str) else builders.to_item(item)
-        return await self.generation.Generate(
+        reply: generation_pb2.GenerateResponse = await self.generation.Generate(
             builders.generate_request(message, channel, locale, n, **options)
         )
+        return reply
 
     async def score(
         self,
@@ -232,19 +244,21 @@ class AsyncCopyloop:
         messages = [found[i] if isinstance(i, str) else builders.to_item(i) for i in items]
         if "profile" not in options:
             options["profile"] = await self.get_profile(user_id)
-        return await self.prediction.Score(
+        reply: prediction_pb2.ScoreResponse = await self.prediction.Score(
             builders.score_request(user_id, messages, channel, locale, **options)
         )
+        return reply
 
     # ------------------------------------------------------------------------- models
 
     async def train(self, days: int = 7, timeout: float = 600.0) -> fusion_pb2.RetrainModelResponse:
-        return await self.fusion.RetrainModel(
+        reply: fusion_pb2.RetrainModelResponse = await self.fusion.RetrainModel(
             fusion_pb2.RetrainModelRequest(
                 window_days=days, idempotency_key=builders.new_idempotency_key()
             ),
             timeout=timeout,
         )
+        return reply
 
     async def train_model(
         self,
@@ -258,7 +272,7 @@ class AsyncCopyloop:
     ) -> prediction_pb2.TrainModelResponse:
         """Trains on explicit windows (ISO text, epoch seconds or datetimes) through
         PredictionService; `train` picks the windows for you."""
-        return await self.prediction.TrainModel(
+        reply: prediction_pb2.TrainModelResponse = await self.prediction.TrainModel(
             builders.train_model_request(
                 train_window,
                 eval_window,
@@ -268,20 +282,23 @@ class AsyncCopyloop:
             ),
             timeout=timeout,
         )
+        return reply
 
     async def promote(
         self, version: str, force: bool = False
     ) -> prediction_pb2.PromoteModelResponse:
-        return await self.prediction.PromoteModel(
+        reply: prediction_pb2.PromoteModelResponse = await self.prediction.PromoteModel(
             prediction_pb2.PromoteModelRequest(version=version, force=force)
         )
+        return reply
 
     async def rollback(self) -> prediction_pb2.ModelVersion:
-        return (
+        version: prediction_pb2.ModelVersion = (
             await self.prediction.RollbackModel(
                 prediction_pb2.RollbackModelRequest(idempotency_key=builders.new_idempotency_key())
             )
         ).model_version
+        return version
 
     async def list_models(self, page_size: int = 100) -> list[prediction_pb2.ModelVersion]:
         versions: list[prediction_pb2.ModelVersion] = []
@@ -300,29 +317,32 @@ class AsyncCopyloop:
     async def create_experiment(
         self, experiment_id: str, arms: Sequence[ArmLike], display_name: str = ""
     ) -> fusion_pb2.Experiment:
-        return (
+        experiment: fusion_pb2.Experiment = (
             await self.fusion.CreateExperiment(
                 builders.create_experiment_request(experiment_id, arms, display_name)
             )
         ).experiment
+        return experiment
 
     async def stop_experiment(self, experiment_id: str) -> fusion_pb2.Experiment:
-        return (
+        experiment: fusion_pb2.Experiment = (
             await self.fusion.StopExperiment(
                 fusion_pb2.StopExperimentRequest(experiment_id=experiment_id)
             )
         ).experiment
+        return experiment
 
     async def experiment_report(
         self, experiment_id: str, baseline_arm_id: str = "", include_chart: bool = False
     ) -> fusion_pb2.GetExperimentReportResponse:
-        return await self.fusion.GetExperimentReport(
+        reply: fusion_pb2.GetExperimentReportResponse = await self.fusion.GetExperimentReport(
             fusion_pb2.GetExperimentReportRequest(
                 experiment_id=experiment_id,
                 baseline_arm_id=baseline_arm_id,
                 include_chart=include_chart,
             )
         )
+        return reply
 
 
 async def _abatched(

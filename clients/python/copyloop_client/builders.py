@@ -91,7 +91,9 @@ def recommend_request(
         n=n,
         candidate_item_ids=list(candidate_item_ids),
         experiment_id=experiment_id,
-        objective=parse_objective(objective) if objective is not None else 0,
+        objective=parse_objective(objective)
+        if objective is not None
+        else fusion_pb2.RANKING_OBJECTIVE_UNSPECIFIED,
         latency_budget_ms=latency_budget_ms,
     )
 
@@ -107,9 +109,9 @@ def outcome_event(
     """`type`: impression, click, add_to_cart or purchase. Without an event_id one is derived
     from (impression, type), so reporting the same outcome twice counts once."""
     kind = parse_feedback_type(type)
+    kind_name = fusion_pb2.FeedbackType.Name(kind).removeprefix("FEEDBACK_TYPE_").lower()
     event = fusion_pb2.OutcomeEvent(
-        event_id=event_id
-        or f"{impression_id}:{fusion_pb2.FeedbackType.Name(kind).removeprefix('FEEDBACK_TYPE_').lower()}",
+        event_id=event_id or f"{impression_id}:{kind_name}",
         request_id=request_id,
         impression_id=impression_id,
         type=kind,
@@ -137,7 +139,7 @@ def generate_request(
         channel=parse_channel(channel),
         locale=locale,
         variant_count=n,
-        tone=parse_tone(tone) if tone is not None else 0,
+        tone=parse_tone(tone) if tone is not None else generation_pb2.TONE_UNSPECIFIED,
         audience=generation_pb2.Audience(segment=segment),
         store_in_pool=store_in_pool,
         constraints=generation_pb2.CopyConstraints(max_chars=max_chars),

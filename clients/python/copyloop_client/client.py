@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Copyloop"]
 
+# grpc ships no type stubs, so mypy sees the generated stubs' calls as returning Any; the helpers
+# below bind each reply to its declared type (`reply: X = ...`) to keep their signatures checked.
+
 
 class Copyloop:
     """The four services as `profile`, `generation`, `prediction`, `fusion` (the generated
@@ -111,7 +114,10 @@ class Copyloop:
         return summary
 
     def get_items(self, item_ids: Sequence[str]) -> profile_pb2.GetItemsResponse:
-        return self.profile.GetItems(profile_pb2.GetItemsRequest(item_ids=list(item_ids)))
+        reply: profile_pb2.GetItemsResponse = self.profile.GetItems(
+            profile_pb2.GetItemsRequest(item_ids=list(item_ids))
+        )
+        return reply
 
     def get_item(self, item_id: str) -> common_pb2.Item:
         """One item; NotFoundError (resource_type "item") when the catalog has no such id."""
@@ -171,9 +177,10 @@ class Copyloop:
         return summary
 
     def get_profile(self, user_id: str) -> common_pb2.UserProfile:
-        return self.profile.GetUserProfile(
+        profile: common_pb2.UserProfile = self.profile.GetUserProfile(
             profile_pb2.GetUserProfileRequest(user_id=user_id)
         ).profile
+        return profile
 
     # ------------------------------------------------------------------------- serving
 
@@ -187,9 +194,10 @@ class Copyloop:
     ) -> fusion_pb2.RecommendResponse:
         """Options: candidate_item_ids, experiment_id, objective ("ctr", "ctcvr",
         "expected_value"), latency_budget_ms, placement."""
-        return self.fusion.Recommend(
+        reply: fusion_pb2.RecommendResponse = self.fusion.Recommend(
             builders.recommend_request(user_id, channel, locale, n, **options)
         )
+        return reply
 
     def report_outcome(
         self,
@@ -212,7 +220,10 @@ class Copyloop:
             e if isinstance(e, fusion_pb2.OutcomeEvent) else builders.outcome_event(**e)
             for e in events
         ]
-        return self.fusion.ReportOutcome(fusion_pb2.ReportOutcomeRequest(events=outcomes))
+        reply: fusion_pb2.ReportOutcomeResponse = self.fusion.ReportOutcome(
+            fusion_pb2.ReportOutcomeRequest(events=outcomes)
+        )
+        return reply
 
     def generate(
         self,
@@ -225,9 +236,10 @@ class Copyloop:
         """Copy variants for an item (an id is read from the catalog first). Options: tone,
         segment, seed, store_in_pool, max_chars."""
         message = self.get_item(item) if isinstance(item, str) else builders.to_item(item)
-        return self.generation.Generate(
+        reply: generation_pb2.GenerateResponse = self.generation.Generate(
             builders.generate_request(message, channel, locale, n, **options)
         )
+        return reply
 
     def score(
         self,
@@ -242,9 +254,10 @@ class Copyloop:
         creative_ids, model_version, profile."""
         messages = self._resolve_items(items)
         options.setdefault("profile", self.get_profile(user_id))
-        return self.prediction.Score(
+        reply: prediction_pb2.ScoreResponse = self.prediction.Score(
             builders.score_request(user_id, messages, channel, locale, **options)
         )
+        return reply
 
     def _resolve_items(self, items: Sequence[str | ItemLike]) -> list[common_pb2.Item]:
         ids = [i for i in items if isinstance(i, str)]
@@ -259,12 +272,13 @@ class Copyloop:
     def train(self, days: int = 7, timeout: float = 600.0) -> fusion_pb2.RetrainModelResponse:
         """Retrains the CTR/CVR model on the last `days` of served impressions and promotes it
         only if it beats the live version on the newest part of the window."""
-        return self.fusion.RetrainModel(
+        reply: fusion_pb2.RetrainModelResponse = self.fusion.RetrainModel(
             fusion_pb2.RetrainModelRequest(
                 window_days=days, idempotency_key=builders.new_idempotency_key()
             ),
             timeout=timeout,
         )
+        return reply
 
     def train_model(
         self,
@@ -278,7 +292,7 @@ class Copyloop:
     ) -> prediction_pb2.TrainModelResponse:
         """Trains on explicit windows (ISO text, epoch seconds or datetimes) through
         PredictionService; `train` picks the windows for you."""
-        return self.prediction.TrainModel(
+        reply: prediction_pb2.TrainModelResponse = self.prediction.TrainModel(
             builders.train_model_request(
                 train_window,
                 eval_window,
@@ -288,16 +302,19 @@ class Copyloop:
             ),
             timeout=timeout,
         )
+        return reply
 
     def promote(self, version: str, force: bool = False) -> prediction_pb2.PromoteModelResponse:
-        return self.prediction.PromoteModel(
+        reply: prediction_pb2.PromoteModelResponse = self.prediction.PromoteModel(
             prediction_pb2.PromoteModelRequest(version=version, force=force)
         )
+        return reply
 
     def rollback(self) -> prediction_pb2.ModelVersion:
-        return self.prediction.RollbackModel(
+        version: prediction_pb2.ModelVersion = self.prediction.RollbackModel(
             prediction_pb2.RollbackModelRequest(idempotency_key=builders.new_idempotency_key())
         ).model_version
+        return version
 
     def list_models(self, page_size: int = 100) -> list[prediction_pb2.ModelVersion]:
         """Every registered model version, newest first (all pages)."""
@@ -318,22 +335,25 @@ class Copyloop:
         self, experiment_id: str, arms: Sequence[ArmLike], display_name: str = ""
     ) -> fusion_pb2.Experiment:
         """Arms as "arm_id:STRATEGY:weight" strings, tuples or Arm messages."""
-        return self.fusion.CreateExperiment(
+        experiment: fusion_pb2.Experiment = self.fusion.CreateExperiment(
             builders.create_experiment_request(experiment_id, arms, display_name)
         ).experiment
+        return experiment
 
     def stop_experiment(self, experiment_id: str) -> fusion_pb2.Experiment:
-        return self.fusion.StopExperiment(
+        experiment: fusion_pb2.Experiment = self.fusion.StopExperiment(
             fusion_pb2.StopExperimentRequest(experiment_id=experiment_id)
         ).experiment
+        return experiment
 
     def experiment_report(
         self, experiment_id: str, baseline_arm_id: str = "", include_chart: bool = False
     ) -> fusion_pb2.GetExperimentReportResponse:
-        return self.fusion.GetExperimentReport(
+        reply: fusion_pb2.GetExperimentReportResponse = self.fusion.GetExperimentReport(
             fusion_pb2.GetExperimentReportRequest(
                 experiment_id=experiment_id,
                 baseline_arm_id=baseline_arm_id,
                 include_chart=include_chart,
             )
         )
+        return reply

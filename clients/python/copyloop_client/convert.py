@@ -8,12 +8,17 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf import timestamp_pb2
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from copyloop.v1 import common_pb2, fusion_pb2, generation_pb2, profile_pb2
+
+if TYPE_CHECKING:
+    # Stub-only generic: the wrapper of enum E is _EnumTypeWrapper[E.ValueType].
+    from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
+
+_V = TypeVar("_V", bound=int)
 
 __all__ = [
     "EVENT_FIELDS",
@@ -69,13 +74,14 @@ class InputError(ValueError):
 # ------------------------------------------------------------------------------------ enums
 
 
-def _enum(wrapper: EnumTypeWrapper, prefix: str, value: str | int, what: str) -> int:
+def _enum(wrapper: _EnumTypeWrapper[_V], prefix: str, value: str | int, what: str) -> _V:
     if isinstance(value, int):
-        if value in wrapper.values() and value != 0:
-            return value
+        for number in wrapper.values():
+            if number == value and number != 0:
+                return number
         raise InputError(f"{what}: unknown value {value}")
     choices = [
-        n.removeprefix(prefix).lower() for n in wrapper.keys() if not n.endswith("UNSPECIFIED")
+        n.removeprefix(prefix).lower() for n, _ in wrapper.items() if not n.endswith("UNSPECIFIED")
     ]
     if not value.strip():
         raise InputError(f"{what}: required; one of {', '.join(choices)}")
@@ -90,32 +96,32 @@ def _enum(wrapper: EnumTypeWrapper, prefix: str, value: str | int, what: str) ->
     return number
 
 
-def parse_channel(value: str | int) -> int:
+def parse_channel(value: str | int) -> common_pb2.Channel.ValueType:
     """ "push", "CHANNEL_PUSH", "ad_copy", "ad-copy" -> common_pb2.CHANNEL_*."""
     return _enum(common_pb2.Channel, "CHANNEL_", value, "channel")
 
 
-def parse_tone(value: str | int) -> int:
+def parse_tone(value: str | int) -> generation_pb2.Tone.ValueType:
     return _enum(generation_pb2.Tone, "TONE_", value, "tone")
 
 
-def parse_event_type(value: str | int) -> int:
+def parse_event_type(value: str | int) -> profile_pb2.EventType.ValueType:
     return _enum(profile_pb2.EventType, "EVENT_TYPE_", value, "type")
 
 
-def parse_feedback_type(value: str | int) -> int:
+def parse_feedback_type(value: str | int) -> fusion_pb2.FeedbackType.ValueType:
     return _enum(fusion_pb2.FeedbackType, "FEEDBACK_TYPE_", value, "type")
 
 
-def parse_arm_strategy(value: str | int) -> int:
+def parse_arm_strategy(value: str | int) -> fusion_pb2.ArmStrategy.ValueType:
     return _enum(fusion_pb2.ArmStrategy, "ARM_STRATEGY_", value, "strategy")
 
 
-def parse_objective(value: str | int) -> int:
+def parse_objective(value: str | int) -> fusion_pb2.RankingObjective.ValueType:
     return _enum(fusion_pb2.RankingObjective, "RANKING_OBJECTIVE_", value, "objective")
 
 
-def enum_label(wrapper: EnumTypeWrapper, number: int, prefix: str) -> str:
+def enum_label(wrapper: _EnumTypeWrapper[_V], number: _V, prefix: str) -> str:
     """CHANNEL_PUSH -> "push" for display."""
     try:
         return wrapper.Name(number).removeprefix(prefix).lower()
@@ -213,16 +219,15 @@ def to_timestamp(value: Any, name: str = "event_time") -> timestamp_pb2.Timestam
         seconds /= 1000.0
     ts = timestamp_pb2.Timestamp()
     whole = math.floor(seconds)
-    ts.seconds, ts.nanos = whole, int(round((seconds - whole) * 1e9)) % 1_000_000_000
+    ts.seconds, ts.nanos = whole, round((seconds - whole) * 1e9) % 1_000_000_000
     return ts
 
 
 def _check_keys(row: Mapping[str, Any], allowed: tuple[str, ...], what: str) -> None:
     unknown = [k for k in row if k not in allowed]
     if unknown:
-        raise InputError(
-            f"unknown {what} field(s) {', '.join(map(repr, unknown))}; expected: {', '.join(allowed)}"
-        )
+        names = ", ".join(map(repr, unknown))
+        raise InputError(f"unknown {what} field(s) {names}; expected: {', '.join(allowed)}")
 
 
 # ------------------------------------------------------------------------------------ messages
@@ -248,7 +253,8 @@ def item_from_dict(row: Mapping[str, Any]) -> common_pb2.Item:
 
 
 def event_from_dict(row: Mapping[str, Any]) -> profile_pb2.Event:
-    """A behaviour-event row -> Event; `type` is view/click/add_to_cart/purchase/search/impression."""
+    """A behaviour-event row -> Event; `type` is view, click, add_to_cart, purchase, search or
+    impression."""
     _check_keys(row, EVENT_FIELDS, "event")
     return profile_pb2.Event(
         event_id=_str("event_id", row.get("event_id")),

@@ -159,7 +159,7 @@ def error_from_rpc(error: grpc.RpcError) -> CopyloopError:
     message: str = (error.details() if hasattr(error, "details") else "") or ""
     status: status_pb2.Status | None = None
     try:
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+        status = rpc_status.from_call(error)
     except (ValueError, AttributeError):
         status = None  # details that disagree with the code, or no trailers at all
     if status is not None and status.message:
@@ -187,7 +187,7 @@ def _detail(status: status_pb2.Status | None, message_type: type[Message]) -> An
 
 def _trailing(error: grpc.RpcError, key: str) -> str:
     try:
-        trailers = error.trailing_metadata() or ()  # type: ignore[attr-defined]
+        trailers = error.trailing_metadata() or ()
     except Exception:
         return ""
     for k, v in trailers:

@@ -123,7 +123,9 @@ def health_status(address: str, service: str = "", timeout_s: float = 2.0) -> st
                 if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
                 else exc.code().name
             )
-    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    # grpc_health ships no type stubs (the reply is Any to mypy); the name is a str.
+    name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    return name
 
 
 def platform_status(var_dir: Path, timeout_s: float = 2.0) -> PlatformStatus:

@@ -157,12 +157,11 @@ def report_table(report: fusion_pb2.GetExperimentReportResponse) -> Table:
     ):
         table.add_column(name, justify="left" if name == "arm" else "right")
     for a in report.arms:
+        interval = a.ctr_lift_interval
         lift = (
             "baseline"
             if a.arm_id == report.baseline_arm_id
-            else (
-                f"{a.ctr_lift:+.1%} [{a.ctr_lift_interval.lower:+.1%}, {a.ctr_lift_interval.upper:+.1%}]"
-            )
+            else f"{a.ctr_lift:+.1%} [{interval.lower:+.1%}, {interval.upper:+.1%}]"
         )
         table.add_row(
             a.arm_id,

@@ -26,7 +26,8 @@ PUBLIC_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 REQUEST_ID_KEY = "x-request-id"
 
 
-class ServiceInterceptor(grpc.aio.ServerInterceptor):
+# grpc ships no type stubs, so its base class is Any to mypy.
+class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, service_label: str, api_keys: dict[str, str]) -> None:
         self._service = service_label
         self._api_keys = dict(api_keys)
@@ -107,7 +108,7 @@ class _Call:
         self.tenant: str | None = None
         self.request_id = _incoming_request_id(context) or uuid.uuid4().hex
         self.started = 0.0
-        self.tokens: Any = None
+        self.tokens: tenancy.Tokens | None = None
 
     async def __aenter__(self) -> _Call:
         self.started = time.perf_counter()
@@ -134,7 +135,7 @@ class _Call:
                 self.code = grpc.StatusCode.CANCELLED
                 return False
             if isinstance(exc, grpc.aio.AbortError) or _is_abort(exc):
-                self.code = self.context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                self.code = self.context.code() or grpc.StatusCode.UNKNOWN
                 return False
             self.code = grpc.StatusCode.INTERNAL
             error_log.error(

@@ -35,13 +35,17 @@ def epoch_to_dt(epoch: float) -> datetime:
 # Derived from the enum names so a channel added to the proto and to vocabulary.CHANNELS maps
 # itself; the asserts catch the two drifting apart at import time.
 
-CHANNEL_NAMES: dict[int, str] = {
-    v: k.removeprefix("CHANNEL_").lower() for k, v in common_pb2.Channel.items() if v
+CHANNEL_ENUMS: dict[str, common_pb2.Channel.ValueType] = {
+    k.removeprefix("CHANNEL_").lower(): v for k, v in common_pb2.Channel.items() if v
 }
-CHANNEL_ENUMS: dict[str, int] = {name: value for value, name in CHANNEL_NAMES.items()}
-PRICE_BAND_NAMES: dict[int, str] = {
-    v: k.removeprefix("PRICE_BAND_").lower() if v else "" for k, v in common_pb2.PriceBand.items()
+CHANNEL_NAMES: dict[common_pb2.Channel.ValueType, str] = {
+    value: name for name, value in CHANNEL_ENUMS.items()
 }
-PRICE_BAND_ENUMS: dict[str, int] = {name: value for value, name in PRICE_BAND_NAMES.items()}
+PRICE_BAND_ENUMS: dict[str, common_pb2.PriceBand.ValueType] = {
+    k.removeprefix("PRICE_BAND_").lower() if v else "": v for k, v in common_pb2.PriceBand.items()
+}
+PRICE_BAND_NAMES: dict[common_pb2.PriceBand.ValueType, str] = {
+    value: name for name, value in PRICE_BAND_ENUMS.items()
+}
 assert set(CHANNEL_NAMES.values()) == set(vocabulary.CHANNELS), "proto channels != vocabulary"
 assert set(PRICE_BAND_NAMES.values()) == set(vocabulary.PRICE_BANDS), "proto bands != vocabulary"

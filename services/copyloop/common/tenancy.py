@@ -25,10 +25,14 @@ def current_request_id() -> str:
     return _request_id.get()
 
 
-def bind(tenant: str | None, request_id: str) -> tuple[contextvars.Token, contextvars.Token]:
+Tokens = tuple[contextvars.Token[str | None], contextvars.Token[str]]
+"""What `bind` returns and `unbind` takes back: the previous tenant and request id."""
+
+
+def bind(tenant: str | None, request_id: str) -> Tokens:
     return _tenant.set(tenant), _request_id.set(request_id)
 
 
-def unbind(tokens: tuple[contextvars.Token, contextvars.Token]) -> None:
+def unbind(tokens: Tokens) -> None:
     _tenant.reset(tokens[0])
     _request_id.reset(tokens[1])

@@ -44,7 +44,7 @@ class DemoItem:
         """Whole-percent discount off list price (0 when not discounted)."""
         if not self.is_discounted:
             return 0
-        return int(round(100 * (1 - self.price / self.list_price)))
+        return round(100 * (1 - self.price / self.list_price))
 
     @property
     def in_stock(self) -> bool:

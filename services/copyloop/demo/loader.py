@@ -80,5 +80,8 @@ async def stream_events(
         while chunk := list(islice(iterator, chunk_size)):
             yield profile_pb2.IngestEventStreamRequest(events=[event_to_proto(e) for e in chunk])
 
-    reply = await stub.IngestEventStream(chunks(), metadata=metadata)
+    # grpc ships no type stubs, so the call's reply is Any to mypy until bound to its type.
+    reply: profile_pb2.IngestEventStreamResponse = await stub.IngestEventStream(
+        chunks(), metadata=metadata
+    )
     return reply.summary

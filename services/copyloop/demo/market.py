@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+from numpy.typing import NDArray
 
-from copyloop.prediction.types import (
+from copyloop.prediction.features.types import (
     CHANNELS,
     ContextFeatures,
     CopyFeatures,
@@ -48,12 +49,17 @@ __all__ = [
 
 @runtime_checkable
 class Item(Protocol):
-    """The least the market needs to know about an item."""
+    """The least the market needs to know about an item (read-only, so frozen dataclasses such
+    as DemoItem and MarketItem satisfy it)."""
 
-    category_path: Sequence[str]
-    brand: str
-    price: float
-    list_price: float
+    @property
+    def category_path(self) -> Sequence[str]: ...
+    @property
+    def brand(self) -> str: ...
+    @property
+    def price(self) -> float: ...
+    @property
+    def list_price(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -181,11 +187,11 @@ class ImpressionLog:
     """Generated impressions plus the true probabilities each outcome was drawn from."""
 
     examples: list[TrainingExample]
-    p_click: np.ndarray
-    p_convert: np.ndarray  # P(purchase | click)
+    p_click: NDArray[np.float64]
+    p_convert: NDArray[np.float64]  # P(purchase | click)
 
     @property
-    def p_ctcvr(self) -> np.ndarray:
+    def p_ctcvr(self) -> NDArray[np.float64]:
         return self.p_click * self.p_convert
 
 
@@ -215,9 +221,9 @@ class SyntheticMarket:
         self.item_ids = [
             str(getattr(it, "item_id", f"item-{i}")) for i, it in enumerate(self.items)
         ]
-        self._item_by_id = dict(zip(self.item_ids, self.items))
+        self._item_by_id = dict(zip(self.item_ids, self.items, strict=True))
         self.categories = sorted(
-            {tuple(it.category_path)[0] if it.category_path else "none" for it in self.items}
+            {next(iter(it.category_path)) if it.category_path else "none" for it in self.items}
         )
         self.brands = sorted({it.brand for it in self.items if it.brand})
         self.item_appeal = {
@@ -353,7 +359,7 @@ class SyntheticMarket:
         title = str(getattr(item, "title", "") or f"{item.brand} {path[-1]}")
         noun = path[-1]
         pct = (
-            int(round(100 * (1 - item.price / item.list_price)))
+            round(100 * (1 - item.price / item.list_price))
             if item.list_price > item.price > 0
             else 0
         )
@@ -426,7 +432,9 @@ class SyntheticMarket:
         )
         return _sigmoid(click_logit), _sigmoid(convert_logit)
 
-    def truth_for(self, examples: Sequence[TrainingExample]) -> tuple[np.ndarray, np.ndarray]:
+    def truth_for(
+        self, examples: Sequence[TrainingExample]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Oracle (P(click), P(purchase | click)) for impressions of this market's shoppers."""
         p_click = np.empty(len(examples))
         p_convert = np.empty(len(examples))
@@ -450,8 +458,8 @@ class SyntheticMarket:
     def _by_category(self) -> dict[str, list[str]]:
         if not hasattr(self, "_category_index"):
             index: dict[str, list[str]] = {}
-            for iid, item in zip(self.item_ids, self.items):
-                top = tuple(item.category_path)[0] if item.category_path else "none"
+            for iid, item in zip(self.item_ids, self.items, strict=True):
+                top = next(iter(item.category_path)) if item.category_path else "none"
                 index.setdefault(top, []).append(iid)
             self._category_index = index
         return self._category_index
@@ -481,7 +489,7 @@ class SyntheticMarket:
             if item_features is None:
                 item_features = items_cache[item_id] = self.item_features(item_id)
             text = rng.choice(self.copy_variants(item_id))
-            hour = int(round(rng.gauss(shopper.peak_hour, 3.0))) % 24
+            hour = round(rng.gauss(shopper.peak_hour, 3.0)) % 24
             device = (
                 rng.choice(shopper.devices)
                 if rng.random() < 0.85

@@ -10,17 +10,17 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 
-from copyloop.common.protoconv import epoch_to_ts
+from copyloop.common.protoconv import CHANNEL_ENUMS, epoch_to_ts
 from copyloop.demo.catalog import DemoItem
 from copyloop.demo.market import Shopper, SyntheticMarket
-from copyloop.prediction.evaluation import auc
-from copyloop.prediction.types import ContextFeatures
+from copyloop.prediction.features.types import ContextFeatures
+from copyloop.prediction.training.evaluation import auc
 from copyloop.v1 import (
     common_pb2,
     fusion_pb2,
@@ -37,11 +37,6 @@ DEVICES = {
     "desktop": common_pb2.DEVICE_DESKTOP,
     "tablet": common_pb2.DEVICE_TABLET,
     "app": common_pb2.DEVICE_APP,
-}
-CHANNELS = {
-    "push": common_pb2.CHANNEL_PUSH,
-    "ad_copy": common_pb2.CHANNEL_AD_COPY,
-    "email_subject": common_pb2.CHANNEL_EMAIL_SUBJECT,
 }
 DAY_S = 86_400.0
 
@@ -146,11 +141,13 @@ class ClosedLoopSimulator:
                     )
                 )
 
-        async def chunks():
+        async def chunks() -> AsyncIterator[profile_pb2.IngestEventStreamRequest]:
             for start in range(0, len(events), 2000):
                 yield profile_pb2.IngestEventStreamRequest(events=events[start : start + 2000])
 
-        reply = await self.profile.IngestEventStream(chunks(), metadata=self.metadata)
+        reply: profile_pb2.IngestEventStreamResponse = await self.profile.IngestEventStream(
+            chunks(), metadata=self.metadata
+        )
         return reply.summary.accepted + reply.summary.duplicate
 
     async def _texts(self, item_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -160,7 +157,7 @@ class ClosedLoopSimulator:
             reply = await self.generation.GetCreatives(
                 generation_pb2.GetCreativesRequest(
                     queries=[generation_pb2.CreativeQuery(item_id=i) for i in missing],
-                    channel=CHANNELS[self.channel],
+                    channel=CHANNEL_ENUMS[self.channel],
                     locale=self.locale,
                     max_per_item=20,
                 ),
@@ -174,7 +171,7 @@ class ClosedLoopSimulator:
         device = self.rng.choice(shopper.devices)
         now = time.time()
         ctx = common_pb2.Context(
-            channel=CHANNELS[self.channel],
+            channel=CHANNEL_ENUMS[self.channel],
             locale=self.locale,
             device=DEVICES[device],
             request_time=epoch_to_ts(now),

@@ -86,8 +86,9 @@ class Walkthrough:
         browsing = generate_events(self.catalog, make_shoppers(self.catalog, 500), now=time.time())
         summary = await stream_events(self.profile, browsing, self.meta)
         print(
-            f"Catalog: {len(self.catalog)} items. Simulated shoppers: {self.config.shoppers} with {events} "
-            f"browsing events; demo shoppers: 500 with {summary.accepted + summary.duplicate} events."
+            f"Catalog: {len(self.catalog)} items. Simulated shoppers: {self.config.shoppers} "
+            f"with {events} browsing events; demo shoppers: 500 with "
+            f"{summary.accepted + summary.duplicate} events."
         )
         await self._fill_pool()
         await self.fusion.CreateExperiment(
@@ -135,8 +136,8 @@ class Walkthrough:
                 )
             ).job
             print(
-                f"\rCopy pool: writing push copy with the LLM, {job.done_count}/{job.total_count} items, "
-                f"{job.creative_count} creatives",
+                "\rCopy pool: writing push copy with the LLM, "
+                f"{job.done_count}/{job.total_count} items, {job.creative_count} creatives",
                 end="",
                 flush=True,
             )
@@ -144,7 +145,8 @@ class Walkthrough:
 
     async def warm_up(self) -> None:
         print(
-            f"Warm-up: {self.config.warmup_sessions} simulated shopping sessions through Recommend/ReportOutcome ..."
+            f"Warm-up: {self.config.warmup_sessions} simulated shopping sessions through "
+            "Recommend/ReportOutcome ..."
         )
         await self.sim.run(self.config.warmup_sessions, concurrency=4)
         report = self.sim.report()
@@ -157,7 +159,8 @@ class Walkthrough:
                 F.RetrainModelRequest(window_days=1), metadata=self.meta, timeout=900
             )
             print(
-                f"  retrained the CTR/CVR model: {retrain.model_version}, promoted={retrain.promoted} ({retrain.reason})"
+                f"  retrained the CTR/CVR model: {retrain.model_version}, "
+                f"promoted={retrain.promoted} ({retrain.reason})"
             )
         except grpc.aio.AioRpcError as exc:
             print(f"  retrain skipped: {exc.details()}")
@@ -194,13 +197,17 @@ class Walkthrough:
                 metadata=self.meta,
             )
             print(
-                f"\n{shopper.shopper_id}: likes {cats or '-'}; segments {', '.join(profile.segments) or '-'}; "
-                f"hidden budget {shopper.budget:.0f}, price sensitivity {shopper.price_sensitivity:.2f} "
+                f"\n{shopper.shopper_id}: likes {cats or '-'}; "
+                f"segments {', '.join(profile.segments) or '-'}; "
+                f"hidden budget {shopper.budget:.0f}, "
+                f"price sensitivity {shopper.price_sensitivity:.2f} "
                 f"(arm: {reply.assignment.arm_id or '-'}, request {reply.request_id})"
             )
             for r in reply.recommendations:
+                source = F.CopySource.Name(r.copy.source).removeprefix("COPY_SOURCE_").lower()
                 print(
-                    f"  {r.rank}. {r.title} ({r.price:.2f} {r.currency_code})  pCTR {r.p_ctr:.3f} pCVR {r.p_cvr:.3f}  [{F.CopySource.Name(r.copy.source).removeprefix('COPY_SOURCE_').lower()}]"
+                    f"  {r.rank}. {r.title} ({r.price:.2f} {r.currency_code})  "
+                    f"pCTR {r.p_ctr:.3f} pCVR {r.p_cvr:.3f}  [{source}]"
                 )
                 print(f'     "{r.copy.text}"')
                 if r.reasons:
@@ -215,7 +222,8 @@ class Walkthrough:
         )
         print(f"\nExperiment {EXPERIMENT} (baseline {report.baseline_arm_id}):")
         print(
-            f"  {'arm':<14} {'users':>5} {'impr':>6} {'clicks':>6} {'CTR':>7} {'CVR':>6} {'rev/impr':>8} {'CTR lift':>9} {'95% interval':>18} {'P(best)':>7}"
+            f"  {'arm':<14} {'users':>5} {'impr':>6} {'clicks':>6} {'CTR':>7} {'CVR':>6} "
+            f"{'rev/impr':>8} {'CTR lift':>9} {'95% interval':>18} {'P(best)':>7}"
         )
         for a in report.arms:
             lift = "-" if math.isnan(a.ctr_lift) else f"{a.ctr_lift:+.1%}"
@@ -225,12 +233,12 @@ class Walkthrough:
                 else f"[{a.ctr_lift_interval.lower:+.0%}, {a.ctr_lift_interval.upper:+.0%}]"
             )
             print(
-                f"  {a.arm_id:<14} {a.user_count:>5} {a.impressions:>6} {a.clicks:>6} {a.ctr:>7.4f} {a.cvr:>6.3f} "
-                f"{a.revenue_per_impression:>8.3f} {lift:>9} {interval:>18} {a.probability_best:>7.2f}"
+                f"  {a.arm_id:<14} {a.user_count:>5} {a.impressions:>6} {a.clicks:>6} "
+                f"{a.ctr:>7.4f} {a.cvr:>6.3f} {a.revenue_per_impression:>8.3f} {lift:>9} "
+                f"{interval:>18} {a.probability_best:>7.2f}"
             )
-        print(
-            f"  sample ratio check p = {report.sample_ratio_p_value:.3f}{' (MISMATCH)' if report.sample_ratio_mismatch else ''}"
-        )
+        mismatch = " (MISMATCH)" if report.sample_ratio_mismatch else ""
+        print(f"  sample ratio check p = {report.sample_ratio_p_value:.3f}{mismatch}")
         if report.chart_png:
             self.config.chart_path.parent.mkdir(parents=True, exist_ok=True)
             self.config.chart_path.write_bytes(report.chart_png)

@@ -10,6 +10,8 @@ import grpc
 
 from copyloop.common.tenancy import current_request_id
 from copyloop.common.tracing import client_interceptors
+from copyloop.fusion import messages
+from copyloop.fusion.domain import TrainRequest, TrainResult
 from copyloop.v1 import generation_pb2_grpc, prediction_pb2_grpc, profile_pb2_grpc
 
 Metadata = tuple[tuple[str, str], ...]
@@ -30,6 +32,15 @@ class Downstream:
         self.generation = generation_pb2_grpc.GenerationServiceStub(self._channels[1])
         self.prediction = prediction_pb2_grpc.PredictionServiceStub(self._channels[2])
 
+    async def train_model(
+        self, request: TrainRequest, metadata: Metadata, timeout: float
+    ) -> TrainResult:
+        """PredictionService.TrainModel (promote if better) for the domain's retrain."""
+        reply = await self.prediction.TrainModel(
+            messages.train_model_request(request), metadata=metadata, timeout=timeout
+        )
+        return messages.train_result_from_proto(reply)
+
     async def close(self) -> None:
         for channel in self._channels:
             await channel.close()
@@ -46,7 +57,7 @@ def forwarded_metadata(incoming: Sequence[tuple[str, str]] | None) -> Metadata:
 
 def describe(error: BaseException) -> str:
     if isinstance(error, grpc.aio.AioRpcError):
-        return error.code().name
+        return str(error.code().name)
     if isinstance(error, TimeoutError):
         return "DEADLINE_EXCEEDED"
     return type(error).__name__

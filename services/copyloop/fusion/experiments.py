@@ -75,7 +75,7 @@ def assign(user_id: str, experiment_id: str, arms: Sequence[tuple[str, float]]) 
     shares = _normalised([weight for _, weight in arms])
     u = hash_unit(user_id, experiment_id)
     cumulative = 0.0
-    for arm_id, share in zip(ids, shares):
+    for arm_id, share in zip(ids, shares, strict=True):
         cumulative += share
         if u < cumulative:
             return arm_id
@@ -186,7 +186,7 @@ def probability_best(
     misses = np.array([a.impressions for a in arms], dtype=np.float64) - clicks
     samples = rng.beta(1.0 + clicks, 1.0 + misses, size=(draws, len(arms)))
     wins = np.bincount(samples.argmax(axis=1), minlength=len(arms))
-    return (wins / draws).tolist()
+    return [float(p) for p in wins / draws]
 
 
 def _upper_gamma_q(a: float, x: float) -> float:
@@ -242,7 +242,7 @@ def sample_ratio_test(
     total = sum(users)
     if total == 0 or len(users) < 2:
         return SrmResult(chi_square=0.0, p_value=1.0, mismatch=False)
-    statistic = sum((n - total * s) ** 2 / (total * s) for n, s in zip(users, shares))
+    statistic = sum((n - total * s) ** 2 / (total * s) for n, s in zip(users, shares, strict=True))
     p_value = chi2_sf(statistic, len(users) - 1)
     return SrmResult(chi_square=statistic, p_value=p_value, mismatch=p_value < alpha)
 
@@ -265,7 +265,7 @@ def build_report(
     baseline = by_id[baseline_id]
     p_best = probability_best(arms, draws=draws, seed=seed)
     rows = []
-    for arm, p in zip(arms, p_best):
+    for arm, p in zip(arms, p_best, strict=True):
         if arm.arm_id == baseline_id:
             lift = LiftEstimate(0.0, 0.0, 0.0) if baseline.impressions and baseline.clicks else None
         else:

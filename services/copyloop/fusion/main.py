@@ -7,6 +7,7 @@ from pathlib import Path
 
 from copyloop.common.db import BlockingRunner, make_engine, migrate, ping
 from copyloop.common.server import RunningServer, ServiceSpec, create_server, run_service
+from copyloop.fusion.domain import FusionDomain
 from copyloop.fusion.downstream import Downstream
 from copyloop.fusion.feedback import Feedback
 from copyloop.fusion.recommend import Recommender
@@ -48,7 +49,7 @@ async def start_fusion_service(settings: FusionSettings) -> FusionService:
     )
     recommender = Recommender(store, downstream, settings, runner)
     servicer = FusionServicer(
-        store, downstream, recommender, Feedback(store, downstream, runner), runner
+        FusionDomain(store, runner), downstream, recommender, Feedback(store, downstream, runner)
     )
 
     async def ready() -> bool:

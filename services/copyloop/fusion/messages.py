@@ -1,18 +1,31 @@
-"""Conversion and validation between copyloop.v1 fusion messages and domain types."""
+"""Conversion and validation between copyloop.v1 fusion messages and domain types: every
+request check lives here, so the servicer only parses, calls and replies."""
 
 from __future__ import annotations
 
 import math
 import re
 import time
+from collections.abc import Sequence
 
+from copyloop.common import pagination
 from copyloop.common.errors import Violations
-from copyloop.common.protoconv import dt_to_ts, ts_to_epoch
-from copyloop.fusion.experiments import ExperimentReport
+from copyloop.common.idempotency import validate_key
+from copyloop.common.protoconv import dt_to_ts, epoch_to_ts, ts_to_epoch
+from copyloop.common.vocabulary import LOCALES, describe
+from copyloop.fusion.domain import (
+    ExperimentPage,
+    ExperimentReportResult,
+    NewExperiment,
+    RetrainOutcome,
+    TrainRequest,
+    TrainResult,
+)
 from copyloop.fusion.store import ArmSpec, ExperimentRecord, OutcomeIn
-from copyloop.v1 import common_pb2, fusion_pb2
+from copyloop.v1 import common_pb2, fusion_pb2, prediction_pb2
 
 F = fusion_pb2
+EXPERIMENTS_QUERY = "experiments"  # what ListExperiments page tokens are bound to
 EXPERIMENT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 FEEDBACK = {
     F.FEEDBACK_TYPE_IMPRESSION: "impression",
@@ -34,7 +47,7 @@ def validate_recommend(req: F.RecommendRequest) -> None:
         "context.channel",
         "required: a known channel",
     )
-    v.check(req.context.locale in ("en-US", "zh-CN"), "context.locale", "required: en-US or zh-CN")
+    v.check(req.context.locale in LOCALES, "context.locale", f"required: {describe(LOCALES)}")
     v.check(0 <= req.n <= 100, "n", "must be between 0 and 100")
     v.check(len(req.candidate_item_ids) <= 500, "candidate_item_ids", "at most 500 ids")
     v.check(
@@ -85,13 +98,20 @@ def outcomes_from_proto(req: F.ReportOutcomeRequest) -> list[OutcomeIn]:
     return parsed
 
 
+def outcomes_to_proto(
+    accepted: int, duplicate: int, rejected: Sequence[tuple[OutcomeIn, str]]
+) -> F.ReportOutcomeResponse:
+    return F.ReportOutcomeResponse(
+        accepted=accepted,
+        duplicate=duplicate,
+        rejected=len(rejected),
+        rejection_reasons=[f"events[{e.index}] ({e.event_id}): {why}" for e, why in rejected],
+    )
+
+
 def arms_from_proto(req: F.CreateExperimentRequest) -> list[ArmSpec]:
     v = Violations()
-    v.check(
-        bool(EXPERIMENT_ID.match(req.experiment_id)),
-        "experiment_id",
-        "required: 1-64 characters of [a-z0-9-]",
-    )
+    _check_experiment_id(v, req.experiment_id)
     v.check(2 <= len(req.arms) <= 10, "arms", "2 to 10 arms required")
     v.check(len(req.display_name) <= 256, "display_name", "at most 256 characters")
     seen: set[str] = set()
@@ -117,6 +137,51 @@ def arms_from_proto(req: F.CreateExperimentRequest) -> list[ArmSpec]:
     return [ArmSpec(a.arm_id, F.ArmStrategy.Name(a.strategy), a.traffic_weight) for a in req.arms]
 
 
+def new_experiment_from_proto(req: F.CreateExperimentRequest) -> NewExperiment:
+    arms = arms_from_proto(req)
+    validate_key(req.idempotency_key)
+    return NewExperiment(req.experiment_id, req.display_name, tuple(arms))
+
+
+def experiment_id_from_proto(experiment_id: str) -> str:
+    """The experiment id of a Get/Stop/Report request, checked."""
+    v = Violations()
+    _check_experiment_id(v, experiment_id)
+    v.raise_if_any()
+    return experiment_id
+
+
+def _check_experiment_id(v: Violations, experiment_id: str) -> None:
+    v.check(
+        bool(EXPERIMENT_ID.match(experiment_id)),
+        "experiment_id",
+        "required: 1-64 characters of [a-z0-9-]",
+    )
+
+
+def page_from_proto(req: F.ListExperimentsRequest) -> pagination.PageRequest:
+    return pagination.parse_page(req.page_size, req.page_token, EXPERIMENTS_QUERY)
+
+
+def experiments_page_to_proto(page: ExperimentPage) -> F.ListExperimentsResponse:
+    found = page.experiments
+    return F.ListExperimentsResponse(
+        experiments=[experiment_to_proto(e) for e in found],
+        next_page_token=pagination.next_token(found[-1].experiment_id, EXPERIMENTS_QUERY)
+        if page.more
+        else "",
+    )
+
+
+def check_baseline(baseline_arm_id: str, experiment: ExperimentRecord) -> None:
+    """A report's baseline, when given, must be one of the experiment's arms."""
+    arm_ids = [a.arm_id for a in experiment.arms]
+    if baseline_arm_id and baseline_arm_id not in arm_ids:
+        v = Violations()
+        v.add("baseline_arm_id", f"not an arm of this experiment: {', '.join(arm_ids)}")
+        v.raise_if_any()
+
+
 def experiment_to_proto(r: ExperimentRecord) -> F.Experiment:
     msg = F.Experiment(
         experiment_id=r.experiment_id,
@@ -137,15 +202,14 @@ def experiment_to_proto(r: ExperimentRecord) -> F.Experiment:
     return msg
 
 
-def report_to_proto(
-    experiment: ExperimentRecord, report: ExperimentReport, chart: bytes
-) -> F.GetExperimentReportResponse:
+def report_to_proto(result: ExperimentReportResult) -> F.GetExperimentReportResponse:
+    report = result.report
     reply = F.GetExperimentReportResponse(
-        experiment=experiment_to_proto(experiment),
+        experiment=experiment_to_proto(result.experiment),
         baseline_arm_id=report.baseline_arm_id,
         sample_ratio_p_value=report.srm.p_value,
         sample_ratio_mismatch=report.srm.mismatch,
-        chart_png=chart,
+        chart_png=result.chart_png,
     )
     for arm in report.arms:
         c = arm.counts
@@ -168,3 +232,36 @@ def report_to_proto(
             probability_best=arm.probability_best,
         )
     return reply
+
+
+def retrain_from_proto(req: F.RetrainModelRequest) -> tuple[int, str]:
+    """(window_days, idempotency_key), checked."""
+    v = Violations()
+    v.check(0 <= req.window_days <= 365, "window_days", "must be between 0 and 365")
+    v.raise_if_any()
+    validate_key(req.idempotency_key)
+    return req.window_days, req.idempotency_key
+
+
+def train_model_request(r: TrainRequest) -> prediction_pb2.TrainModelRequest:
+    return prediction_pb2.TrainModelRequest(
+        train_window=prediction_pb2.TimeWindow(
+            start_time=epoch_to_ts(r.train_start), end_time=epoch_to_ts(r.train_end)
+        ),
+        eval_window=prediction_pb2.TimeWindow(
+            start_time=epoch_to_ts(r.eval_start), end_time=epoch_to_ts(r.eval_end)
+        ),
+        promote_if_better=True,
+        idempotency_key=r.idempotency_key,
+    )
+
+
+def train_result_from_proto(reply: prediction_pb2.TrainModelResponse) -> TrainResult:
+    version = reply.model_version
+    return TrainResult(version.version, reply.promoted, version.metrics.ctr.auc)
+
+
+def retrain_to_proto(outcome: RetrainOutcome) -> F.RetrainModelResponse:
+    return F.RetrainModelResponse(
+        model_version=outcome.model_version, promoted=outcome.promoted, reason=outcome.reason
+    )

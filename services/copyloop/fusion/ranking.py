@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "Objective",
@@ -168,7 +169,7 @@ def rank(
     return ranked
 
 
-def _codes(values: Sequence[str]) -> np.ndarray:
+def _codes(values: Sequence[str]) -> npt.NDArray[np.int64]:
     """Integer code per distinct non-empty value; -1 for empty, which matches nothing."""
     index: dict[str, int] = {}
     return np.array([index.setdefault(v, len(index)) if v else -1 for v in values], dtype=np.int64)

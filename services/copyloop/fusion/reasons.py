@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from copyloop.common.vocabulary import DEFAULT_LOCALE
+
 __all__ = [
     "PriceBandBounds",
     "ReasonConfig",
@@ -176,7 +178,7 @@ def _copy_style(evidence: ReasonEvidence) -> str | None:
 def _discount_pct(evidence: ReasonEvidence) -> int:
     if evidence.item_list_price <= 0 or evidence.item_price >= evidence.item_list_price:
         return 0
-    return int(round(100 * (1 - evidence.item_price / evidence.item_list_price)))
+    return round(100 * (1 - evidence.item_price / evidence.item_list_price))
 
 
 def _zhe(pct: int) -> str:
@@ -187,7 +189,7 @@ def _zhe(pct: int) -> str:
 
 def reasons_for(
     evidence: ReasonEvidence,
-    locale: str = "en-US",
+    locale: str = DEFAULT_LOCALE,
     limit: int = 3,
     config: ReasonConfig = ReasonConfig(),
 ) -> list[str]:
@@ -206,9 +208,12 @@ def reasons_for(
     if style:
         names = SEGMENT_NAMES[lang]
         found.append(text[f"copy_{style}"].format(segment=names.get(evidence.segment, names[""])))
-    if evidence.user_price_band and evidence.item_price > 0:
-        if price_band(evidence.item_price, config.bands) == evidence.user_price_band:
-            found.append(text["price_band"])
+    if (
+        evidence.user_price_band
+        and evidence.item_price > 0
+        and price_band(evidence.item_price, config.bands) == evidence.user_price_band
+    ):
+        found.append(text["price_band"])
     pct = _discount_pct(evidence)
     if pct >= config.min_discount_pct:
         found.append(text["discount"].format(pct=pct, zhe=_zhe(pct)))

@@ -10,7 +10,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,13 +18,15 @@ from google.protobuf import json_format
 
 from copyloop.common.db import BlockingRunner
 from copyloop.common.errors import Unavailable
+from copyloop.common.protoconv import CHANNEL_NAMES, PRICE_BAND_NAMES
 from copyloop.common.tenancy import current_tenant
+from copyloop.common.vocabulary import DEFAULT_CHANNEL, DEFAULT_LOCALE, locale_or_default
 from copyloop.fusion import bandit, experiments
 from copyloop.fusion.downstream import Downstream, Metadata, describe
 from copyloop.fusion.ranking import RankCandidate, RankingConfig, rank
 from copyloop.fusion.reasons import ReasonEvidence, reasons_for
 from copyloop.fusion.settings import FusionSettings
-from copyloop.fusion.store import ExperimentRecord, FusionStore, ServedRow
+from copyloop.fusion.store import ArmSpec, ExperimentRecord, FusionStore, ServedRow
 from copyloop.generation.compliance import CopyConstraints
 from copyloop.generation.fallback import build_fallbacks
 from copyloop.generation.prompts import CopyBrief
@@ -43,10 +45,6 @@ OBJECTIVES = {
     F.RANKING_OBJECTIVE_CTCVR: "ctcvr",
     F.RANKING_OBJECTIVE_EXPECTED_VALUE: "expected_value",
 }
-CHANNEL_NAMES = {v: k.removeprefix("CHANNEL_").lower() for k, v in common_pb2.Channel.items() if v}
-PRICE_BANDS = {
-    v: k.removeprefix("PRICE_BAND_").lower() for k, v in common_pb2.PriceBand.items() if v
-}
 PRIOR_CTR, PRIOR_CVR = 0.03, 0.05
 PRIOR_VERSION = "prior:fusion"
 
@@ -55,7 +53,7 @@ PRIOR_VERSION = "prior:fusion"
 class CopyOption:
     creative_id: str
     text: str
-    source: int  # CopySource
+    source: F.CopySource.ValueType
     template_version: str = ""
 
 
@@ -67,6 +65,38 @@ class Slot:
     popularity_rank: int
     options: list[CopyOption] = field(default_factory=list)
     scores: list[prediction_pb2.CandidateScore] = field(default_factory=list)
+
+
+@dataclass
+class RecommendCall:
+    """One Recommend request while it is answered: what was asked, who asked, the budget's end
+    and the reply being built. Every step takes it, so all steps cut their downstream timeouts
+    from one budget and record their degradations on one reply."""
+
+    request: F.RecommendRequest
+    metadata: Metadata  # forwarded with every downstream call
+    tenant: str
+    end: float  # time.monotonic() by which the reply must be ready
+    rng: random.Random  # seeded by the request id, so its copy choices can be reproduced
+    reply: F.RecommendResponse
+
+    @classmethod
+    def start(
+        cls, request: F.RecommendRequest, metadata: Metadata, tenant: str, budget_s: float
+    ) -> RecommendCall:
+        """Keeps 5% of the budget for the reply itself."""
+        end = time.monotonic() + budget_s * 0.95
+        reply = F.RecommendResponse(request_id=f"rq_{uuid.uuid4().hex[:20]}")
+        return cls(request, metadata, tenant, end, random.Random(reply.request_id), reply)
+
+    def left(self, share: float = 1.0) -> float:
+        """A share of the seconds left in the budget (at least 1 ms): a downstream timeout."""
+        return max(0.001, (self.end - time.monotonic()) * share)
+
+    def degrade(self, component: str, fallback: str, error: BaseException | str) -> None:
+        """Records that `component` failed and `fallback` was served instead."""
+        reason = error if isinstance(error, str) else describe(error)
+        self.reply.degradations.add(component=component, fallback=fallback, reason=reason)
 
 
 class Recommender:
@@ -83,7 +113,7 @@ class Recommender:
         self.runner = runner
         self._popular: dict[str, list[common_pb2.Item]] = {}  # tenant -> last good recall
         self._queued: dict[str, float] = {}  # pre-generation requests sent recently
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
         for task in list(self._background):
@@ -96,20 +126,11 @@ class Recommender:
         budget_s = (req.latency_budget_ms or self.settings.default_budget_ms) / 1000
         if time_left_s is not None:
             budget_s = min(budget_s, time_left_s)
-        end = time.monotonic() + budget_s * 0.95
-        tenant = current_tenant()
-        reply = F.RecommendResponse(request_id=f"rq_{uuid.uuid4().hex[:20]}")
-        rng = random.Random(reply.request_id)
+        call = RecommendCall.start(req, metadata, current_tenant(), budget_s)
+        reply = call.reply
 
-        def left(share: float = 1.0) -> float:
-            return max(0.001, (end - time.monotonic()) * share)
-
-        def degrade(component: str, fallback: str, error: BaseException | str) -> None:
-            reason = error if isinstance(error, str) else describe(error)
-            reply.degradations.add(component=component, fallback=fallback, reason=reason)
-
-        experiment, arm = await self._assignment(tenant, req)
-        strategy = F.ARM_STRATEGY_PERSONALISED_BANDIT
+        experiment, arm = await self._assignment(call)
+        strategy: F.ArmStrategy.ValueType = F.ARM_STRATEGY_PERSONALISED_BANDIT
         if experiment is not None and arm is not None:
             reply.assignment.experiment_id, reply.assignment.arm_id = (
                 experiment.experiment_id,
@@ -117,15 +138,15 @@ class Recommender:
             )
             strategy = F.ArmStrategy.Value(arm.strategy)
 
-        profile, items = await self._profile_and_items(req, metadata, left, degrade, tenant)
+        profile, items = await self._profile_and_items(call)
         reply.cold_start = profile.cold_start
         slots = self._eligible_slots(items, req)
         if not slots:
             return reply
         segment = primary_segment(profile)
-        await self._attach_copy(slots, req, profile, segment, strategy, metadata, left, degrade)
-        model_version = await self._score(slots, req, profile, metadata, left, degrade)
-        chosen = await self._choose(slots, strategy, segment, rng, tenant)
+        await self._attach_copy(call, slots, profile, segment, strategy)
+        model_version = await self._score(call, slots, profile)
+        chosen = await self._choose(call, slots, strategy, segment)
         objective = OBJECTIVES.get(req.objective, self.settings.objective)
         ranked = rank(
             [
@@ -193,14 +214,15 @@ class Recommender:
                     features=_served_features(req, profile, slot.item, option, rec),
                 )
             )
-        await self.runner.run(self.store.log_served, tenant, served)
+        await self.runner.run(self.store.log_served, call.tenant, served)
         return reply
 
     # ---- steps ---------------------------------------------------------------------------
 
     async def _assignment(
-        self, tenant: str, req: F.RecommendRequest
-    ) -> tuple[ExperimentRecord | None, Any]:
+        self, call: RecommendCall
+    ) -> tuple[ExperimentRecord | None, ArmSpec | None]:
+        req, tenant = call.request, call.tenant
         running = await self.runner.run(self.store.running_experiments, tenant)
         if req.experiment_id:
             running = [e for e in running if e.experiment_id == req.experiment_id]
@@ -222,17 +244,24 @@ class Recommender:
         )
         return exp, next(a for a in exp.arms if a.arm_id == arm_id)
 
-    async def _profile_and_items(self, req, metadata, left, degrade, tenant):  # type: ignore[no-untyped-def]
+    async def _profile_and_items(
+        self, call: RecommendCall
+    ) -> tuple[common_pb2.UserProfile, list[common_pb2.Item]]:
+        """The profile and the candidate items, fetched together; a failed profile degrades to
+        cold start, failed recall to the tenant's last good recall (or Unavailable)."""
+        req, metadata, tenant = call.request, call.metadata, call.tenant
+        profile_call: Awaitable[profile_pb2.GetUserProfileResponse]
         profile_call = self.down.profile.GetUserProfile(
             profile_pb2.GetUserProfileRequest(user_id=req.user_id),
             metadata=metadata,
-            timeout=left(0.4),
+            timeout=call.left(0.4),
         )
+        items_call: Awaitable[profile_pb2.GetItemsResponse | profile_pb2.RecallItemsResponse]
         if req.candidate_item_ids:
             items_call = self.down.profile.GetItems(
                 profile_pb2.GetItemsRequest(item_ids=list(req.candidate_item_ids)),
                 metadata=metadata,
-                timeout=left(0.4),
+                timeout=call.left(0.4),
             )
         else:
             items_call = self.down.profile.RecallItems(
@@ -242,16 +271,18 @@ class Recommender:
                     filter=req.filter,
                 ),
                 metadata=metadata,
-                timeout=left(0.4),
+                timeout=call.left(0.4),
             )
         profile_reply, items_reply = await asyncio.gather(
             profile_call, items_call, return_exceptions=True
         )
+        profile: common_pb2.UserProfile
         if isinstance(profile_reply, BaseException):
-            degrade("profile", "cold-start profile", profile_reply)
+            call.degrade("profile", "cold-start profile", profile_reply)
             profile = common_pb2.UserProfile(user_id=req.user_id, cold_start=True)
         else:
             profile = profile_reply.profile
+        items: list[common_pb2.Item]
         if isinstance(items_reply, BaseException):
             cached = self._popular.get(tenant)
             if not cached:
@@ -259,10 +290,10 @@ class Recommender:
                     f"no candidates: the profile service is unavailable ({describe(items_reply)})",
                     retry_after_s=1.0,
                 )
-            degrade("profile", "cached candidates", items_reply)
+            call.degrade("profile", "cached candidates", items_reply)
             wanted = set(req.candidate_item_ids)
             items = [i for i in cached if not wanted or i.item_id in wanted]
-        elif req.candidate_item_ids:
+        elif isinstance(items_reply, profile_pb2.GetItemsResponse):
             items = list(items_reply.items)
         else:
             items = [r.item for r in items_reply.items]
@@ -281,9 +312,16 @@ class Recommender:
         ]
 
     async def _attach_copy(
-        self, slots, req, profile, segment, strategy, metadata, left, degrade
-    ) -> None:  # type: ignore[no-untyped-def]
-        ctx = req.context
+        self,
+        call: RecommendCall,
+        slots: Sequence[Slot],
+        profile: common_pb2.UserProfile,
+        segment: str,
+        strategy: F.ArmStrategy.ValueType,
+    ) -> None:
+        """Copy options per slot: the approved pool, else inline generation while the budget
+        allows (the rest is queued for pre-generation), else a local template."""
+        ctx = call.request.context
         if strategy == F.ARM_STRATEGY_GENERIC_COPY:
             for s in slots:
                 s.options = [generic_copy(s.item)]
@@ -302,8 +340,8 @@ class Recommender:
                     segment=segment,
                     max_per_item=5,
                 ),
-                metadata=metadata,
-                timeout=left(0.25),
+                metadata=call.metadata,
+                timeout=call.left(0.25),
             )
             for s, found in zip(slots, pool.items, strict=True):
                 s.options = [
@@ -311,19 +349,27 @@ class Recommender:
                     for c in found.creatives
                 ]
         except Exception as exc:
-            degrade("generation", "fallback copy", exc)
+            call.degrade("generation", "fallback copy", exc)
         missing = [s for s in slots if not s.options]
         if missing:
-            self._queue_pregeneration([s.item for s in missing], ctx, segment, metadata)
+            self._queue_pregeneration([s.item for s in missing], ctx, segment, call.metadata)
             inline = missing[: self.settings.generate_inline_max]
-            if inline and left() * 1000 >= self.settings.generate_inline_min_ms:
-                await self._generate_inline(inline, ctx, profile, segment, metadata, left, degrade)
+            if inline and call.left() * 1000 >= self.settings.generate_inline_min_ms:
+                await self._generate_inline(call, inline, profile, segment)
         for s in slots:
             if not s.options:
                 s.options = [local_fallback(s.item, ctx.channel, ctx.locale)]
 
-    async def _generate_inline(self, slots, ctx, profile, segment, metadata, left, degrade) -> None:  # type: ignore[no-untyped-def]
-        timeout = left(0.5)
+    async def _generate_inline(
+        self,
+        call: RecommendCall,
+        slots: Sequence[Slot],
+        profile: common_pb2.UserProfile,
+        segment: str,
+    ) -> None:
+        """Generates copy for a few items now, all sharing half of what is left."""
+        ctx = call.request.context
+        timeout = call.left(0.5)
 
         async def one(slot: Slot) -> None:
             reply = await self.down.generation.Generate(
@@ -336,7 +382,7 @@ class Recommender:
                         segment=segment, profile_summary=profile_summary(profile)
                     ),
                 ),
-                metadata=metadata,
+                metadata=call.metadata,
                 timeout=timeout,
             )
             slot.options = [
@@ -354,7 +400,7 @@ class Recommender:
         results = await asyncio.gather(*(one(s) for s in slots), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
-            degrade("generation", "fallback copy for items without creatives", errors[0])
+            call.degrade("generation", "fallback copy for items without creatives", errors[0])
 
     def _queue_pregeneration(
         self,
@@ -368,7 +414,10 @@ class Recommender:
         now = time.monotonic()
         fresh = []
         for item in items:
-            key = f"{current_tenant()}|{item.item_id}|{item.version}|{ctx.channel}|{ctx.locale}|{segment}"
+            key = (
+                f"{current_tenant()}|{item.item_id}|{item.version}"
+                f"|{ctx.channel}|{ctx.locale}|{segment}"
+            )
             if now - self._queued.get(key, -1e9) > 600:
                 self._queued[key] = now
                 fresh.append(item)
@@ -395,7 +444,12 @@ class Recommender:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _score(self, slots, req, profile, metadata, left, degrade) -> str:  # type: ignore[no-untyped-def]
+    async def _score(
+        self, call: RecommendCall, slots: Sequence[Slot], profile: common_pb2.UserProfile
+    ) -> str:
+        """One batched score of every (item, copy) option; prior scores when prediction fails.
+        Returns the model version that scored."""
+        req = call.request
         candidates = [
             prediction_pb2.ScoreCandidate(
                 item=s.item,
@@ -406,6 +460,7 @@ class Recommender:
             for s in slots
             for o in s.options
         ]
+        scores: list[prediction_pb2.CandidateScore]
         try:
             reply = await self.down.prediction.Score(
                 prediction_pb2.ScoreRequest(
@@ -414,13 +469,13 @@ class Recommender:
                     context=req.context,
                     candidates=candidates,
                 ),
-                metadata=metadata,
-                timeout=left(0.9),
+                metadata=call.metadata,
+                timeout=call.left(0.9),
             )
             scores = list(reply.scores)
-            version = reply.model_version
+            version = str(reply.model_version)
         except Exception as exc:
-            degrade("prediction", "prior scores", exc)
+            call.degrade("prediction", "prior scores", exc)
             scores = [
                 prediction_pb2.CandidateScore(
                     item_id=c.item.item_id,
@@ -438,14 +493,19 @@ class Recommender:
         return version
 
     async def _choose(
-        self, slots, strategy, segment, rng, tenant
-    ) -> list[tuple[CopyOption, prediction_pb2.CandidateScore]]:  # type: ignore[no-untyped-def]
+        self,
+        call: RecommendCall,
+        slots: Sequence[Slot],
+        strategy: F.ArmStrategy.ValueType,
+        segment: str,
+    ) -> list[tuple[CopyOption, prediction_pb2.CandidateScore]]:
+        """One copy option per slot, by the arm's selection mode (Thompson by default)."""
         mode = STRATEGY_MODES.get(strategy, bandit.SelectionMode.THOMPSON)
-        stats = {}
+        stats: dict[str, tuple[int, int]] = {}
         if mode == bandit.SelectionMode.THOMPSON:
             stats = await self.runner.run(
                 self.store.bandit_stats,
-                tenant,
+                call.tenant,
                 [o.creative_id for s in slots for o in s.options],
                 segment,
             )
@@ -455,7 +515,7 @@ class Recommender:
                 bandit.VariantArm(o.creative_id, sc.p_ctr, *stats.get(o.creative_id, (0, 0)))
                 for o, sc in zip(s.options, s.scores, strict=True)
             ]
-            pick = bandit.choose(mode, arms, rng, self.settings.bandit_pseudo_count)
+            pick = bandit.choose(mode, arms, call.rng, self.settings.bandit_pseudo_count)
             index = next(i for i, o in enumerate(s.options) if o.creative_id == pick.creative_id)
             chosen.append((s.options[index], s.scores[index]))
         return chosen
@@ -475,12 +535,12 @@ class Recommender:
             item_list_price=slot.item.list_price,
             user_top_categories=[(a.key, a.share) for a in profile.category_affinities[:3]],
             user_top_brands=[(a.key, a.share) for a in profile.brand_affinities[:3]],
-            user_price_band=PRICE_BANDS.get(profile.price_band, ""),
+            user_price_band=PRICE_BAND_NAMES.get(profile.price_band, ""),
             popularity_rank=slot.popularity_rank,
             segment=segment,
             top_features=[(f.feature, f.contribution) for f in score.top_features],
         )
-        return reasons_for(evidence, locale=locale or "en-US")
+        return reasons_for(evidence, locale=locale or DEFAULT_LOCALE)
 
 
 def primary_segment(profile: common_pb2.UserProfile) -> str:
@@ -496,7 +556,7 @@ def profile_summary(profile: common_pb2.UserProfile) -> str:
     if profile.cold_start:
         return "new shopper"
     cats = ", ".join(a.key for a in profile.category_affinities[:2])
-    band = PRICE_BANDS.get(profile.price_band, "")
+    band = PRICE_BAND_NAMES.get(profile.price_band, "")
     return f"likes {cats}; price band {band}".strip()[:500]
 
 
@@ -510,7 +570,9 @@ def generic_copy(item: common_pb2.Item) -> CopyOption:
     return CopyOption(f"generic:{item.item_id}", text, F.COPY_SOURCE_GENERIC)
 
 
-def local_fallback(item: common_pb2.Item, channel: int, locale: str) -> CopyOption:
+def local_fallback(
+    item: common_pb2.Item, channel: common_pb2.Channel.ValueType, locale: str
+) -> CopyOption:
     """A compliant template copy built here when neither the pool nor generation can help."""
     brief = CopyBrief(
         item_title=item.title,
@@ -521,8 +583,8 @@ def local_fallback(item: common_pb2.Item, channel: int, locale: str) -> CopyOpti
         currency=item.currency_code or "USD",
         selling_points=tuple(item.selling_points),
         attributes=tuple(sorted(item.attributes.items())),
-        channel=CHANNEL_NAMES.get(channel, "ad_copy"),
-        locale=locale if locale in ("en-US", "zh-CN") else "en-US",
+        channel=CHANNEL_NAMES.get(channel, DEFAULT_CHANNEL),
+        locale=locale_or_default(locale),
         tone="friendly",
     )
     found = build_fallbacks(brief, CopyConstraints(), count=1)

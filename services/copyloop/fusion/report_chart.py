@@ -71,7 +71,9 @@ def cumulative_series(buckets: Sequence[MetricBucket]) -> dict[str, ArmSeries]:
 
 def _render(fig: Figure) -> bytes:
     buffer = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buffer, metadata=_PNG_METADATA)
+    # print_png (not savefig) keeps the figure's own size and colours; matplotlib leaves it
+    # unannotated.
+    FigureCanvasAgg(fig).print_png(buffer, metadata=_PNG_METADATA)  # type: ignore[no-untyped-call]
     return buffer.getvalue()
 
 

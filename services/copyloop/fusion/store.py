@@ -288,7 +288,7 @@ class FusionStore:
     def arm_counts(self, tenant: str, experiment_id: str) -> dict[str, ArmCounts]:
         a, s, o = schema.assignments, schema.served, schema.outcomes
         with self._sessions() as session:
-            users = dict(
+            users: dict[str, int] = dict(
                 session.execute(
                     select(a.c.arm_id, func.count())
                     .where(a.c.tenant_id == tenant, a.c.experiment_id == experiment_id)
@@ -358,11 +358,12 @@ class FusionStore:
     def first_impression_time(self, tenant: str, since: float) -> float | None:
         o = schema.outcomes
         with self._sessions() as session:
-            return session.scalar(
+            first = session.scalar(
                 select(func.min(o.c.event_time)).where(
                     o.c.tenant_id == tenant, o.c.type == "impression", o.c.event_time >= since
                 )
             )
+        return None if first is None else float(first)
 
     def outcome_count(self, tenant: str) -> int:
         o = schema.outcomes

@@ -18,12 +18,21 @@ from copyloop.common.db import BlockingRunner, ping
 from copyloop.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from copyloop.common.tenancy import current_tenant
 from copyloop.prediction import schema
-from copyloop.prediction.baselines import COLD_START_VERSION, ColdStartPrior
-from copyloop.prediction.compare import compare_predictions, compare_versions
 from copyloop.prediction.errors import InsufficientDataError
-from copyloop.prediction.evaluation import Predictions
-from copyloop.prediction.features import EncoderConfig
-from copyloop.prediction.scorer import CopyQualityModel, Scorer
+from copyloop.prediction.features.encoder import EncoderConfig
+from copyloop.prediction.features.text import CachedEmbedder, HashingEmbedder, MiniLMEmbedder
+from copyloop.prediction.features.types import (
+    ContextFeatures,
+    CopyFeatures,
+    ItemFeatures,
+    ScoreResult,
+    TrainingExample,
+    UserFeatures,
+)
+from copyloop.prediction.model.predictions import Predictions
+from copyloop.prediction.model.version import ModelVersion, load_version
+from copyloop.prediction.serving.cold_start import COLD_START_VERSION, ColdStartPrior
+from copyloop.prediction.serving.scorer import CopyQualityModel, Scorer
 from copyloop.prediction.settings import PredictionSettings
 from copyloop.prediction.store import (
     REGISTERED,
@@ -33,17 +42,13 @@ from copyloop.prediction.store import (
     PredictionStore,
     VersionRecord,
 )
-from copyloop.prediction.text_features import CachedEmbedder, HashingEmbedder, MiniLMEmbedder
-from copyloop.prediction.training import DataRequirements, TimeWindow, TrainConfig, train_version
-from copyloop.prediction.types import (
-    ContextFeatures,
-    CopyFeatures,
-    ItemFeatures,
-    ScoreResult,
-    TrainingExample,
-    UserFeatures,
+from copyloop.prediction.training.compare import compare_predictions, compare_versions
+from copyloop.prediction.training.trainer import (
+    DataRequirements,
+    TimeWindow,
+    TrainConfig,
+    train_version,
 )
-from copyloop.prediction.version import ModelVersion, load_version
 
 MAX_EXPLANATIONS = 10
 

@@ -36,7 +36,7 @@ def load_copy_quality(directory: str, embedder):  # type: ignore[no-untyped-def]
     it shares the service's text embedder and its cache."""
     if not directory:
         return None
-    from copyloop.prediction.content_effect import ContentEffectModel
+    from copyloop.prediction.model.content_effect import ContentEffectModel
 
     return ContentEffectModel.load(directory, embedder)
 

@@ -9,17 +9,28 @@ from datetime import UTC, datetime
 from typing import Any
 
 from copyloop.common.errors import Violations
-from copyloop.common.protoconv import dt_to_ts, epoch_to_ts, ts_to_epoch
+from copyloop.common.protoconv import (
+    CHANNEL_NAMES,
+    PRICE_BAND_NAMES,
+    dt_to_ts,
+    epoch_to_ts,
+    ts_to_epoch,
+)
+from copyloop.prediction.features.types import (
+    ContextFeatures,
+    CopyFeatures,
+    ItemFeatures,
+    UserFeatures,
+)
 from copyloop.prediction.store import LoggedImpression, LoggedOutcome, VersionRecord
-from copyloop.prediction.types import ContextFeatures, CopyFeatures, ItemFeatures, UserFeatures
 from copyloop.v1 import common_pb2, prediction_pb2
 
 P = prediction_pb2
-CHANNELS = {v: k.removeprefix("CHANNEL_").lower() for k, v in common_pb2.Channel.items() if v}
+# Channels and price bands are the platform vocabulary (copyloop.common.protoconv maps the
+# enums); devices are only this service's feature.
+CHANNELS = CHANNEL_NAMES
+PRICE_BANDS = PRICE_BAND_NAMES
 DEVICES = {v: k.removeprefix("DEVICE_").lower() for k, v in common_pb2.Device.items() if v}
-PRICE_BANDS = {
-    v: k.removeprefix("PRICE_BAND_").lower() for k, v in common_pb2.PriceBand.items() if v
-}
 OUTCOME_TYPES = {
     P.OUTCOME_TYPE_CLICK: "click",
     P.OUTCOME_TYPE_ADD_TO_CART: "add_to_cart",

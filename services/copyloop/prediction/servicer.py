@@ -8,8 +8,8 @@ from copyloop.common import pagination
 from copyloop.common.errors import Violations
 from copyloop.common.idempotency import validate_key
 from copyloop.prediction import messages
-from copyloop.prediction.baselines import COLD_START_VERSION
 from copyloop.prediction.domain import PredictionDomain
+from copyloop.prediction.serving.cold_start import COLD_START_VERSION
 from copyloop.v1 import prediction_pb2, prediction_pb2_grpc
 
 P = prediction_pb2

@@ -6,7 +6,7 @@ import math
 import time
 
 from copyloop.common.errors import Violations
-from copyloop.common.protoconv import dt_to_ts, epoch_to_ts, ts_to_epoch
+from copyloop.common.protoconv import PRICE_BAND_ENUMS, dt_to_ts, epoch_to_ts, ts_to_epoch
 from copyloop.profile.catalog import ITEM_ID, ItemData
 from copyloop.profile.domain import Profile
 from copyloop.profile.profiles import DAY_S, EventIn
@@ -20,13 +20,6 @@ EVENT_TYPES: dict[int, str] = {
     profile_pb2.EVENT_TYPE_PURCHASE: "purchase",
     profile_pb2.EVENT_TYPE_SEARCH: "search",
     profile_pb2.EVENT_TYPE_IMPRESSION: "impression",
-}
-PRICE_BANDS = {
-    "": common_pb2.PRICE_BAND_UNSPECIFIED,
-    "budget": common_pb2.PRICE_BAND_BUDGET,
-    "mid": common_pb2.PRICE_BAND_MID,
-    "premium": common_pb2.PRICE_BAND_PREMIUM,
-    "luxury": common_pb2.PRICE_BAND_LUXURY,
 }
 MAX_EVENTS = 10_000
 MAX_FUTURE_S = DAY_S
@@ -162,7 +155,7 @@ def profile_to_proto(profile: Profile) -> common_pb2.UserProfile:
         brand_affinities=[
             common_pb2.AffinityScore(key=a.key, score=a.score, share=a.share) for a in v.brands
         ],
-        price_band=PRICE_BANDS[v.price_band],
+        price_band=PRICE_BAND_ENUMS[v.price_band],
         mean_engaged_price=v.mean_engaged_price,
         recency_days=v.recency_days,
         frequency_30d=v.frequency_30d,

@@ -78,9 +78,8 @@ def parse_rules(raw: Sequence[dict[str, Any]], known_figures: set[str]) -> list[
             parsed = []
             for cond in entry.get(part, []):
                 if not (isinstance(cond, list | tuple) and len(cond) == 3):
-                    raise ValueError(
-                        f"rule {i} ({entry['label']}): condition {cond!r} is not [figure, op, value]"
-                    )
+                    where = f"rule {i} ({entry['label']})"
+                    raise ValueError(f"{where}: condition {cond!r} is not [figure, op, value]")
                 name, op, value = cond
                 if name not in known_figures:
                     raise ValueError(f"rule {i} ({entry['label']}): unknown figure {name!r}")

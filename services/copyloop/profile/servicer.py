@@ -12,6 +12,7 @@ from copyloop.common.idempotency import validate_key
 from copyloop.profile import messages
 from copyloop.profile.catalog import MAX_BATCH, item_violations
 from copyloop.profile.domain import ProfileDomain
+from copyloop.profile.profiles import EventIn
 from copyloop.profile.store import CREATED, UNCHANGED, UPDATED, IngestResult, Rejection
 from copyloop.v1 import profile_pb2, profile_pb2_grpc
 
@@ -104,7 +105,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
     ) -> profile_pb2.IngestEventStreamResponse:
         rejected = IngestResult()
 
-        async def chunks() -> AsyncIterator[list]:
+        async def chunks() -> AsyncIterator[list[tuple[int, EventIn]]]:
             offset = 0
             async for chunk in request_iterator:
                 if len(chunk.events) > messages.MAX_EVENTS:

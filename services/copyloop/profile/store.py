@@ -9,9 +9,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, and_, delete, func, select
+from sqlalchemy import CursorResult, Engine, Result, and_, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -363,16 +363,20 @@ class ProfileStore:
         """Erases the user's events and profile (privacy request); item popularity keeps only
         anonymous aggregate counts."""
         with self._ingest_lock, self.transaction() as session:
-            deleted = session.execute(
-                delete(schema.events).where(
-                    schema.events.c.tenant_id == tenant, schema.events.c.user_id == user_id
+            deleted = _rowcount(
+                session.execute(
+                    delete(schema.events).where(
+                        schema.events.c.tenant_id == tenant, schema.events.c.user_id == user_id
+                    )
                 )
-            ).rowcount
-            profile = session.execute(
-                delete(schema.profiles).where(
-                    schema.profiles.c.tenant_id == tenant, schema.profiles.c.user_id == user_id
+            )
+            profile = _rowcount(
+                session.execute(
+                    delete(schema.profiles).where(
+                        schema.profiles.c.tenant_id == tenant, schema.profiles.c.user_id == user_id
+                    )
                 )
-            ).rowcount
+            )
         return int(deleted or 0), bool(profile)
 
     def count_user_events(self, tenant: str, user_id: str) -> int:
@@ -484,6 +488,10 @@ def _matches(item: ItemData, query: ItemQuery) -> bool:
         wanted = {c.lower() for c in query.categories}
         if not any(level.lower() in wanted for level in item.category_path):
             return False
-    if query.tags and not set(query.tags) <= set(item.tags):
-        return False
-    return True
+    return not query.tags or set(query.tags) <= set(item.tags)
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows a DELETE touched: Session.execute is typed as returning a plain Result, but a DML
+    statement's result is always a CursorResult."""
+    return cast(CursorResult[Any], result).rowcount

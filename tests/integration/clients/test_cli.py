@@ -23,11 +23,15 @@ from copyloop_client.platform_control import pid_alive
 REPO = Path(__file__).resolve().parents[3]
 WIDE = {"COLUMNS": "250"}  # rich wraps tables to the terminal width; keep rows on one line
 
-ITEMS_CSV = """item_id,title,brand,category_path,price,list_price,currency_code,stock,selling_points,tags,attributes
-cli-kitchen-0,Copper Pan Classic,Panco,Kitchen > Cookware,20,25,USD,5,even heating | oven safe,gift,"{""material"": ""copper""}"
-cli-kitchen-1,Copper Pan Deluxe,Panco,Kitchen > Cookware,35.5,,usd,3,induction ready,,
-cli-kitchen-2,Chef Knife,Edgewise,Kitchen > Knives,42,,USD,8,forged steel | full tang,gift | bestseller,
-"""
+ITEMS_CSV = (
+    "item_id,title,brand,category_path,price,list_price,currency_code,stock,selling_points,tags,"
+    "attributes\n"
+    "cli-kitchen-0,Copper Pan Classic,Panco,Kitchen > Cookware,20,25,USD,5,"
+    'even heating | oven safe,gift,"{""material"": ""copper""}"\n'
+    "cli-kitchen-1,Copper Pan Deluxe,Panco,Kitchen > Cookware,35.5,,usd,3,induction ready,,\n"
+    "cli-kitchen-2,Chef Knife,Edgewise,Kitchen > Knives,42,,USD,8,"
+    "forged steel | full tang,gift | bestseller,\n"
+)
 ITEMS_JSONL = [
     {
         "item_id": "cli-garden-0",
@@ -77,7 +81,8 @@ def sdk(platform: ThreadedPlatform) -> Copyloop:
 
 
 def ensure_catalog(platform: ThreadedPlatform, tmp_path: Path) -> None:
-    """The CSV catalog, for tests that need it when run on their own (a no-op after the load test)."""
+    """The CSV catalog, for tests that need it when run on their own (a no-op after the load
+    test)."""
     path = tmp_path / "catalog.csv"
     path.write_text(ITEMS_CSV)
     with sdk(platform) as client:
@@ -398,7 +403,8 @@ def test_platform_start_status_stop_in_a_real_child_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`platform start` spawns `python -m MODULE --serve-only`; the module used here keeps the
-    main job's contract with the in-process platform (tests/integration/clients/platform_runner.py)."""
+    main job's contract with the in-process platform
+    (tests/integration/clients/platform_runner.py)."""
     paths = [str(REPO), str(REPO / "clients" / "python"), os.environ.get("PYTHONPATH", "")]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
     var = tmp_path / "var"

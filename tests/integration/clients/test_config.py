@@ -34,7 +34,8 @@ def test_sources_apply_in_order(tmp_path: Path) -> None:
     platform.write_text(json.dumps(PLATFORM))
     toml = tmp_path / "client.toml"
     toml.write_text(
-        'timeout_s = 3.5\n[addresses]\nfusion = "file:2"\n[retry]\nmax_attempts = 5\ninitial_backoff_s = 0.2\nmax_backoff_s = 1\n'
+        'timeout_s = 3.5\n[addresses]\nfusion = "file:2"\n'
+        "[retry]\nmax_attempts = 5\ninitial_backoff_s = 0.2\nmax_backoff_s = 1\n"
     )
     env = {
         "COPYLOOP_PROFILE_ADDR": "env:3",

@@ -7,8 +7,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from copyloop.demo.market import Item, MarketConfig, SyntheticMarket, hidden_styles, synthetic_items
-from copyloop.prediction.evaluation import auc
-from copyloop.prediction.types import ContextFeatures
+from copyloop.prediction.features.types import ContextFeatures
+from copyloop.prediction.training.evaluation import auc
 
 
 def _market(n_shoppers: int = 150, seed: int = 0) -> SyntheticMarket:
@@ -53,9 +53,7 @@ def test_hidden_tastes_drive_clicks() -> None:
     liked = max(shopper.category_taste, key=shopper.category_taste.get)
     disliked = min(shopper.category_taste, key=shopper.category_taste.get)
     item_liked = next(i for i in market.items if i.category_path[0] == liked)
-    item_disliked = replace(
-        item_liked, category_path=(disliked,) + tuple(item_liked.category_path[1:])
-    )
+    item_disliked = replace(item_liked, category_path=(disliked, *item_liked.category_path[1:]))
     context = ContextFeatures("push", shopper.peak_hour, shopper.devices[0], "en-US")
     p_liked, _ = market.true_probabilities(shopper, item_liked, "x", "Meet the thing.", context)
     p_disliked, _ = market.true_probabilities(

@@ -120,7 +120,8 @@ def test_every_manifest_validates_against_the_kubernetes_schema(
 ) -> None:
     kubernetes_validate = pytest.importorskip(
         "kubernetes_validate",
-        reason="kubernetes-validate is not installed (add kubernetes-validate==1.37.0 to requirements.lock)",
+        reason="kubernetes-validate is not installed "
+        "(add kubernetes-validate==1.37.0 to requirements.lock)",
     )
     _, manifests = rendered
     assert manifests
@@ -129,9 +130,8 @@ def test_every_manifest_validates_against_the_kubernetes_schema(
             kubernetes_validate.validate(manifest, version, strict=True)
         except kubernetes_validate.ValidationError as err:
             path = ".".join(str(p) for p in err.path)
-            pytest.fail(
-                f"{manifest['kind']}/{manifest['metadata']['name']} @ {version}: {path}: {err.message}"
-            )
+            name = f"{manifest['kind']}/{manifest['metadata']['name']}"
+            pytest.fail(f"{name} @ {version}: {path}: {err.message}")
 
 
 def test_strict_validation_rejects_a_misspelt_field() -> None:

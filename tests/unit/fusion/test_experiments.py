@@ -55,7 +55,7 @@ def test_assignment_is_sticky_and_independent_between_experiments() -> None:
     first = [assign(u, "exp-x", arms) for u in USERS[:2000]]
     assert first == [assign(u, "exp-x", arms) for u in USERS[:2000]]
     other = [assign(u, "exp-y", arms) for u in USERS[:2000]]
-    same = sum(x == y for x, y in zip(first, other)) / 2000
+    same = sum(x == y for x, y in zip(first, other, strict=True)) / 2000
     assert 0.45 < same < 0.55  # not the same split reused for every experiment
 
 
@@ -65,7 +65,8 @@ def test_assignment_is_stable_across_processes_with_different_hash_seeds() -> No
     code = (
         "import json,sys; from copyloop.fusion.experiments import assign; "
         "d=json.loads(sys.stdin.read()); "
-        "print(json.dumps([assign(u, 'exp-proc', [tuple(a) for a in d['arms']]) for u in d['users']]))"
+        "arms=[tuple(a) for a in d['arms']]; "
+        "print(json.dumps([assign(u, 'exp-proc', arms) for u in d['users']]))"
     )
     expected = [assign(u, "exp-proc", [tuple(a) for a in arms]) for u in users]
     for seed in ("1", "987654"):
@@ -115,7 +116,7 @@ def test_lift_interval_covers_the_true_lift_about_95_percent_of_the_time() -> No
     true_lift = p_treat / p_base - 1
     reps = 600
     covered = 0
-    for cb, ct in zip(rng.binomial(n, p_base, reps), rng.binomial(n, p_treat, reps)):
+    for cb, ct in zip(rng.binomial(n, p_base, reps), rng.binomial(n, p_treat, reps), strict=True):
         est = relative_lift(
             ArmCounts("t", impressions=n, clicks=int(ct)),
             ArmCounts("b", impressions=n, clicks=int(cb)),

@@ -28,7 +28,8 @@ def cand(
     return RankCandidate(item_id, cat, brand, price, in_stock, p_ctr, p_cvr)
 
 
-# clicky: high CTR, low CVR; buyer: fewer clicks that convert; pricey: converts rarely but costs a lot
+# clicky: high CTR, low CVR; buyer: fewer clicks that convert;
+# pricey: converts rarely but costs a lot
 THREE = [
     cand("clicky", cat="A", p_ctr=0.10, p_cvr=0.01, price=10.0),
     cand("buyer", cat="B", p_ctr=0.05, p_cvr=0.05, price=10.0),

@@ -1,7 +1,7 @@
 """Shared fixtures: one small synthetic market log and one model trained on it per session.
 
 The hashing embedder stands in for MiniLM here so the suite runs in seconds; MiniLM itself is
-covered by its own test in test_text_features.py.
+covered by its own test in features/test_text.py.
 """
 
 from __future__ import annotations
@@ -11,12 +11,17 @@ from collections.abc import Sequence
 import pytest
 
 from copyloop.demo.market import ImpressionLog, SyntheticMarket, synthetic_items
-from copyloop.prediction.evaluation import Predictions
-from copyloop.prediction.features import EncoderConfig
-from copyloop.prediction.text_features import HashingEmbedder
-from copyloop.prediction.training import TimeWindow, TrainConfig, split_by_time, train_version
-from copyloop.prediction.types import TrainingExample
-from copyloop.prediction.version import ModelVersion
+from copyloop.prediction.features.encoder import EncoderConfig
+from copyloop.prediction.features.text import HashingEmbedder
+from copyloop.prediction.features.types import TrainingExample
+from copyloop.prediction.model.predictions import Predictions
+from copyloop.prediction.model.version import ModelVersion
+from copyloop.prediction.training.trainer import (
+    TimeWindow,
+    TrainConfig,
+    split_by_time,
+    train_version,
+)
 
 EMBEDDER_NAME = "hashing-ngrams-32"
 

@@ -1,4 +1,5 @@
-"""Profile maintenance logic without gRPC or a database."""
+"""copyloop.profile.profiles: profile maintenance (decayed affinities, price band, RFM figures)
+without gRPC or a database."""
 
 from __future__ import annotations
 
@@ -15,9 +16,6 @@ from copyloop.profile.profiles import (
     apply_event,
     view_profile,
 )
-from copyloop.profile.recall import Candidate, rank_candidates
-from copyloop.profile.segments import DEFAULT_RULES, label, parse_rules
-from copyloop.profile.settings import KNOWN_FIGURES
 
 HL = 7 * DAY_S
 TOY = ItemFacts("toy", "Toys", "Brickwell", 15.0, discounted=True)
@@ -89,41 +87,3 @@ def test_frequency_counts_only_last_30_days() -> None:
 def test_cold_start_view() -> None:
     view = view_profile("nobody", None, 0.0, HL, PriceBands())
     assert view.cold_start and view.categories == [] and view.price_band == ""
-
-
-def test_segment_rules_label_and_validate() -> None:
-    rules = parse_rules(DEFAULT_RULES, KNOWN_FIGURES)
-    figures = dict.fromkeys(KNOWN_FIGURES, 0)
-    figures.update(
-        event_count=20,
-        purchase_count=4,
-        monetary_total=500.0,
-        top_category="Toys",
-        top_category_share=0.8,
-        price_band="premium",
-        recency_days=1.0,
-    )
-    assert label(rules, figures) == ["loyal_high_value", "premium_shopper", "fan:Toys"]
-    with pytest.raises(ValueError, match="unknown figure"):
-        parse_rules([{"label": "x", "all": [["nope", ">", 1]]}], KNOWN_FIGURES)
-    with pytest.raises(ValueError, match="unknown operator"):
-        parse_rules([{"label": "x", "all": [["event_count", "~", 1]]}], KNOWN_FIGURES)
-    with pytest.raises(ValueError, match="needs 'all' or 'any'"):
-        parse_rules([{"label": "x"}], KNOWN_FIGURES)
-
-
-def test_recall_blends_affinity_popularity_and_recent_interest() -> None:
-    state = build([ev(1, "purchase", "book", 0.0)])
-    view = view_profile("u", state, 1.0, HL, PriceBands())
-    candidates = [
-        Candidate("b1", "Books", "Novels", "Other", popularity=1.0),
-        Candidate("t1", "Toys", "Blocks", "Brickwell", popularity=100.0),
-        Candidate("b2", "Books", "Cookbooks", "Pagely", popularity=0.0),
-    ]
-    ranked = rank_candidates(view, candidates, {"Cookbooks"}, {"Pagely"}, k=3)
-    assert [r.item_id for r in ranked] == ["b2", "b1", "t1"]
-    assert "recently_viewed_similar" in ranked[0].reasons and "popular" in ranked[2].reasons
-    cold = rank_candidates(
-        view_profile("x", None, 0, HL, PriceBands()), candidates, set(), set(), k=2
-    )
-    assert [r.item_id for r in cold] == ["t1", "b1"]

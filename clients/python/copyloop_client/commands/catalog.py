@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +18,7 @@ app = typer.Typer(
 )
 
 
-class CatalogFormat(str, Enum):
+class CatalogFormat(StrEnum):
     csv = "csv"
     jsonl = "jsonl"
     amazon = "amazon"

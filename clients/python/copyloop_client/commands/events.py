@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +21,7 @@ SHOWN_REJECTIONS = 5
 LONG_CALL_S = 600.0  # a big file takes longer than the default deadline; --timeout overrides
 
 
-class EventFormat(str, Enum):
+class EventFormat(StrEnum):
     csv = "csv"
     jsonl = "jsonl"
 

@@ -6,16 +6,12 @@ from typing import Annotated
 
 import typer
 
+from copyloop.common import vocabulary
 from copyloop_client.commands.state import cli_errors, console, state
 from copyloop_client.render import copy_sources_line, recommendations_table, variants_table
 
-ChannelOption = Annotated[
-    str,
-    typer.Option(
-        help="push, sms, ad_copy, email_subject, social_post, product_description, promo_banner"
-    ),
-]
-LocaleOption = Annotated[str, typer.Option(help="en-US or zh-CN")]
+ChannelOption = Annotated[str, typer.Option(help=", ".join(vocabulary.CHANNELS))]
+LocaleOption = Annotated[str, typer.Option(help=vocabulary.describe(vocabulary.LOCALES))]
 
 
 @cli_errors
@@ -51,7 +47,8 @@ def generate(
     out.print(variants_table(reply))
     if reply.rejected_attempt_count:
         out.print(
-            f"{reply.rejected_attempt_count} model attempts were rejected by the checks and regenerated"
+            f"{reply.rejected_attempt_count} model attempts were rejected by the checks "
+            "and regenerated"
         )
 
 

@@ -1,0 +1,5 @@
+"""The scoring hot path (the service hot-swaps scorers in `copyloop.prediction.domain`).
+
+scorer      Scorer.score(user, context, candidates) -> list[ScoreResult]
+cold_start  the prior that scores before any model is trained
+"""

@@ -1,0 +1,113 @@
+"""Decide whether a candidate version should replace the live one, on the same eval data.
+
+Rule (why): a new version is promoted only if it ranks better where it matters (pCTCVR AUC,
+the quantity the ranking objective uses) by more than the sampling noise of the evaluation
+set, measured with a paired bootstrap over impressions, and is not clearly worse calibrated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from copyloop.prediction.features.types import TrainingExample
+from copyloop.prediction.model.predictions import Predictions
+from copyloop.prediction.model.version import ModelVersion
+from copyloop.prediction.training.evaluation import TaskMetrics, auc, evaluate
+
+
+@dataclass(frozen=True)
+class VersionComparison:
+    candidate_id: str
+    live_id: str
+    candidate: dict[str, TaskMetrics]
+    live: dict[str, TaskMetrics]
+    auc_delta: float  # ctcvr AUC, candidate - live
+    auc_delta_ci: tuple[float, float]  # 90% paired-bootstrap interval
+    candidate_better: bool
+    reason: str
+
+
+def _bootstrap_auc_delta(
+    labels: NDArray[Any], cand: NDArray[Any], live: NDArray[Any], rounds: int, seed: int
+) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    deltas = []
+    n = labels.size
+    for _ in range(rounds):
+        idx = rng.integers(0, n, n)
+        y = labels[idx]
+        if y.min() == y.max():
+            continue
+        deltas.append(auc(y, cand[idx]) - auc(y, live[idx]))
+    if not deltas:
+        return float("nan"), float("nan")
+    return float(np.quantile(deltas, 0.05)), float(np.quantile(deltas, 0.95))
+
+
+def compare_predictions(
+    candidate: Predictions,
+    live: Predictions,
+    clicked: NDArray[Any],
+    converted: NDArray[Any],
+    candidate_id: str = "candidate",
+    live_id: str = "live",
+    max_ece_increase: float = 0.005,
+    rounds: int = 200,
+    seed: int = 0,
+) -> VersionComparison:
+    """Compare two sets of predictions on the same impressions (see the module rule)."""
+    clicked = np.asarray(clicked, dtype=bool)
+    converted = np.asarray(converted, dtype=bool) & clicked
+    cand_metrics = evaluate(candidate, clicked, converted)
+    live_metrics = evaluate(live, clicked, converted)
+    task = "ctcvr" if converted.any() and not converted.all() else "ctr"
+    labels = converted if task == "ctcvr" else clicked
+    cand_scores = candidate.p_ctcvr if task == "ctcvr" else candidate.p_ctr
+    live_scores = live.p_ctcvr if task == "ctcvr" else live.p_ctr
+    delta = cand_metrics[task].auc - live_metrics[task].auc
+    low, high = _bootstrap_auc_delta(labels.astype(np.int8), cand_scores, live_scores, rounds, seed)
+    ece_increase = cand_metrics[task].ece - live_metrics[task].ece
+    if not low > 0:
+        better, reason = (
+            False,
+            f"{task} AUC delta {delta:+.4f} is within noise (90% CI {low:+.4f}..{high:+.4f})",
+        )
+    elif ece_increase > max_ece_increase:
+        better, reason = (
+            False,
+            f"{task} AUC improves {delta:+.4f} but ECE worsens by {ece_increase:+.4f}",
+        )
+    else:
+        better, reason = (
+            True,
+            f"{task} AUC improves {delta:+.4f} (90% CI {low:+.4f}..{high:+.4f}), "
+            f"ECE change {ece_increase:+.4f}",
+        )
+    return VersionComparison(
+        candidate_id, live_id, cand_metrics, live_metrics, delta, (low, high), better, reason
+    )
+
+
+def compare_versions(
+    candidate: ModelVersion,
+    live: ModelVersion,
+    examples: Sequence[TrainingExample],
+    **kwargs: float,
+) -> VersionComparison:
+    """Score the same impressions with both versions and apply `compare_predictions`."""
+    clicked = np.asarray([e.clicked for e in examples], dtype=bool)
+    converted = np.asarray([e.clicked and e.converted for e in examples], dtype=bool)
+    return compare_predictions(
+        candidate.predict_examples(examples),
+        live.predict_examples(examples),
+        clicked,
+        converted,
+        candidate.version_id,
+        live.version_id,
+        **kwargs,  # type: ignore[arg-type]
+    )

@@ -4,7 +4,7 @@ Measures p50/p99 latency of one 1,000-candidate call (warm embedding and feature
 sustained candidates/s over repeated calls for different shoppers, with and without per-
 candidate explanations (top features), for each torch thread count asked for.
 
-  .venv/bin/python bench/score_throughput.py                      # trains a small MiniLM model first
+  .venv/bin/python bench/score_throughput.py            # trains a small MiniLM model first
   .venv/bin/python bench/score_throughput.py --version var/models/prediction/<id>
   .venv/bin/python bench/score_throughput.py --embedder hashing   # no transformer needed
 
@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         f"model {version.version_id}, embedder {embedder.name}, {len(candidates)} candidates/call"
     )
     print(
-        f"cpu count {cpu}, load average (1 min) before the run {load:.2f}, torch {torch.__version__}"
+        f"cpu count {cpu}, load average (1 min) before the run {load:.2f}, "
+        f"torch {torch.__version__}"
     )
     rows = []
     for threads in [int(t) for t in args.threads.split(",")]:
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     print()
     print(
-        "| torch threads | top features | p50 ms / 1,000 | p99 ms / 1,000 | sustained candidates/s |"
+        "| torch threads | top features | p50 ms / 1,000 | p99 ms / 1,000 "
+        "| sustained candidates/s |"
     )
     print("|---|---|---|---|---|")
     for threads, explain, p50, p99, rate in rows:

@@ -111,12 +111,16 @@ def main(argv: list[str] | None = None) -> int:
         model = ContentEffectModel(ContentEffectConfig(), embedder).fit(variants)
         embedder.save_cache(Path(args.embedding_cache))
         print(
-            f"fitted on all {len(variants)} variants of {args.train}; saved to {model.save(args.save_model)}"
+            f"fitted on all {len(variants)} variants of {args.train}; "
+            f"saved to {model.save(args.save_model)}"
         )
         return 0
     if args.split_dev is not None:
         train, test = split_by_test(variants, args.split_dev, args.seed)
-        source = f"{args.train} split by test id: {args.split_dev:.2f} train / rest test, seed {args.seed}"
+        source = (
+            f"{args.train} split by test id: {args.split_dev:.2f} train / rest test, "
+            f"seed {args.seed}"
+        )
     else:
         train, test = variants, load_upworthy(args.test)
         source = f"train {args.train}, test {args.test}"
@@ -130,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"data: {source}")
     print(
-        f"train: {len(train)} variants, {len({v.experiment for v in train})} tests, {len(build_pairs(train))} pairs;"
+        f"train: {len(train)} variants, {len({v.experiment for v in train})} tests, "
+        f"{len(build_pairs(train))} pairs;"
         f" test: {len(test)} variants, {len({v.experiment for v in test})} tests"
     )
     print(f"embeddings: {loaded} cached, {embed_s:.1f}s to embed the rest")

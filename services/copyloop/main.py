@@ -19,12 +19,16 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from copyloop.common.config import parse_api_keys
 from copyloop.common.observability import configure_logging
 from copyloop.common.server import serve_until_signal
 from copyloop.demo.walkthrough import Walkthrough, WalkthroughConfig
 from copyloop.platform import Platform, PlatformConfig, start_platform
+
+if TYPE_CHECKING:
+    from copyloop.generation.triton_local import LocalTriton
 
 VAR = Path(os.environ.get("COPYLOOP_VAR_DIR", "var"))
 STATE_FILE = VAR / "platform.json"
@@ -51,7 +55,7 @@ def _args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _start_triton(model_dir: str):  # type: ignore[no-untyped-def]
+def _start_triton(model_dir: str) -> tuple[LocalTriton, str]:
     from copyloop.generation.copywriter.train import DEFAULT_OUT_DIR, train_copywriter
     from copyloop.generation.triton_local import LocalTriton
 

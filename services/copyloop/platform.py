@@ -80,16 +80,6 @@ async def start_platform(cfg: PlatformConfig) -> Platform:
     profile = await start_profile_service(
         ProfileSettings(port=cfg.port(0), database_url=cfg.url("profile"), **common, **metrics)
     )
-    generation = await start_generation_service(
-        GenerationSettings(
-            port=cfg.port(1),
-            database_url=cfg.url("generation"),
-            triton_url=cfg.triton_url,
-            model_dir=cfg.model_dir,
-            **common,
-            **metrics,
-        )
-    )
     prediction = await start_prediction_service(
         PredictionSettings(
             port=cfg.port(2),
@@ -100,6 +90,17 @@ async def start_platform(cfg: PlatformConfig) -> Platform:
             **common,
             **metrics,
             **cfg.prediction_overrides,
+        )
+    )
+    generation = await start_generation_service(
+        GenerationSettings(
+            port=cfg.port(1),
+            database_url=cfg.url("generation"),
+            triton_url=cfg.triton_url,
+            model_dir=cfg.model_dir,
+            prediction_addr=prediction.address,  # ReviewCopy's predicted effect
+            **common,
+            **metrics,
         )
     )
     fusion = await start_fusion_service(
@@ -161,6 +162,7 @@ def start_platform_processes(
         "COPYLOOP_FUSION_PROFILE_ADDR": addresses["profile"],
         "COPYLOOP_FUSION_GENERATION_ADDR": addresses["generation"],
         "COPYLOOP_FUSION_PREDICTION_ADDR": addresses["prediction"],
+        "COPYLOOP_GENERATION_PREDICTION_ADDR": addresses["prediction"],
     }
     procs: dict[str, subprocess.Popen[bytes]] = {}
     for i, name in enumerate(names):

@@ -88,6 +88,19 @@ describe("copyloop over gRPC from Node", { skip }, () => {
     assert.equal(stranger?.eventCount, 0);
   });
 
+  test("ReviewCopy passes true copy and names the false price with its span", async () => {
+    const item = { itemId: "review-1", title: "Cosy Reading Lamp", brand: "Glowlab", price: 24.99, currencyCode: "USD" };
+    const base = { item, channel: Channel.CHANNEL_PUSH, locale: "en-US" };
+    const good = await client.generation.reviewCopy({ ...base, text: "Cosy Reading Lamp by Glowlab, now $24.99." });
+    assert.equal(good.passed, true, good.findings.map((f) => f.message).join("; "));
+    const text = "Cosy Reading Lamp, only $9.99!";
+    const bad = await client.generation.reviewCopy({ ...base, text });
+    assert.equal(bad.passed, false);
+    const claim = bad.findings.find((f) => f.check === "claim");
+    assert.ok(claim?.span, `a claim finding with a span: ${JSON.stringify(bad.findings)}`);
+    assert.match(text.slice(claim.span.start, claim.span.end), /9\.99/);
+  });
+
   test("a bad request fails with INVALID_ARGUMENT and its field violations decoded", async () => {
     const error = await rejection(
       client.fusion.recommend({ userId: "", context: { locale: "fr" }, n: 500, candidateItemIds: ["a", "a"] }),

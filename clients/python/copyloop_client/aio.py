@@ -228,6 +228,21 @@ class AsyncCopyloop:
         )
         return reply
 
+    async def review(
+        self,
+        item: str | ItemLike,
+        text: str,
+        channel: str | int = "push",
+        locale: str = "en-US",
+        **options: Any,
+    ) -> generation_pb2.ReviewCopyResponse:
+        """See Copyloop.review."""
+        message = await self.get_item(item) if isinstance(item, str) else builders.to_item(item)
+        reply: generation_pb2.ReviewCopyResponse = await self.generation.ReviewCopy(
+            builders.review_request(message, text, channel, locale, **options)
+        )
+        return reply
+
     async def score(
         self,
         user_id: str,

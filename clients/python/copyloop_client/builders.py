@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -149,6 +150,51 @@ def generate_request(
     )
     if seed is not None:
         request.sampling.seed = seed
+    return request
+
+
+def review_request(
+    item: common_pb2.Item,
+    text: str,
+    channel: str | int,
+    locale: str,
+    *,
+    segment: str = "",
+    discount_percent: float = 0.0,
+    free_shipping: bool = False,
+    buy_one_get_one: bool = False,
+    free_gift: bool = False,
+    promotion_ends: datetime | None = None,
+    banned_terms: Sequence[str] = (),
+    must_include: Sequence[str] = (),
+    disclaimer: str = "",
+    max_chars: int = 0,
+) -> generation_pb2.ReviewCopyRequest:
+    """A ReviewCopy request; the promotion is sent only when one of its fields is set."""
+    request = generation_pb2.ReviewCopyRequest(
+        item=item,
+        text=text,
+        channel=parse_channel(channel),
+        locale=locale,
+        segment=segment,
+        constraints=generation_pb2.CopyConstraints(
+            banned_terms=list(banned_terms),
+            must_include=list(must_include),
+            required_disclaimer=disclaimer,
+            max_chars=max_chars,
+        ),
+    )
+    promo = request.promotion
+    promo.discount_percent = discount_percent
+    promo.free_shipping, promo.buy_one_get_one, promo.free_gift = (
+        free_shipping,
+        buy_one_get_one,
+        free_gift,
+    )
+    if promotion_ends is not None:
+        promo.end_time.FromDatetime(promotion_ends)
+    if promo.ByteSize() == 0:
+        request.ClearField("promotion")
     return request
 
 

@@ -25,6 +25,7 @@ app.add_typer(events.app, name="events")
 app.add_typer(model.app, name="model")
 app.add_typer(experiment.app, name="experiment")
 app.command()(serving.generate)
+app.command()(serving.review)
 app.command()(serving.recommend)
 
 

@@ -241,6 +241,24 @@ class Copyloop:
         )
         return reply
 
+    def review(
+        self,
+        item: str | ItemLike,
+        text: str,
+        channel: str | int = "push",
+        locale: str = "en-US",
+        **options: Any,
+    ) -> generation_pb2.ReviewCopyResponse:
+        """Checks copy someone wrote, as generated copy is checked: claims against the item and
+        promotion, sentiment, compliance, length (an id is read from the catalog first).
+        Options: segment, discount_percent, free_shipping, buy_one_get_one, free_gift,
+        promotion_ends (datetime), banned_terms, must_include, disclaimer, max_chars."""
+        message = self.get_item(item) if isinstance(item, str) else builders.to_item(item)
+        reply: generation_pb2.ReviewCopyResponse = self.generation.ReviewCopy(
+            builders.review_request(message, text, channel, locale, **options)
+        )
+        return reply
+
     def score(
         self,
         user_id: str,

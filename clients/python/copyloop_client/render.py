@@ -21,6 +21,7 @@ __all__ = [
     "platform_table",
     "recommendations_table",
     "report_table",
+    "review_table",
     "variants_table",
     "when",
 ]
@@ -95,6 +96,29 @@ def variants_table(reply: generation_pb2.GenerateResponse) -> Table:
             compliance,
             enum_label(generation_pb2.VariantSource, v.source, "VARIANT_SOURCE_"),
         )
+    return table
+
+
+def review_table(text: str, reply: generation_pb2.ReviewCopyResponse) -> Table:
+    """One row per finding, with the part of the text it is about; then the scores."""
+    verdict = "[green]passed[/green]" if reply.passed else "[red]failed[/red]"
+    table = Table(title=f"{verdict}: {text}", show_lines=True)
+    for name in ("check", "where", "finding"):
+        table.add_column(name)
+    for f in reply.findings:
+        where = text[f.span.start : f.span.end] if f.HasField("span") else ""
+        kind = f" ({f.claim_kind})" if f.claim_kind else ""
+        table.add_row(f.check + kind, where, f.message)
+    effect = reply.predicted_effect
+    scores = (
+        f"quality {reply.quality.overall:.2f}, coverage {reply.coverage.score:.2f}, "
+        f"sentiment {reply.sentiment:+.2f}"
+    )
+    if reply.HasField("predicted_effect"):
+        scores += f", predicted CTR {effect.p_ctr:.4f} ({effect.model_version})"
+    table.add_row("scores", "", scores)
+    for degradation in reply.degradations:
+        table.add_row("note", "", degradation)
     return table
 
 

@@ -27,7 +27,7 @@ from copyloop.fusion.ranking import RankCandidate, RankingConfig, rank
 from copyloop.fusion.reasons import ReasonEvidence, reasons_for
 from copyloop.fusion.settings import FusionSettings
 from copyloop.fusion.store import ArmSpec, ExperimentRecord, FusionStore, ServedRow
-from copyloop.generation.compliance import CopyConstraints
+from copyloop.generation.compliance import CopyConstraints, check_compliance
 from copyloop.generation.fallback import build_fallbacks
 from copyloop.generation.prompts import CopyBrief
 from copyloop.v1 import common_pb2, fusion_pb2, generation_pb2, prediction_pb2, profile_pb2
@@ -55,6 +55,8 @@ class CopyOption:
     text: str
     source: F.CopySource.ValueType
     template_version: str = ""
+    angle: str = ""
+    segment: str = ""  # the segment the copy was written for ("" = everyone)
 
 
 @dataclass
@@ -187,6 +189,8 @@ class Recommender:
                     text=option.text,
                     source=option.source,
                     template_version=option.template_version,
+                    angle=option.angle,
+                    segment=option.segment,
                 ),
                 p_ctr=score.p_ctr,
                 p_cvr=score.p_cvr,
@@ -324,7 +328,7 @@ class Recommender:
         ctx = call.request.context
         if strategy == F.ARM_STRATEGY_GENERIC_COPY:
             for s in slots:
-                s.options = [generic_copy(s.item)]
+                s.options = [generic_copy(s.item, ctx.locale)]
             return
         try:
             pool = await self.down.generation.GetCreatives(
@@ -345,7 +349,14 @@ class Recommender:
             )
             for s, found in zip(slots, pool.items, strict=True):
                 s.options = [
-                    CopyOption(c.creative_id, c.text, F.COPY_SOURCE_POOL, c.template_version)
+                    CopyOption(
+                        c.creative_id,
+                        c.text,
+                        F.COPY_SOURCE_POOL,
+                        c.template_version,
+                        c.angle or c.variant.angle,
+                        c.segment,
+                    )
                     for c in found.creatives
                 ]
         except Exception as exc:
@@ -393,6 +404,8 @@ class Recommender:
                     if v.source == generation_pb2.VARIANT_SOURCE_TEMPLATE_FALLBACK
                     else F.COPY_SOURCE_GENERATED,
                     v.template_version,
+                    v.angle,
+                    segment,
                 )
                 for n, v in enumerate(reply.variants)
             ]
@@ -564,9 +577,17 @@ def _top(item: common_pb2.Item) -> str:
     return item.category_path[0] if item.category_path else ""
 
 
-def generic_copy(item: common_pb2.Item) -> CopyOption:
-    """The same copy for everyone: the title and the first selling point (the control arm)."""
-    text = item.title if not item.selling_points else f"{item.title} - {item.selling_points[0]}"
+def generic_copy(item: common_pb2.Item, locale: str) -> CopyOption:
+    """The same copy for everyone (the control arm): the title and the first selling point in
+    the shopper's language, or the title alone when that would state something unchecked."""
+    locale = locale_or_default(locale)
+    point = item.selling_points[0] if item.selling_points else ""
+    if locale == "zh-CN":
+        text = f"{item.title}：{point}，现已上架。" if point else f"{item.title}，现已上架。"
+    else:
+        text = f"{item.title} - {point}" if point else item.title
+    if point and not check_compliance(text, locale, CopyConstraints(), len(text)).passed:
+        text = f"{item.title}，现已上架。" if locale == "zh-CN" else item.title
     return CopyOption(f"generic:{item.item_id}", text, F.COPY_SOURCE_GENERIC)
 
 
@@ -588,7 +609,10 @@ def local_fallback(
         tone="friendly",
     )
     found = build_fallbacks(brief, CopyConstraints(), count=1)
-    text = found[0].text if found and found[0].report.passed else item.title
+    if found and found[0].report.passed:
+        text = found[0].text
+    else:  # nothing fits: the title alone, in the shopper's language
+        text = f"{item.title}，现已上架。" if brief.locale == "zh-CN" else item.title
     return CopyOption(f"fallback:{item.item_id}", text, F.COPY_SOURCE_FALLBACK, "fallback")
 
 

@@ -73,7 +73,7 @@ def _render(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     # print_png (not savefig) keeps the figure's own size and colours; matplotlib leaves it
     # unannotated.
-    FigureCanvasAgg(fig).print_png(buffer, metadata=_PNG_METADATA)  # type: ignore[no-untyped-call]
+    FigureCanvasAgg(fig).print_png(buffer, metadata=_PNG_METADATA)
     return buffer.getvalue()
 
 

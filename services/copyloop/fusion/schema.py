@@ -49,14 +49,14 @@ served = Table(
     Column("request_id", String(64), nullable=False),
     Column("user_id", String(128), nullable=False),
     Column("item_id", String(128), nullable=False),
-    Column("creative_id", String(128), nullable=False),
+    Column("creative_id", String(160), nullable=False),  # "fallback:" + a 128-char item id
     Column("segment", String(128), nullable=False),
     Column("experiment_id", String(64), nullable=False, default=""),
     Column("arm_id", String(64), nullable=False, default=""),
     Column("p_ctr", Float, nullable=False),
     Column("p_cvr", Float, nullable=False),
     Column("price", Float, nullable=False),
-    Column("copy_source", String(16), nullable=False),
+    Column("copy_source", String(32), nullable=False),  # a CopySource enum name
     Column("model_version", String(64), nullable=False, default=""),
     Column("serve_time", Float, nullable=False),
     Column("features", JSON, nullable=False),  # what PredictionService needs to log the impression
@@ -79,7 +79,7 @@ bandit_stats = Table(
     "bandit_stats",
     metadata,
     Column("tenant_id", String(64), primary_key=True),
-    Column("creative_id", String(128), primary_key=True),
+    Column("creative_id", String(160), primary_key=True),
     Column("segment", String(128), primary_key=True),
     Column("impressions", BigInteger, nullable=False, default=0),
     Column("clicks", BigInteger, nullable=False, default=0),

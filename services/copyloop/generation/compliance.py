@@ -169,7 +169,7 @@ def find_banned_terms(text: str, locale: str) -> list[str]:
 
     All lists apply to every copy because copy mixes scripts ("LEGO #1热卖").
     """
-    ordered = [locale] + sorted(k for k in LOCALE_BANNED if k != locale)
+    ordered = [locale, *sorted(k for k in LOCALE_BANNED if k != locale)]
     found: list[str] = []
     for key in ordered:
         folded = _fold_dense(text) if key == "zh-CN" else fold(text)

@@ -17,11 +17,71 @@ from copyloop.generation.length import is_cjk
 from copyloop.generation.prompts.brief import CopyBrief
 
 EN_STOPWORDS = frozenset(
-    ["a", "an", "the", "and", "or", "of", "for", "with", "in", "on", "at", "to", "by", "from", "your", "you", "our", "new", "all", "any", "this", "that", "is", "are", "be", "it", "its", "as", "per", "via", "plus", "x"]
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "of",
+        "for",
+        "with",
+        "in",
+        "on",
+        "at",
+        "to",
+        "by",
+        "from",
+        "your",
+        "you",
+        "our",
+        "new",
+        "all",
+        "any",
+        "this",
+        "that",
+        "is",
+        "are",
+        "be",
+        "it",
+        "its",
+        "as",
+        "per",
+        "via",
+        "plus",
+        "x",
+    ]
 )
 # Words that describe a product kind, not this product ("set", "pack", "kit").
 EN_GENERIC = frozenset(
-    ["set", "sets", "kit", "kits", "pack", "packs", "piece", "pieces", "pcs", "pc", "edition", "version", "model", "item", "items", "product", "products", "size", "sizes", "style", "styles", "series", "collection", "bundle", "box", "boxes"]
+    [
+        "set",
+        "sets",
+        "kit",
+        "kits",
+        "pack",
+        "packs",
+        "piece",
+        "pieces",
+        "pcs",
+        "pc",
+        "edition",
+        "version",
+        "model",
+        "item",
+        "items",
+        "product",
+        "products",
+        "size",
+        "sizes",
+        "style",
+        "styles",
+        "series",
+        "collection",
+        "bundle",
+        "box",
+        "boxes",
+    ]
 )
 ZH_GENERIC = frozenset(["套装", "系列", "产品", "商品", "新款", "正品", "包邮", "一件", "官方"])
 

@@ -15,6 +15,7 @@ from copyloop.common.db import BlockingRunner, ping
 from copyloop.common.errors import Unavailable
 from copyloop.common.tenancy import current_tenant
 from copyloop.common.tracing import tracer
+from copyloop.generation.claims import Promotion
 from copyloop.generation.compliance import CopyConstraints
 from copyloop.generation.length import effective_max_chars
 from copyloop.generation.llm_client import LLMError, LLMOutput, SamplingParams, TritonLLMClient
@@ -25,7 +26,13 @@ from copyloop.generation.pipeline import (
     fill_with_fallbacks,
     process_variants,
 )
-from copyloop.generation.prompts import CopyBrief, RenderedPrompt, render_prompt
+from copyloop.generation.prompts import (
+    DEFAULT_TEMPLATE_VERSION,
+    CopyBrief,
+    RenderedPrompt,
+    render_prompt,
+)
+from copyloop.generation.review import ReviewResult, review_copy
 from copyloop.generation.settings import GenerationSettings
 from copyloop.generation.store import (
     DRAFT,
@@ -51,7 +58,8 @@ class GenerationRequest:
     item_id: str
     item_version: int = 0
     store_in_pool: bool = False
-    template_version: str = "v1"
+    template_version: str = DEFAULT_TEMPLATE_VERSION
+    promotion: Promotion | None = None
 
 
 @dataclass
@@ -364,6 +372,16 @@ class GenerationDomain:
             )
         finally:
             tenancy.unbind(tokens)
+
+    def review(
+        self,
+        text: str,
+        brief: CopyBrief,
+        constraints: CopyConstraints,
+        promotion: Promotion | None,
+    ) -> ReviewResult:
+        """ReviewCopy: every check on a text someone wrote; nothing is stored."""
+        return review_copy(text, brief, constraints, promotion)
 
     async def get_job(self, job_id: str) -> JobRecord:
         return await self._runner.run(self.store.get_job, current_tenant(), job_id)

@@ -175,7 +175,10 @@ def _usable(text: str, locale: str, constraints: CopyConstraints) -> str:
 def item_slots(brief: CopyBrief, constraints: CopyConstraints) -> dict[str, str]:
     """Slot values from the brief; empty string = not available."""
     locale = brief.locale
-    use = lambda value: _usable(value, locale, constraints)  # noqa: E731
+
+    def use(value: str) -> str:
+        return _usable(value, locale, constraints)
+
     title, brand = use(brief.item_title), use(brief.brand)
     if brand and title and contains_term(title, brand):
         brand = ""  # "LEGO Rocket by LEGO" reads badly; templates without {brand} take over

@@ -270,7 +270,7 @@ class TritonLLMClient:
             "request_id": uuid.uuid4().hex,
         }
 
-        async def requests() -> AsyncIterator[dict]:
+        async def requests() -> AsyncIterator[dict[str, Any]]:
             yield request
 
         call = self._connection().stream_infer(requests(), stream_timeout=timeout_s)
@@ -329,7 +329,8 @@ class TritonLLMClient:
         failing the whole call.
         """
         tasks = [self.generate(p, sampling, timeout_s=timeout_s) for p in prompts]
-        return list(await asyncio.gather(*tasks, return_exceptions=return_exceptions))
+        done = await asyncio.gather(*tasks, return_exceptions=return_exceptions)
+        return [r if isinstance(r, LLMOutput | LLMError) else LLMError(str(r)) for r in done]
 
     async def stream(
         self,
@@ -378,7 +379,10 @@ def _read(result: Any) -> tuple[str, str, float | None, int | None]:
     reason = _scalar(result, "finish_reason")
     logprob = _scalar(result, "cumulative_logprob")
     count = _scalar(result, "num_output_tokens")
-    decode = lambda v: v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
+
+    def decode(v: object) -> str:
+        return v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
+
     reason_text = decode(reason) if reason is not None else ""
     return (
         decode(text) if text is not None else "",

@@ -11,6 +11,7 @@ from typing import Any
 from copyloop.common.db import make_engine, migrate
 from copyloop.common.server import RunningServer, ServiceSpec, create_server, run_service
 from copyloop.generation.domain import GenerationDomain
+from copyloop.generation.effects import CopyEffectClient
 from copyloop.generation.llm_client import TritonLLMClient
 from copyloop.generation.servicer import FULL_NAME, GenerationServicer
 from copyloop.generation.settings import GenerationSettings
@@ -26,6 +27,7 @@ log = logging.getLogger("copyloop.generation")
 class GenerationService:
     server: RunningServer
     domain: GenerationDomain
+    effects: CopyEffectClient
 
     @property
     def address(self) -> str:
@@ -34,6 +36,7 @@ class GenerationService:
     async def stop(self, grace: float | None = None) -> None:
         await self.server.stop(grace)
         await self.domain.close()
+        await self.effects.close()
         self.domain.store.engine.dispose()
 
 
@@ -63,7 +66,8 @@ async def start_generation_service(settings: GenerationSettings) -> GenerationSe
         else None
     )
     domain = GenerationDomain(CreativeStore(engine), settings, llm, tokenizer, version)
-    servicer = GenerationServicer(domain)
+    effects = CopyEffectClient(settings.prediction_addr)
+    servicer = GenerationServicer(domain, effects)
     spec = ServiceSpec(
         full_name=FULL_NAME,
         register=lambda server: generation_pb2_grpc.add_GenerationServiceServicer_to_server(
@@ -73,7 +77,7 @@ async def start_generation_service(settings: GenerationSettings) -> GenerationSe
         sub_checks={LLM_HEALTH_NAME: domain.llm_ready},
     )
     server = await create_server([spec], settings, label="generation")
-    return GenerationService(server, domain)
+    return GenerationService(server, domain, effects)
 
 
 def main() -> None:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format
 
 from copyloop.common.errors import Violations
-from copyloop.common.protoconv import dt_to_ts
+from copyloop.common.idempotency import validate_key
+from copyloop.common.protoconv import CHANNEL_ENUMS, CHANNEL_NAMES, dt_to_ts, ts_to_epoch
+from copyloop.common.vocabulary import LOCALES, describe
+from copyloop.generation.claims import Promotion
 from copyloop.generation.compliance import CopyConstraints, validate_constraints
+from copyloop.generation.coverage import CoverageReport
 from copyloop.generation.domain import GenerationRequest, GenerationResult
+from copyloop.generation.length import effective_max_chars
 from copyloop.generation.llm_client import SamplingParams
 from copyloop.generation.pipeline import (
     SOURCE_MODEL,
@@ -18,20 +24,13 @@ from copyloop.generation.pipeline import (
     SOURCE_TEMPLATE_FALLBACK,
     CheckedVariant,
 )
-from copyloop.generation.prompts import CopyBrief, validate_brief
+from copyloop.generation.prompts import DEFAULT_TEMPLATE_VERSION, CopyBrief, validate_brief
+from copyloop.generation.quality import QualityReport
+from copyloop.generation.review import ReviewResult
 from copyloop.generation.store import APPROVED, DRAFT, LIVE, RETIRED, CreativeRecord, JobRecord
 from copyloop.v1 import common_pb2, generation_pb2
 
-CHANNELS = {
-    common_pb2.CHANNEL_AD_COPY: "ad_copy",
-    common_pb2.CHANNEL_PRODUCT_DESCRIPTION: "product_description",
-    common_pb2.CHANNEL_PUSH: "push",
-    common_pb2.CHANNEL_SMS: "sms",
-    common_pb2.CHANNEL_EMAIL_SUBJECT: "email_subject",
-    common_pb2.CHANNEL_SOCIAL_POST: "social_post",
-    common_pb2.CHANNEL_PROMO_BANNER: "promo_banner",
-}
-CHANNEL_ENUMS = {v: k for k, v in CHANNELS.items()}
+CHANNELS = CHANNEL_NAMES  # proto enum -> vocabulary name
 TONES = {
     generation_pb2.TONE_FRIENDLY: "friendly",
     generation_pb2.TONE_PROFESSIONAL: "professional",
@@ -68,7 +67,6 @@ JOB_STATES = {
     "succeeded": generation_pb2.JOB_STATE_SUCCEEDED,
     "failed": generation_pb2.JOB_STATE_FAILED,
 }
-LOCALES = ("en-US", "zh-CN")
 # Where a CopyBrief field comes from in a GenerateRequest (for field violations).
 BRIEF_FIELDS = {
     "item_title": "item.title",
@@ -80,35 +78,161 @@ BRIEF_FIELDS = {
     "max_chars": "constraints.max_chars",
 }
 MAX_VARIANTS = 8
+MAX_QUERIES = 1000
+MAX_PREGENERATION_UNITS = 10_000
+
+
+def require(field_name: str, value: str) -> None:
+    """An id the request must name."""
+    v = Violations()
+    v.check(bool(value) and len(value) <= 128, field_name, "required, at most 128 characters")
+    v.raise_if_any()
+
+
+def generate_request(req: generation_pb2.GenerateRequest, prefix: str = "") -> GenerationRequest:
+    """A validated Generate request; raises INVALID_ARGUMENT with every violation."""
+    v = Violations()
+    parsed = generation_request(req, v, prefix)
+    v.raise_if_any()
+    assert parsed is not None
+    return parsed
+
+
+@dataclass(frozen=True)
+class CreativesQuery:
+    items: list[tuple[str, int]]  # (item id, item version or 0 = any)
+    channel: str
+    locale: str
+    segment: str
+    status: str
+    per_item: int
+
+
+def creatives_query(req: generation_pb2.GetCreativesRequest) -> CreativesQuery:
+    v = Violations()
+    v.check(1 <= len(req.queries) <= MAX_QUERIES, "queries", f"1 to {MAX_QUERIES} queries required")
+    for n, q in enumerate(req.queries):
+        v.check(bool(q.item_id), f"queries[{n}].item_id", "required")
+    channel = CHANNELS.get(req.channel, "")
+    v.check(bool(channel), "channel", "required")
+    v.check(req.locale in LOCALES, "locale", f"required: {describe(LOCALES)}")
+    v.check(0 <= req.max_per_item <= 20, "max_per_item", "must be between 0 and 20")
+    v.raise_if_any()
+    return CreativesQuery(
+        items=[(q.item_id, q.item_version) for q in req.queries],
+        channel=channel,
+        locale=req.locale,
+        segment=req.segment,
+        status=STATUSES.get(req.status, LIVE),
+        per_item=req.max_per_item or 5,
+    )
+
+
+def pregeneration_requests(
+    req: generation_pb2.PregenerateCreativesRequest,
+) -> list[GenerationRequest]:
+    """One generation request per (item, channel, locale, segment), validated together."""
+    v = Violations()
+    validate_key(req.idempotency_key)
+    v.check(1 <= len(req.items) <= MAX_PREGENERATION_UNITS, "items", "1 to 10,000 items required")
+    v.check(bool(req.channels), "channels", "at least one channel required")
+    v.check(bool(req.locales), "locales", "at least one locale required")
+    v.check(0 <= req.variants_per_item <= 8, "variants_per_item", "must be between 0 and 8")
+    units = len(req.items) * len(req.channels) * len(req.locales) * max(1, len(req.segments))
+    v.check(
+        units <= MAX_PREGENERATION_UNITS,
+        "items",
+        f"items x channels x locales x segments must be <= {MAX_PREGENERATION_UNITS} (got {units})",
+    )
+    v.raise_if_any()
+    parsed = []
+    for n, item in enumerate(req.items):
+        for channel in req.channels:
+            for locale in req.locales:
+                for segment in list(req.segments) or [""]:
+                    one = generation_pb2.GenerateRequest(
+                        item=item,
+                        channel=channel,
+                        locale=locale,
+                        audience=generation_pb2.Audience(segment=segment),
+                        variant_count=req.variants_per_item or 2,
+                    )
+                    found = generation_request(one, v, prefix=f"items[{n}].")
+                    if found is not None:
+                        parsed.append(found)
+    v.raise_if_any()
+    return parsed
 
 
 def generation_request(
     req: generation_pb2.GenerateRequest, v: Violations, prefix: str = ""
 ) -> GenerationRequest | None:
     """Validates the request; returns None when it has violations (collected in `v`)."""
-    item = req.item
-    channel = CHANNELS.get(req.channel, "")
-    v.check(bool(channel), f"{prefix}channel", "required: one of " + ", ".join(CHANNELS.values()))
-    v.check(req.locale in LOCALES, f"{prefix}locale", f"required: one of {', '.join(LOCALES)}")
-    v.check(
-        bool(item.item_id) and len(item.item_id) <= 128,
-        f"{prefix}item.item_id",
-        "required, at most 128 characters",
-    )
     v.check(
         0 <= req.variant_count <= MAX_VARIANTS,
         f"{prefix}variant_count",
         f"must be between 0 and {MAX_VARIANTS}",
     )
-    v.check(req.tone == 0 or req.tone in TONES, f"{prefix}tone", "unknown tone")
     v.check(
         len(req.audience.profile_summary) <= 500,
         f"{prefix}audience.profile_summary",
         "at most 500 characters",
     )
-    v.check(math.isfinite(item.price), f"{prefix}item.price", "must be a finite number")
+    v.check(len(req.idempotency_key) <= 128, f"{prefix}idempotency_key", "at most 128 characters")
     sampling = _sampling(req.sampling, v, f"{prefix}sampling")
-    c = req.constraints
+    brief, constraints = _brief(
+        req.item,
+        req.channel,
+        req.locale,
+        req.tone,
+        req.constraints,
+        v,
+        prefix,
+        segment=req.audience.segment,
+        summary=req.audience.profile_summary,
+    )
+    promotion = promotion_from_proto(req.promotion, v, f"{prefix}promotion")
+    if v or brief is None or constraints is None:
+        return None
+    return GenerationRequest(
+        brief=brief,
+        constraints=constraints,
+        variant_count=req.variant_count or 3,
+        sampling=sampling,
+        item_id=req.item.item_id,
+        item_version=req.item.version,
+        store_in_pool=req.store_in_pool,
+        template_version=req.template_version or DEFAULT_TEMPLATE_VERSION,
+        promotion=promotion,
+    )
+
+
+def _brief(
+    item: common_pb2.Item,
+    channel_enum: common_pb2.Channel.ValueType,
+    locale: str,
+    tone: generation_pb2.Tone.ValueType,
+    c: generation_pb2.CopyConstraints,
+    v: Violations,
+    prefix: str,
+    segment: str = "",
+    summary: str = "",
+) -> tuple[CopyBrief | None, CopyConstraints | None]:
+    """The brief and constraints every copy check works from, validated field by field."""
+    channel = CHANNELS.get(channel_enum, "")
+    v.check(
+        bool(channel), f"{prefix}channel", "required: one of " + describe(tuple(CHANNELS.values()))
+    )
+    v.check(locale in LOCALES, f"{prefix}locale", f"required: {describe(LOCALES)}")
+    v.check(
+        bool(item.item_id) and len(item.item_id) <= 128,
+        f"{prefix}item.item_id",
+        "required, at most 128 characters",
+    )
+    v.check(tone == 0 or tone in TONES, f"{prefix}tone", "unknown tone")
+    v.check(math.isfinite(item.price), f"{prefix}item.price", "must be a finite number")
+    v.check(math.isfinite(item.list_price), f"{prefix}item.list_price", "must be a finite number")
+    v.check(len(segment) <= 64, f"{prefix}segment", "at most 64 characters")
     v.check(
         c.max_chars >= 0, f"{prefix}constraints.max_chars", "must be >= 0 (0 = channel default)"
     )
@@ -119,9 +243,8 @@ def generation_request(
         f"{prefix}constraints.required_disclaimer",
         "at most 200 characters",
     )
-    v.check(len(req.idempotency_key) <= 128, f"{prefix}idempotency_key", "at most 128 characters")
     if v:
-        return None
+        return None, None
     constraints = CopyConstraints(
         banned_terms=tuple(c.banned_terms),
         must_include=tuple(c.must_include),
@@ -138,29 +261,97 @@ def generation_request(
         selling_points=tuple(item.selling_points),
         attributes=tuple(sorted(item.attributes.items())),
         channel=channel,
-        locale=req.locale,
-        tone=TONES.get(req.tone) or DEFAULT_TONES[channel],
-        audience_segment=req.audience.segment,
-        audience_summary=req.audience.profile_summary,
+        locale=locale,
+        tone=TONES.get(tone) or DEFAULT_TONES[channel],
+        audience_segment=segment,
+        audience_summary=summary,
         max_chars=c.max_chars,
         must_include=tuple(c.must_include),
     )
     for name, problem in validate_brief(brief):
         v.add(prefix + BRIEF_FIELDS.get(name, name), problem)
-    for name, problem in validate_constraints(constraints, req.locale):
+    for name, problem in validate_constraints(constraints, locale):
         v.add(f"{prefix}constraints.{name}", problem)
-    if v:
+    return (None, None) if v else (brief, constraints)
+
+
+def promotion_from_proto(
+    p: generation_pb2.Promotion, v: Violations, prefix: str
+) -> Promotion | None:
+    """None when the request names no promotion (every field at its default)."""
+    if p.ByteSize() == 0:
         return None
-    return GenerationRequest(
-        brief=brief,
-        constraints=constraints,
-        variant_count=req.variant_count or 3,
-        sampling=sampling,
-        item_id=item.item_id,
-        item_version=item.version,
-        store_in_pool=req.store_in_pool,
-        template_version=req.template_version or "v1",
+    v.check(
+        math.isfinite(p.discount_percent) and 0 <= p.discount_percent < 100,
+        f"{prefix}.discount_percent",
+        "must be in [0, 100)",
     )
+    v.check(len(p.description) <= 500, f"{prefix}.description", "at most 500 characters")
+    offers = tuple(
+        name
+        for name, on in (
+            ("free_shipping", p.free_shipping),
+            ("bogo", p.buy_one_get_one),
+            ("gift", p.free_gift),
+        )
+        if on
+    )
+    return Promotion(
+        discount_pct=p.discount_percent,
+        offers=offers,
+        end_time=ts_to_epoch(p.end_time) if p.HasField("end_time") else None,
+        description=p.description,
+    )
+
+
+@dataclass(frozen=True)
+class ReviewCall:
+    """A validated ReviewCopy request."""
+
+    text: str
+    brief: CopyBrief
+    constraints: CopyConstraints
+    promotion: Promotion | None
+
+
+def review_request(req: generation_pb2.ReviewCopyRequest) -> ReviewCall:
+    """Validates a ReviewCopy request; raises INVALID_ARGUMENT with every violation."""
+    v = Violations()
+    v.check(req.HasField("item"), "item", "required")
+    v.check(bool(req.text.strip()), "text", "required")
+    brief, constraints = _brief(
+        req.item, req.channel, req.locale, req.tone, req.constraints, v, "", segment=req.segment
+    )
+    promotion = promotion_from_proto(req.promotion, v, "promotion")
+    if brief is not None:
+        hard_limit = 4 * effective_max_chars(brief.channel, brief.locale)
+        v.check(
+            len(req.text) <= hard_limit,
+            "text",
+            f"at most {hard_limit} characters (4x the channel's limit)",
+        )
+    v.raise_if_any()
+    assert brief is not None and constraints is not None
+    return ReviewCall(req.text, brief, constraints, promotion)
+
+
+def review_to_proto(
+    result: ReviewResult, effect: generation_pb2.CopyEffect | None, degradations: list[str]
+) -> generation_pb2.ReviewCopyResponse:
+    reply = generation_pb2.ReviewCopyResponse(
+        passed=result.passed,
+        sentiment=result.sentiment,
+        coverage=_coverage(result.coverage),
+        quality=_quality(result.quality),
+        degradations=degradations,
+    )
+    for f in result.findings:
+        finding = reply.findings.add(check=f.check, message=f.message, claim_kind=f.claim_kind)
+        if f.start is not None and f.end is not None:
+            finding.span.start, finding.span.end = f.start, f.end
+    if effect is not None:
+        reply.predicted_effect.CopyFrom(effect)
+    return reply
 
 
 def _sampling(s: generation_pb2.SamplingParameters, v: Violations, prefix: str) -> SamplingParams:
@@ -204,26 +395,36 @@ def variant_to_proto(
             disclaimer_added=c.disclaimer_added,
             truncated=bool(variant.length and variant.length.truncated),
         ),
-        coverage=generation_pb2.AttributeCoverage(
-            score=cov.score,
-            name_mentioned=cov.product_covered,
-            brand_mentioned=bool(cov.brand_covered),
-            selling_point_mentioned=bool(cov.selling_point_covered),
-        ),
-        quality=generation_pb2.QualityScore(
-            overall=q.overall,
-            fluency=q.fluency or 0.0,
-            tone_match=q.tone,
-            readability=q.readability,
-        ),
+        coverage=_coverage(cov),
+        quality=_quality(q),
         latency_ms=latency_ms,
         source=SOURCES[variant.source],
         creative_id=creative_id,
     )
 
 
+def _coverage(cov: CoverageReport) -> generation_pb2.AttributeCoverage:
+    return generation_pb2.AttributeCoverage(
+        score=cov.score,
+        name_mentioned=cov.product_covered,
+        brand_mentioned=bool(cov.brand_covered),
+        selling_point_mentioned=bool(cov.selling_point_covered),
+    )
+
+
+def _quality(q: QualityReport) -> generation_pb2.QualityScore:
+    return generation_pb2.QualityScore(
+        overall=q.overall, fluency=q.fluency or 0.0, tone_match=q.tone, readability=q.readability
+    )
+
+
 def variant_json(variant: generation_pb2.Variant) -> dict[str, Any]:
     return json_format.MessageToDict(variant, preserving_proto_field_name=True)
+
+
+def variant_record(variant: CheckedVariant, result: GenerationResult) -> dict[str, Any]:
+    """What the pool stores of a variant: the proto's JSON, so readers need no domain types."""
+    return variant_json(variant_to_proto(variant, result, result.latency_ms))
 
 
 _VARIANTS: dict[str, generation_pb2.Variant] = {}  # creative id -> parsed variant (immutable)
@@ -249,7 +450,7 @@ def creative_to_proto(r: CreativeRecord) -> generation_pb2.Creative:
         creative_id=r.creative_id,
         item_id=r.item_id,
         item_version=r.item_version,
-        channel=CHANNEL_ENUMS.get(r.channel, 0),
+        channel=CHANNEL_ENUMS.get(r.channel, common_pb2.CHANNEL_UNSPECIFIED),
         locale=r.locale,
         segment=r.segment,
         template_version=r.template_version,

@@ -8,31 +8,28 @@ import grpc
 
 from copyloop.common import pagination
 from copyloop.common.deadlines import remaining_s
-from copyloop.common.errors import Violations
-from copyloop.common.idempotency import validate_key
+from copyloop.common.downstream import forwarded_metadata
 from copyloop.generation import messages
 from copyloop.generation.domain import GenerationDomain, GenerationResult
+from copyloop.generation.effects import CopyEffectClient
 from copyloop.generation.prompts import list_templates
 from copyloop.generation.store import APPROVED, DRAFT, LIVE, RETIRED
 from copyloop.v1 import generation_pb2, generation_pb2_grpc
 
 G = generation_pb2
 FULL_NAME = G.DESCRIPTOR.services_by_name["GenerationService"].full_name
-MAX_QUERIES = 1000
-MAX_PREGENERATION_UNITS = 10_000
+EFFECT_TIMEOUT_S = 2.0  # ReviewCopy answers without the prediction when it is slower
 
 
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
-    def __init__(self, domain: GenerationDomain) -> None:
+    def __init__(self, domain: GenerationDomain, effects: CopyEffectClient) -> None:
         self.domain = domain
+        self.effects = effects
 
     async def Generate(
         self, request: G.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> G.GenerateResponse:
-        v = Violations()
-        parsed = messages.generation_request(request, v)
-        v.raise_if_any()
-        assert parsed is not None
+        parsed = messages.generate_request(request)
         result = await self.domain.generate(
             parsed, timeout_s=remaining_s(context, self.domain.settings.llm_timeout_s)
         )
@@ -60,10 +57,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def GenerateStream(
         self, request: G.GenerateStreamRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[G.GenerateStreamResponse]:
-        v = Violations()
-        parsed = messages.generation_request(request.request, v, prefix="request.")
-        v.raise_if_any()
-        assert parsed is not None
+        parsed = messages.generate_request(request.request, prefix="request.")
         final: list[GenerationResult] = []
         async for delta in self.domain.stream(
             parsed, final.append, timeout_s=remaining_s(context, self.domain.settings.llm_timeout_s)
@@ -77,27 +71,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def GetCreatives(
         self, request: G.GetCreativesRequest, context: grpc.aio.ServicerContext
     ) -> G.GetCreativesResponse:
-        v = Violations()
-        v.check(
-            1 <= len(request.queries) <= MAX_QUERIES,
-            "queries",
-            f"1 to {MAX_QUERIES} queries required",
-        )
-        for n, q in enumerate(request.queries):
-            v.check(bool(q.item_id), f"queries[{n}].item_id", "required")
-        channel = messages.CHANNELS.get(request.channel, "")
-        v.check(bool(channel), "channel", "required")
-        v.check(request.locale in messages.LOCALES, "locale", "required: en-US or zh-CN")
-        v.check(0 <= request.max_per_item <= 20, "max_per_item", "must be between 0 and 20")
-        v.raise_if_any()
-        status = messages.STATUSES.get(request.status, LIVE)
+        query = messages.creatives_query(request)
         found = await self.domain.creatives_for(
-            [(q.item_id, q.item_version) for q in request.queries],
-            channel,
-            request.locale,
-            request.segment,
-            status,
-            request.max_per_item or 5,
+            query.items, query.channel, query.locale, query.segment, query.status, query.per_item
         )
         return G.GetCreativesResponse(
             items=[
@@ -127,7 +103,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def ApproveCreative(
         self, request: G.ApproveCreativeRequest, context: grpc.aio.ServicerContext
     ) -> G.ApproveCreativeResponse:
-        _require_id(request.creative_id)
+        messages.require("creative_id", request.creative_id)
         record = await self.domain.set_status(
             request.creative_id, LIVE if request.make_live else APPROVED, request.reviewer, ""
         )
@@ -136,69 +112,41 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def RetireCreative(
         self, request: G.RetireCreativeRequest, context: grpc.aio.ServicerContext
     ) -> G.RetireCreativeResponse:
-        _require_id(request.creative_id)
+        messages.require("creative_id", request.creative_id)
         record = await self.domain.set_status(request.creative_id, RETIRED, "", request.reason)
         return G.RetireCreativeResponse(creative=messages.creative_to_proto(record))
 
     async def PregenerateCreatives(
         self, request: G.PregenerateCreativesRequest, context: grpc.aio.ServicerContext
     ) -> G.PregenerateCreativesResponse:
-        v = Violations()
-        validate_key(request.idempotency_key)
-        v.check(
-            1 <= len(request.items) <= MAX_PREGENERATION_UNITS,
-            "items",
-            "1 to 10,000 items required",
+        parsed = messages.pregeneration_requests(request)
+        job = await self.domain.start_job(
+            parsed, LIVE if request.auto_approve else DRAFT, messages.variant_record
         )
-        v.check(bool(request.channels), "channels", "at least one channel required")
-        v.check(bool(request.locales), "locales", "at least one locale required")
-        v.check(0 <= request.variants_per_item <= 8, "variants_per_item", "must be between 0 and 8")
-        units = (
-            len(request.items)
-            * len(request.channels)
-            * len(request.locales)
-            * max(1, len(request.segments))
-        )
-        v.check(
-            units <= MAX_PREGENERATION_UNITS,
-            "items",
-            f"items x channels x locales x segments must be <= {MAX_PREGENERATION_UNITS} (got {units})",
-        )
-        v.raise_if_any()
-        parsed = []
-        for n, item in enumerate(request.items):
-            for channel in request.channels:
-                for locale in request.locales:
-                    for segment in list(request.segments) or [""]:
-                        one = G.GenerateRequest(
-                            item=item,
-                            channel=channel,
-                            locale=locale,
-                            audience=G.Audience(segment=segment),
-                            variant_count=request.variants_per_item or 2,
-                        )
-                        p = messages.generation_request(one, v, prefix=f"items[{n}].")
-                        if p is not None:
-                            parsed.append(p)
-        v.raise_if_any()
-
-        def to_json(variant, result):  # type: ignore[no-untyped-def]
-            return messages.variant_json(
-                messages.variant_to_proto(variant, result, result.latency_ms)
-            )
-
-        job = await self.domain.start_job(parsed, LIVE if request.auto_approve else DRAFT, to_json)
         return G.PregenerateCreativesResponse(job=messages.job_to_proto(job))
 
     async def GetPregenerationJob(
         self, request: G.GetPregenerationJobRequest, context: grpc.aio.ServicerContext
     ) -> G.GetPregenerationJobResponse:
-        v = Violations()
-        v.check(bool(request.job_id), "job_id", "required")
-        v.raise_if_any()
+        messages.require("job_id", request.job_id)
         return G.GetPregenerationJobResponse(
             job=messages.job_to_proto(await self.domain.get_job(request.job_id))
         )
+
+    async def ReviewCopy(
+        self, request: G.ReviewCopyRequest, context: grpc.aio.ServicerContext
+    ) -> G.ReviewCopyResponse:
+        call = messages.review_request(request)
+        result = self.domain.review(call.text, call.brief, call.constraints, call.promotion)
+        effect, missing = await self.effects.predict(
+            request.item,
+            request.text,
+            request.channel,
+            request.locale,
+            forwarded_metadata(context.invocation_metadata()),
+            remaining_s(context, EFFECT_TIMEOUT_S),
+        )
+        return messages.review_to_proto(result, effect, [missing] if missing else [])
 
     async def ListPromptTemplates(
         self, request: G.ListPromptTemplatesRequest, context: grpc.aio.ServicerContext
@@ -217,9 +165,3 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             if len(rest) > page.size
             else "",
         )
-
-
-def _require_id(creative_id: str) -> None:
-    v = Violations()
-    v.check(bool(creative_id), "creative_id", "required")
-    v.raise_if_any()

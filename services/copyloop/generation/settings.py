@@ -25,3 +25,7 @@ class GenerationSettings(ServiceSettings):
         1, ge=0, le=5, description="Extra LLM rounds for variants that failed a check."
     )
     pregeneration_concurrency: int = Field(4, ge=1, le=64)
+    prediction_addr: str = Field(
+        "",
+        description="PredictionService host:port for ReviewCopy's predicted effect; empty = none.",
+    )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select, tuple_
+from sqlalchemy import ColumnElement, Engine, and_, or_, select, tuple_
 from sqlalchemy.orm import sessionmaker
 
 from copyloop.common.errors import FailedPrecondition, NotFound
@@ -126,7 +126,7 @@ class CreativeStore:
         # without a version (item_version 0: the caller did not know it).
         wanted_any_version = [i for i, v in items if not v]
         wanted_versioned = [(i, v) for i, v in items if v]
-        match = []
+        match: list[ColumnElement[bool]] = []
         if wanted_any_version:
             match.append(c.c.item_id.in_(wanted_any_version))
         if wanted_versioned:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -38,6 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import IO, Any
 
 __all__ = [
     "DEFAULT_MODEL_REPOSITORY",
@@ -144,10 +146,8 @@ def assemble_backend_dir(var_dir: Path | None = None) -> Path:
 
 def _kill_group(pgid: int) -> None:
     """SIGKILL what is left of a server's process group (its own session: only its stubs)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _free_port() -> int:
@@ -215,7 +215,7 @@ class LocalTriton:
         self.extra_env = dict(env or {})
         self.log_path: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
-        self._log_handle = None
+        self._log_handle: IO[bytes] | None = None
 
     # ---- addresses ------------------------------------------------------------------
     @property
@@ -285,7 +285,7 @@ class LocalTriton:
             self.grpc_port, self.http_port = grpc or _free_port(), http or _free_port()
             self.metrics_port = metrics or _free_port()
             self.log_path = logs / f"tritonserver-{os.getpid()}-{self.grpc_port}.log"
-            self._log_handle = open(self.log_path, "wb")
+            self._log_handle = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
             self._process = subprocess.Popen(
                 self._command(backend_dir),
                 stdout=self._log_handle,
@@ -353,11 +353,12 @@ class LocalTriton:
             self._log_handle = None
 
     # ---- helpers --------------------------------------------------------------------
-    def model_statistics(self, model_name: str = "copywriter") -> dict:
+    def model_statistics(self, model_name: str = "copywriter") -> dict[str, Any]:
         """Triton's inference statistics for a model (HTTP API), e.g. to see batching."""
         url = f"{self.http_url}/v2/models/{model_name}/stats"
         with urllib.request.urlopen(url, timeout=10) as response:
-            return json.loads(response.read())
+            stats: dict[str, Any] = json.loads(response.read())
+            return stats
 
     # ---- context managers -----------------------------------------------------------
     def __enter__(self) -> LocalTriton:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from copyloop.common.db import make_engine, migrate
 from copyloop.common.server import RunningServer, ServiceSpec, create_server, run_service
@@ -12,6 +13,10 @@ from copyloop.prediction.servicer import FULL_NAME, PredictionServicer
 from copyloop.prediction.settings import PredictionSettings
 from copyloop.prediction.store import PredictionStore
 from copyloop.v1 import prediction_pb2_grpc
+
+if TYPE_CHECKING:  # loaded only when a content-effect model is configured (it imports torch)
+    from copyloop.prediction.features.text import CachedEmbedder
+    from copyloop.prediction.model.content_effect import ContentEffectModel
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -31,14 +36,14 @@ class PredictionService:
         self.domain.store.engine.dispose()
 
 
-def load_copy_quality(directory: str, embedder):  # type: ignore[no-untyped-def]
+def load_copy_quality(directory: str, embedder: CachedEmbedder) -> ContentEffectModel | None:
     """The content-effect model (learned from A/B test history) as the copy-quality signal;
     it shares the service's text embedder and its cache."""
     if not directory:
         return None
-    from copyloop.prediction.model.content_effect import ContentEffectModel
+    from copyloop.prediction.model.content_effect import ContentEffectModel as Model
 
-    return ContentEffectModel.load(directory, embedder)
+    return Model.load(directory, embedder)
 
 
 async def start_prediction_service(settings: PredictionSettings) -> PredictionService:

@@ -305,6 +305,26 @@ def test_generate_prints_variants_with_compliance(
     )
 
 
+def test_review_passes_true_copy_and_fails_a_false_price(
+    var_dir: Path, platform: ThreadedPlatform, tmp_path: Path
+) -> None:
+    ensure_catalog(platform, tmp_path)
+    good = cli(var_dir, "review", "cli-kitchen-0", "Copper Pan Classic by Panco, now $20.")
+    assert good.exit_code == 0, good.output
+    assert "passed" in good.stdout
+    bad = cli(var_dir, "review", "cli-kitchen-0", "Copper Pan Classic, only $9.99 today!")
+    assert bad.exit_code == 1, bad.output
+    assert "failed" in bad.stdout and "price" in bad.stdout and "$9.99" in bad.stdout
+    promo = cli(
+        var_dir,
+        "review",
+        "cli-kitchen-0",
+        "Copper Pan Classic: free shipping on us.",
+        "--free-shipping",
+    )
+    assert promo.exit_code == 0, promo.output
+
+
 def test_errors_are_one_line_without_traceback(var_dir: Path) -> None:
     assert_one_error_line(
         cli(var_dir, "experiment", "report", "no-such-exp"),

@@ -152,6 +152,23 @@ def test_recommend_generate_score_and_feedback(config: ClientConfig) -> None:
             client.score("flow-user", ["flow-nothing"])
 
 
+async def test_review_checks_claims_against_the_item_and_promotion(config: ClientConfig) -> None:
+    item = {"item_id": "rv-lamp", "title": "Cosy Reading Lamp", "brand": "Glowlab", "price": 24.99}
+    with Copyloop(config) as client:
+        good = client.review(item, "Cosy Reading Lamp by Glowlab, now $24.99.")
+        assert good.passed, [f.message for f in good.findings]
+        bad = client.review(item, "Cosy Reading Lamp, 50% off today only!")
+        assert not bad.passed
+        assert {f.claim_kind for f in bad.findings} >= {"discount", "time_limit"}
+        with pytest.raises(InvalidArgumentError):
+            client.review(item, "")
+    async with AsyncCopyloop(config) as client:
+        promo = await client.review(
+            item, "Cosy Reading Lamp ships free.", "push", "en-US", free_shipping=True
+        )
+        assert promo.passed, [f.message for f in promo.findings]
+
+
 def test_experiment_helpers(config: ClientConfig) -> None:
     with Copyloop(config) as client:
         experiment = client.create_experiment(

@@ -132,6 +132,7 @@ def live_env(platform: Platform) -> dict[str, str]:
         **base_env(),
         "COPYLOOP_FUSION_ADDR": addresses["fusion"],
         "COPYLOOP_PROFILE_ADDR": addresses["profile"],
+        "COPYLOOP_GENERATION_ADDR": addresses["generation"],
         "COPYLOOP_API_KEY": API_KEY,
         "COPYLOOP_REQUIRE_LIVE": "1",  # a missing platform must fail, not skip
     }

@@ -107,8 +107,8 @@ def test_every_address_points_at_a_listening_port_of_a_healthy_dependency(
             )
             assert _healthy_dependency(service, host), f"{name} must wait for {host} to be healthy"
             checked += 1
-    # FusionService's three addresses and GenerationService's Triton URL.
-    assert checked == 4
+    # FusionService's three addresses, GenerationService's Triton URL and prediction address.
+    assert checked == 5
 
 
 def test_fusion_addresses_reach_the_other_services_grpc_ports(services: dict[str, Any]) -> None:

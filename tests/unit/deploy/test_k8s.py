@@ -258,7 +258,7 @@ def test_addresses_resolve_to_a_service_port_that_reaches_the_container(rendered
             assert len(backends) == 1, f"Service {host} selects {len(backends)} Deployments"
             _container_port(_container(backends[0]), service_port["targetPort"])
             checked += 1
-    assert checked == 4
+    assert checked == 5
 
 
 def test_hpas_target_the_fusion_and_prediction_deployments(rendered: Rendered) -> None:

@@ -1,14 +1,21 @@
-"""`copyloop generate` and `copyloop recommend`: the two calls a marketer tries first."""
+"""`copyloop generate`, `copyloop review` and `copyloop recommend`: the calls a marketer tries
+first."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 from copyloop.common import vocabulary
 from copyloop_client.commands.state import cli_errors, console, state
-from copyloop_client.render import copy_sources_line, recommendations_table, variants_table
+from copyloop_client.render import (
+    copy_sources_line,
+    recommendations_table,
+    review_table,
+    variants_table,
+)
 
 ChannelOption = Annotated[str, typer.Option(help=", ".join(vocabulary.CHANNELS))]
 LocaleOption = Annotated[str, typer.Option(help=vocabulary.describe(vocabulary.LOCALES))]
@@ -50,6 +57,44 @@ def generate(
             f"{reply.rejected_attempt_count} model attempts were rejected by the checks "
             "and regenerated"
         )
+
+
+@cli_errors
+def review(
+    ctx: typer.Context,
+    item_id: Annotated[str, typer.Argument(help="a catalog item id")],
+    text: Annotated[str, typer.Argument(help="the copy to check")],
+    channel: ChannelOption = "push",
+    locale: LocaleOption = "en-US",
+    segment: Annotated[str, typer.Option(help="audience segment it is written for")] = "",
+    discount: Annotated[
+        float, typer.Option(help="the promotion's discount in percent (0 = none)")
+    ] = 0.0,
+    free_shipping: Annotated[bool, typer.Option(help="the promotion ships free")] = False,
+    ends: Annotated[
+        datetime | None, typer.Option(help="when the promotion ends (time-limited wording)")
+    ] = None,
+) -> None:
+    """Checks copy you wrote as generated copy is checked: every price, discount and number
+    against the item (and promotion), sentiment, compliance and length. Exits 1 when it fails."""
+    reply = (
+        state(ctx)
+        .client()
+        .review(
+            item_id,
+            text,
+            channel,
+            locale,
+            segment=segment,
+            discount_percent=discount,
+            free_shipping=free_shipping,
+            promotion_ends=ends.replace(tzinfo=ends.tzinfo or UTC) if ends else None,
+        )
+    )
+    out = console()
+    out.print(review_table(text, reply))
+    if not reply.passed:
+        raise typer.Exit(1)
 
 
 @cli_errors

@@ -352,12 +352,17 @@ _Handler = Callable[[re.Match[str]], tuple[str, tuple[float, ...], str | None, s
 # --- folding and number parsing -------------------------------------------------------------
 
 
+_CLAUSE_MARKS = frozenset("，。、；：")
+
+
 def _fold_with_map(text: str) -> tuple[str, list[int]]:
     """NFKC per character (case kept), with each folded character's index in `text`."""
     parts: list[str] = []
     index: list[int] = []
     for i, ch in enumerate(text):
-        folded = ch if ch.isascii() else unicodedata.normalize("NFKC", ch)
+        # A full-width comma or full stop ends a clause in Chinese; folded to "," or "." it
+        # would read "¥99，420块" as ¥99,420. It stays a clause mark.
+        folded = ch if ch.isascii() or ch in _CLAUSE_MARKS else unicodedata.normalize("NFKC", ch)
         parts.append(folded)
         index.extend([i] * len(folded))
     index.append(len(text))

@@ -85,6 +85,15 @@ def max_tokens_for(brief: CopyBrief, requested: int) -> int:
     return max(16, min(256, int(limit / per_token * 1.3) + 8))
 
 
+def pool_slots(requests: Sequence[GenerationRequest]) -> list[list[GenerationRequest]]:
+    """Requests grouped by the pool slot they fill, in first-seen order."""
+    slots: dict[tuple[str, int, str, str, str], list[GenerationRequest]] = {}
+    for r in requests:
+        key = (r.item_id, r.item_version, r.brief.channel, r.brief.locale, r.brief.audience_segment)
+        slots.setdefault(key, []).append(r)
+    return list(slots.values())
+
+
 class GenerationDomain:
     def __init__(
         self,
@@ -174,7 +183,11 @@ class GenerationDomain:
                 for o in outputs
             ]
             result = process_variants(
-                request.brief, request.constraints, raw, existing_texts=existing
+                request.brief,
+                request.constraints,
+                raw,
+                existing_texts=existing,
+                promotion=request.promotion,
             )
         if result is None:
             result = process_variants(
@@ -226,7 +239,9 @@ class GenerationDomain:
                 llm_unavailable = not outputs
         raw = [RawOutput(o.text, o.cumulative_logprob, o.num_output_tokens) for o in outputs]
         result = fill_with_fallbacks(
-            process_variants(request.brief, request.constraints, raw), request.brief, 1
+            process_variants(request.brief, request.constraints, raw, promotion=request.promotion),
+            request.brief,
+            1,
         )
         if not result.variants:
             raise Unavailable("no compliant copy could be produced", retry_after_s=5.0)
@@ -324,8 +339,9 @@ class GenerationDomain:
         to_json: Callable[[CheckedVariant, GenerationResult], dict[str, Any]],
     ) -> JobRecord:
         tenant = current_tenant()
-        job = await self._runner.run(self.store.create_job, tenant, len(requests))
-        task = asyncio.create_task(self._run_job(tenant, job.job_id, requests, status, to_json))
+        units = pool_slots(requests)
+        job = await self._runner.run(self.store.create_job, tenant, len(units))
+        task = asyncio.create_task(self._run_job(tenant, job.job_id, units, status, to_json))
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
         return job
@@ -334,10 +350,12 @@ class GenerationDomain:
         self,
         tenant: str,
         job_id: str,
-        requests: Sequence[GenerationRequest],
+        units: Sequence[Sequence[GenerationRequest]],
         status: str,
         to_json: Callable[[CheckedVariant, GenerationResult], dict[str, Any]],
     ) -> None:
+        """One unit is one pool slot (item version, channel, locale, segment); its angles are
+        written one after the other, so each sees the copy the previous one stored."""
         from copyloop.common import tenancy
 
         tokens = tenancy.bind(tenant, job_id)
@@ -345,15 +363,16 @@ class GenerationDomain:
         limiter = asyncio.Semaphore(self.settings.pregeneration_concurrency)
         progress_lock = asyncio.Lock()
 
-        async def one(request: GenerationRequest) -> None:
+        async def one(unit: Sequence[GenerationRequest]) -> None:
             async with limiter:
                 try:
-                    result = await self.generate(request)
-                    passing = [v for v in result.variants if v.compliance.passed]
-                    stored = await self.store_variants(
-                        request, [(v, to_json(v, result)) for v in passing], status
-                    )
-                    counts["creative_count"] += len(stored)
+                    for request in unit:
+                        result = await self.generate(request)
+                        passing = [v for v in result.variants if v.compliance.passed]
+                        stored = await self.store_variants(
+                            request, [(v, to_json(v, result)) for v in passing], status
+                        )
+                        counts["creative_count"] += len(stored)
                 except Exception:
                     log.exception("pre-generation of one item failed", extra={"job_id": job_id})
                     counts["failed_count"] += 1
@@ -363,7 +382,7 @@ class GenerationDomain:
 
         try:
             await self._runner.run(self.store.update_job, tenant, job_id, state=RUNNING)
-            await asyncio.gather(*(one(r) for r in requests))
+            await asyncio.gather(*(one(u) for u in units))
             await self._runner.run(self.store.update_job, tenant, job_id, state=SUCCEEDED, **counts)
         except Exception as exc:
             log.exception("pre-generation job failed", extra={"job_id": job_id})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from copyloop.generation.pipeline import (
     CheckedVariant,
 )
 from copyloop.generation.prompts import DEFAULT_TEMPLATE_VERSION, CopyBrief, validate_brief
+from copyloop.generation.prompts.brief import ANGLES, angles_for_segment
 from copyloop.generation.quality import QualityReport
 from copyloop.generation.review import ReviewResult
 from copyloop.generation.store import APPROVED, DRAFT, LIVE, RETIRED, CreativeRecord, JobRecord
@@ -150,18 +152,30 @@ def pregeneration_requests(
         for channel in req.channels:
             for locale in req.locales:
                 for segment in list(req.segments) or [""]:
-                    one = generation_pb2.GenerateRequest(
-                        item=item,
-                        channel=channel,
-                        locale=locale,
-                        audience=generation_pb2.Audience(segment=segment),
-                        variant_count=req.variants_per_item or 2,
-                    )
-                    found = generation_request(one, v, prefix=f"items[{n}].")
-                    if found is not None:
-                        parsed.append(found)
+                    for angle, count in angle_plan(segment, req.variants_per_item or 2):
+                        one = generation_pb2.GenerateRequest(
+                            item=item,
+                            channel=channel,
+                            locale=locale,
+                            audience=generation_pb2.Audience(segment=segment),
+                            variant_count=count,
+                            angle=angle,
+                        )
+                        found = generation_request(one, v, prefix=f"items[{n}].")
+                        if found is not None:
+                            parsed.append(found)
     v.raise_if_any()
     return parsed
+
+
+def angle_plan(segment: str, variants: int, most_angles: int = 2) -> list[tuple[str, int]]:
+    """How a segment's variants are spread over its best angles: [(angle, count), ...].
+
+    A pool slot gets copy in more than one angle, so the bandit can learn which one the segment
+    answers to; the segment's preferred angle gets the larger share."""
+    angles = angles_for_segment(segment)[: max(1, min(most_angles, variants))]
+    base, extra = divmod(variants, len(angles))
+    return [(a, base + (i < extra)) for i, a in enumerate(angles) if base + (i < extra)]
 
 
 def generation_request(
@@ -194,8 +208,17 @@ def generation_request(
     promotion = promotion_from_proto(req.promotion, v, f"{prefix}promotion")
     if v or brief is None or constraints is None:
         return None
+    angle = req.angle or angles_for_segment(brief.audience_segment)[0]
+    v.check(angle in ANGLES, f"{prefix}angle", f"one of {describe(ANGLES)}")
+    v.check(
+        angle != "urgency" or (promotion is not None and promotion.end_time is not None),
+        f"{prefix}angle",
+        "urgency needs a promotion with an end_time: copy may not invent a deadline",
+    )
+    if v:
+        return None
     return GenerationRequest(
-        brief=brief,
+        brief=dataclasses.replace(brief, angle=angle),
         constraints=constraints,
         variant_count=req.variant_count or 3,
         sampling=sampling,
@@ -400,6 +423,8 @@ def variant_to_proto(
         latency_ms=latency_ms,
         source=SOURCES[variant.source],
         creative_id=creative_id,
+        angle=variant.angle,
+        sentiment=variant.sentiment,
     )
 
 
@@ -459,6 +484,7 @@ def creative_to_proto(r: CreativeRecord) -> generation_pb2.Creative:
         variant=variant,
         create_time=dt_to_ts(r.create_time),
         update_time=dt_to_ts(r.update_time),
+        angle=variant.angle,
     )
 
 

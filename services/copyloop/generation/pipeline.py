@@ -5,9 +5,12 @@ model wrote, regenerates `result.shortfall(wanted)` more if it can afford to (ma
 attempt >= 1 and passing all outputs again), and finally calls `fill_with_fallbacks` so a
 request always gets its variants. Every step is pure and deterministic.
 
-Per output: clean -> remove personal data -> fit the length (leaving room for a missing
-disclaimer) -> compliance -> coverage and quality. Passing variants are ordered by quality
-and near-duplicates of a better one are dropped.
+Per output: clean -> fill slots (a frame such as "{discount_pct} off {title}" gets the item's
+facts; an unknown slot or a fact the item lacks rejects it with rule "slot", and a currency
+amount or percentage typed outside a slot that is not the item's own rejects it with rule
+"raw_number") -> remove personal data -> fit the length (leaving room for a missing
+disclaimer) -> compliance -> coverage and quality. Plain text without slots is checked as
+is. Passing variants are ordered by quality and near-duplicates of a better one are dropped.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from copyloop.generation.claims import Promotion
 from copyloop.generation.compliance import (
     ComplianceReport,
     CopyConstraints,
@@ -31,6 +35,8 @@ from copyloop.generation.length import LengthResult, effective_max_chars, fit_to
 from copyloop.generation.pii import redact_pii
 from copyloop.generation.prompts.brief import CopyBrief, validate_brief
 from copyloop.generation.quality import QualityReport, QualityWeights, quality_score
+from copyloop.generation.review import truth_findings
+from copyloop.generation.slots import fill_slots_detailed, unslotted_amounts
 
 SOURCE_MODEL = "model"
 SOURCE_MODEL_REGENERATED = "model_regenerated"
@@ -67,6 +73,10 @@ class CheckedVariant:
     raw_index: int | None = None  # position in raw_outputs; None for fallbacks
     length: LengthResult | None = None  # None for fallbacks (built to fit)
     template: str = ""  # the fallback template used
+    frame: str = ""  # the model's text before slot filling (== text's source for plain copy)
+    slots: tuple[str, ...] = ()  # slot names the frame used
+    angle: str = ""  # the brief's marketing angle, when it set one
+    sentiment: float = 0.0  # towards the product, in [-1, 1]
 
 
 @dataclass
@@ -74,7 +84,8 @@ class RejectedOutput:
     raw_index: int
     raw_text: str
     source: str
-    reasons: list[Violation]  # compliance violations, or rule "duplicate" / "coverage"
+    reasons: list[Violation]  # compliance violations, or "slot" / "raw_number" / "duplicate" /
+    # "coverage"
     compliance: ComplianceReport | None = None
 
 
@@ -140,9 +151,9 @@ def _score(
 
 
 def _check_one(
-    raw: RawOutput, brief: CopyBrief, constraints: CopyConstraints
+    text: str, brief: CopyBrief, constraints: CopyConstraints
 ) -> tuple[ComplianceReport, LengthResult]:
-    redaction = redact_pii(clean_model_output(raw.text))
+    redaction = redact_pii(text)
     budget = constraints.max_chars
     disclaimer = constraints.required_disclaimer
     if disclaimer and not contains_term(redaction.text, disclaimer):
@@ -162,8 +173,10 @@ def process_variants(
     raw_outputs: Sequence[RawOutput],
     settings: PipelineSettings = PipelineSettings(),
     existing_texts: Sequence[str] = (),
+    promotion: Promotion | None = None,
 ) -> PipelineResult:
-    """Check, order and de-duplicate the model's outputs.
+    """Check, order and de-duplicate the model's outputs: every claim must be supported by the
+    item (or `promotion`) and the copy must not speak ill of the product.
 
     `existing_texts` are copies already approved for this slot (e.g. in the creative pool):
     near-duplicates of them are rejected too.
@@ -176,9 +189,26 @@ def process_variants(
     rejected: list[RejectedOutput] = []
     for index, raw in enumerate(raw_outputs):
         source = SOURCE_MODEL if raw.attempt == 0 else SOURCE_MODEL_REGENERATED
-        report, fitted = _check_one(raw, brief, merged)
+        frame = clean_model_output(raw.text)
+        fill = fill_slots_detailed(frame, brief)
+        if fill.filled is None:
+            rejected.append(
+                RejectedOutput(index, raw.text, source, [Violation("slot", fill.problem)])
+            )
+            continue
+        invented = unslotted_amounts(frame, brief)
+        if invented:
+            reason = Violation("raw_number", ", ".join(invented))
+            rejected.append(RejectedOutput(index, raw.text, source, [reason]))
+            continue
+        report, fitted = _check_one(fill.filled.text, brief, merged)
         if not report.passed:
             reasons = list(report.violations)
+            rejected.append(RejectedOutput(index, raw.text, source, reasons, report))
+            continue
+        truth = truth_findings(report.text, brief, promotion, merged.must_include)
+        if not truth.passed:
+            reasons = [Violation(f.check, f.message) for f in truth.findings]
             rejected.append(RejectedOutput(index, raw.text, source, reasons, report))
             continue
         coverage, quality = _score(report.text, brief, settings, raw)
@@ -186,7 +216,21 @@ def process_variants(
             reason = Violation("coverage", f"{coverage.score:.2f} < {settings.min_coverage:.2f}")
             rejected.append(RejectedOutput(index, raw.text, source, [reason], report))
             continue
-        passed.append(CheckedVariant(report.text, source, report, coverage, quality, index, fitted))
+        passed.append(
+            CheckedVariant(
+                report.text,
+                source,
+                report,
+                coverage,
+                quality,
+                index,
+                fitted,
+                frame=frame,
+                slots=fill.filled.slots,
+                angle=brief.angle,
+                sentiment=truth.sentiment,
+            )
+        )
 
     passed.sort(key=lambda v: (-v.quality.overall, v.raw_index))
     keep, drops = dedupe([v.text for v in passed], settings.dedupe_threshold, existing_texts)
@@ -237,6 +281,10 @@ def fill_with_fallbacks(
             break
         if not fallback.report.passed or fallback.text in present:
             continue
+        # Templates state facts too: they pass the same claim checks.
+        truth = truth_findings(fallback.text, brief, None, result.constraints.must_include)
+        if not truth.passed:
+            continue
         present.add(fallback.text)
         coverage, quality = _score(fallback.text, brief, settings, None)
         added.append(
@@ -247,6 +295,7 @@ def fill_with_fallbacks(
                 coverage,
                 quality,
                 template=fallback.template,
+                sentiment=truth.sentiment,
             )
         )
     return replace(result, variants=result.variants + added)

@@ -8,7 +8,7 @@ reviewer wants to see for one text, without rewriting it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from copyloop.generation.claims import ItemFacts, Promotion, check_claims
 from copyloop.generation.compliance import CopyConstraints, check_compliance
@@ -51,11 +51,23 @@ class ReviewResult:
     redactions: list[str] = field(default_factory=list)
 
 
-def truth_findings(text: str, brief: CopyBrief, promotion: Promotion | None = None) -> TruthReport:
-    """Claims the item and promotion do not support, and copy that speaks ill of the product."""
+def truth_findings(
+    text: str,
+    brief: CopyBrief,
+    promotion: Promotion | None = None,
+    shop_terms: tuple[str, ...] = (),
+) -> TruthReport:
+    """Claims the item and promotion do not support, and copy that speaks ill of the product.
+
+    Terms the shop requires (the brief's and the request's must_include, `shop_terms`) are the
+    shop's own statements, so they count as supported facts."""
+    facts = ItemFacts.from_brief(brief, promotion)
+    required = brief.must_include + shop_terms
+    if required:
+        facts = replace(facts, selling_points=facts.selling_points + required)
     findings = [
         Finding("claim", f.message, f.start, f.end, f.kind)
-        for f in check_claims(text, ItemFacts.from_brief(brief, promotion), brief.locale)
+        for f in check_claims(text, facts, brief.locale)
     ]
     mood = score_sentiment(text, brief.locale)
     if mood.negative:
@@ -91,7 +103,7 @@ def review_copy(
     )
     if compliance.disclaimer_added:  # the pipeline appends it; a reviewer must add it
         findings.append(Finding("compliance", f"disclaimer: missing {disclaimer!r}"))
-    truth = truth_findings(text, brief, promotion)
+    truth = truth_findings(text, brief, promotion, constraints.must_include)
     findings.extend(truth.findings)
     coverage = attribute_coverage(text, brief)
     quality = quality_score(text, brief.locale, brief.tone, coverage.score)

@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.support.grpc_helpers import API_KEYS, OTHER_API_KEY, auth, detail, field_violations
 
 from copyloop.generation.main import LLM_HEALTH_NAME, start_generation_service
+from copyloop.generation.prompts import DEFAULT_TEMPLATE_VERSION
 from copyloop.generation.settings import GenerationSettings
 from copyloop.v1 import common_pb2, generation_pb2, generation_pb2_grpc
 
@@ -71,7 +72,7 @@ async def test_without_llm_serves_compliant_fallbacks_and_reports_llm_not_servin
     for v in reply.variants:
         assert v.source == G.VARIANT_SOURCE_TEMPLATE_FALLBACK
         assert v.compliance.passed and v.text.endswith("T&Cs apply.") and len(v.text) <= 80
-        assert v.template_version == "v1"
+        assert v.template_version == DEFAULT_TEMPLATE_VERSION
 
 
 async def test_pool_lifecycle_draft_live_retired(generation) -> None:

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from copyloop.generation.claims import Promotion
 from copyloop.generation.compliance import CopyConstraints, contains_term, find_banned_terms
 from copyloop.generation.pipeline import (
     SOURCE_MODEL,
@@ -107,13 +108,17 @@ def test_long_output_is_cut_leaving_room_for_the_disclaimer() -> None:
 
 
 def test_chinese_output_is_cut_at_punctuation() -> None:
-    text = "银河探索者火箭拼装积木来啦，420块颗粒，夜光贴纸点亮太空梦，现价99元，快来抢购吧，错过再等一年哦！"
+    text = (
+        "银河探索者火箭拼装积木来啦，420块颗粒，夜光贴纸点亮太空梦，现价99元，"
+        "快来抢购吧，错过再等一年哦！"
+    )
     constraints = CopyConstraints(required_disclaimer="以页面为准")
     result = process_variants(ZH_BRIEF, constraints, [RawOutput(text, -8.0, 30)])
     variant = result.variants[0]
     assert (
         variant.text
-        == "银河探索者火箭拼装积木来啦，420块颗粒，夜光贴纸点亮太空梦，现价99元，快来抢购吧。以页面为准"
+        == "银河探索者火箭拼装积木来啦，420块颗粒，夜光贴纸点亮太空梦，现价99元，快来抢购吧。"
+        "以页面为准"
     )
     assert len(variant.text) <= 50
 
@@ -136,13 +141,35 @@ def test_personal_data_is_redacted_but_the_rest_survives() -> None:
 
 
 def test_output_that_names_nothing_of_the_item_is_rejected_for_coverage() -> None:
-    generic = "Free shipping on everything today!"
+    generic = "Something fun for the whole family!"
     result = process_variants(BRIEF, NO_RULES, [RawOutput(generic, -2.0, 8)])
     assert [v.rule for v in result.rejected[0].reasons] == ["coverage"]
     relaxed = process_variants(
         BRIEF, NO_RULES, [RawOutput(generic)], PipelineSettings(min_coverage=0.0)
     )
     assert len(relaxed.variants) == 1
+
+
+def test_unsupported_claims_and_ill_words_are_rejected_with_the_claim_named() -> None:
+    raws = [
+        RawOutput("Galaxy Explorer Rocket Set at half price!"),
+        RawOutput("Galaxy Explorer Rocket Set: free shipping today only!"),
+        RawOutput("Galaxy Explorer Rocket Set is awful and cheap junk."),
+        RawOutput(GOOD),
+    ]
+    result = process_variants(BRIEF, NO_RULES, raws)
+    assert [v.raw_index for v in result.variants] == [3]
+    rules = {r.raw_index: {v.rule for v in r.reasons} for r in result.rejected}
+    assert rules[0] == {"claim"} and rules[1] == {"claim"}
+    assert "sentiment" in rules[2] or "banned_term" in rules[2]
+    assert -1 <= result.variants[0].sentiment <= 1
+
+
+def test_a_promotion_supports_what_the_item_alone_does_not() -> None:
+    text = "Galaxy Explorer Rocket Set ships free this week."
+    assert process_variants(BRIEF, NO_RULES, [RawOutput(text)]).variants == []
+    promo = Promotion(offers=("free_shipping",))
+    assert len(process_variants(BRIEF, NO_RULES, [RawOutput(text)], promotion=promo).variants) == 1
 
 
 def test_brief_and_request_constraints_are_merged() -> None:
@@ -260,3 +287,41 @@ def test_caller_loop_regenerate_then_fill() -> None:
     result = fill_with_fallbacks(result, BRIEF, wanted)
     assert [v.source for v in result.variants][-1] == SOURCE_TEMPLATE_FALLBACK
     assert len(result.variants) == wanted
+
+
+# --- slot frames ------------------------------------------------------------------------------
+
+
+def test_frames_are_filled_before_the_checks() -> None:
+    brief = dataclasses.replace(BRIEF, angle="value")
+    frame = "{discount_pct} off {title}! Now {price}."
+    result = process_variants(brief, NO_RULES, [RawOutput(frame)])
+    variant = result.variants[0]
+    assert variant.text == "33% off Galaxy Explorer Rocket Set! Now $19.99."
+    assert variant.frame == frame and variant.angle == "value"
+    assert variant.slots == ("discount_pct", "title", "price")
+    assert variant.coverage.product_covered
+
+
+@pytest.mark.parametrize(
+    ("raw", "rule"),
+    [
+        ("{discount_pct} off {title}", "slot"),  # no discount on this item
+        ("{title} by {brand}", "slot"),  # no brand
+        ("{titel}, now {price}", "slot"),  # unknown slot
+        ("{title}: just $32!", "raw_number"),  # an invented price
+        ("{title}, 50% off today", "raw_number"),
+    ],
+)
+def test_unfillable_frames_and_invented_figures_are_rejected(raw: str, rule: str) -> None:
+    brief = dataclasses.replace(BRIEF, list_price=None, brand="")
+    result = process_variants(brief, NO_RULES, [RawOutput(raw)])
+    assert not result.variants
+    assert [v.rule for v in result.rejected[0].reasons] == [rule]
+
+
+def test_plain_text_passes_unchanged_and_states_true_figures() -> None:
+    text = "Galaxy Explorer Rocket Set, now $19.99 (was $29.99)."
+    result = process_variants(BRIEF, NO_RULES, [RawOutput(text)])
+    assert result.variants[0].text == text
+    assert result.variants[0].frame == text and result.variants[0].slots == ()

@@ -1,4 +1,8 @@
-"""Prompt contract: v1 layout, locales, template registry, and injection neutralisation."""
+"""Prompt contract: v1 layout, v2 (slots, angle), locales, registry, injection neutralisation.
+
+The v1 contract tests pin template v1 (it still renders for stored creatives); the v2
+tests at the end cover the default template the demo copywriter is trained on.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +13,33 @@ import pytest
 
 from copyloop.generation.prompts import (
     CHANNELS,
+    DEFAULT_TEMPLATE_VERSION,
     LOCALES,
     TONES,
     CopyBrief,
+    RenderedPrompt,
     available_versions,
-    build_messages,
     find_injection_markers,
     get_template,
     list_templates,
     neutralise,
-    render_prompt,
     task_guidance,
     validate_brief,
 )
+from copyloop.generation.prompts import build_messages as _build_messages
+from copyloop.generation.prompts import render_prompt as _render_prompt
+from copyloop.generation.prompts.brief import ANGLES, angles_for_segment
+
+
+def build_messages(brief: CopyBrief, template_version: str = "v1") -> list[dict[str, str]]:
+    return _build_messages(brief, template_version)
+
+
+def render_prompt(
+    brief: CopyBrief, tokenizer: object = None, template_version: str = "v1"
+) -> RenderedPrompt:
+    return _render_prompt(brief, tokenizer, template_version)  # type: ignore[arg-type]
+
 
 EXPECTED_V1_USER = """task: push
 locale: en-US
@@ -380,3 +398,55 @@ def test_real_chat_template_and_injected_special_tokens() -> None:
     ids = tokenizer(rendered.text)["input_ids"]
     counts = {s: ids.count(tokenizer.convert_tokens_to_ids(s)) for s in specials}
     assert counts == {"<|system|>": 1, "<|user|>": 1, "<|assistant|>": 1, "<|end|>": 0}
+
+
+# --- v2: slots, angle, audience -------------------------------------------------------------
+
+
+def test_v2_is_the_default_and_v1_still_renders() -> None:
+    assert DEFAULT_TEMPLATE_VERSION == "v2"
+    assert {"v1", "v2"} <= set(available_versions())
+    assert {"copy/v2/en-US", "copy/v2/zh-CN"} <= {t.template_id for t in list_templates()}
+    assert _render_prompt(make_brief()).template_id == "copy/v2/en-US"
+    assert render_prompt(make_brief()).template_id == "copy/v1/en-US"
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_v2_prompt_names_angle_segment_and_available_slots(locale: str) -> None:
+    brief = make_brief(locale=locale, angle="value")
+    system, user = (m["content"] for m in _build_messages(brief, "v2"))
+    assert "angle: value" in user
+    assert "audience: bargain_hunter | likes Toys, LEGO" in user
+    assert "task: push " + locale + " playful" in user
+    assert "slots: {title}{short_title}{brand}{category}{price}{list_price}{discount_pct}" in user
+    assert "must_include: <<free shipping>>" in user
+    assert "{title}" in system  # the system message explains the slots
+    plain = _build_messages(make_brief(locale=locale, list_price=None, angle=""), "v2")[1]
+    assert "{discount_pct}" not in plain["content"] and "angle:" not in plain["content"]
+
+
+def test_v2_prompt_is_shorter_than_v1() -> None:
+    for locale in LOCALES:
+        brief = make_brief(locale=locale, angle="gift")
+        assert len(_render_prompt(brief).text) < 0.8 * len(render_prompt(brief).text)
+
+
+@pytest.mark.parametrize("payload", INJECTIONS)
+def test_v2_injection_in_title_stays_inside_the_data_block(payload: str) -> None:
+    user = _build_messages(make_brief(item_title=f"Rocket Set {payload}"), "v2")[1]["content"]
+    assert user.count("<<") == user.count(">>") == 3  # product, category, must_include
+    assert not re.search(r"(?m)^(?:system|assistant|user)\s*:", user)
+
+
+def test_angles_per_segment_never_volunteer_urgency() -> None:
+    assert angles_for_segment("bargain_hunter")[0] == "value"
+    assert angles_for_segment("deal_seeker")[0] == "value"
+    assert angles_for_segment("loyal_high_value")[0] == "quality"
+    assert angles_for_segment("gift_shopper")[0] == "gift"
+    assert angles_for_segment("trend_seeker")[0] == "novelty"
+    assert angles_for_segment("new_user")[:2] == ("benefit", "social_proof")
+    for segment in ("", "unknown", "bargain_hunter", "new_user", "gift_shopper"):
+        order = angles_for_segment(segment)
+        assert "urgency" not in order and set(order) <= set(ANGLES)
+    assert validate_brief(make_brief(angle="urgency")) == []
+    assert [f for f, _ in validate_brief(make_brief(angle="hype"))] == ["angle"]

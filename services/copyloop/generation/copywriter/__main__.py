@@ -6,12 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from .sources import DEFAULT_SHARED_DATA
 from .train import DEFAULT_OUT_DIR, TrainConfig, train_copywriter
 
 
 def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(max_steps=args.steps) if args.steps else TrainConfig()
-    result = train_copywriter(args.out, config, force=args.force)
+    shared = None if str(args.shared_data).lower() == "none" else Path(args.shared_data)
+    result = train_copywriter(args.out, config, force=args.force, shared_data=shared)
     if result.skipped:
         print(f"up to date: {result.out_dir} (config {result.config_hash}); --force retrains")
     else:
@@ -56,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR)
     train.add_argument("--force", action="store_true", help="retrain even if up to date")
     train.add_argument("--steps", type=int, default=0, help="override the number of steps")
+    train.add_argument(
+        "--shared-data",
+        default=str(DEFAULT_SHARED_DATA),
+        help="reference data folder (real products, headlines); 'none' = grammar only",
+    )
     train.set_defaults(handler=_train)
 
     tiny = commands.add_parser("tiny", help="build the tiny test model (seconds)")

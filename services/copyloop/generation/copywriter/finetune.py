@@ -144,7 +144,7 @@ def brief_from_row(row: dict[str, Any]) -> CopyBrief:
     raw_attributes = fields.get("attributes")
     if _present(raw_attributes):
         parsed = json.loads(raw_attributes) if isinstance(raw_attributes, str) else raw_attributes
-        attributes.update({str(k): str(v) for k, v in dict(parsed).items()})
+        attributes.update({str(k): str(v) for k, v in dict(parsed or {}).items()})
     for key, value in fields.items():  # any other column is an item attribute
         if key not in _BRIEF_COLUMNS and _present(value):
             attributes[str(key)] = str(value)
@@ -239,7 +239,7 @@ def _with_lora(model: PreTrainedModel, config: FinetuneConfig) -> PreTrainedMode
         task_type="CAUSAL_LM",
         fan_in_fan_out=model.config.model_type == "gpt2",  # GPT-2 uses transposed Conv1D
     )
-    return get_peft_model(model, lora_config)
+    return get_peft_model(model, lora_config)  # type: ignore[return-value]
 
 
 def finetune(
@@ -256,7 +256,8 @@ def finetune(
     torch.manual_seed(config.seed)
     tokenizer = load_tokenizer(base_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32).to(device)
+    loaded = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    model: PreTrainedModel = loaded.to(device)  # type: ignore[arg-type]
     context = int(
         getattr(model.config, "max_position_embeddings", 0)
         or getattr(model.config, "n_positions", 0)
@@ -297,7 +298,7 @@ def finetune(
     )
     loss_after = _mean_loss(model, encoded, pad_id, config.batch_size)
     if config.lora:
-        model = model.merge_and_unload()
+        model = model.merge_and_unload()  # type: ignore[operator]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)

@@ -47,4 +47,6 @@ def single_thread() -> Iterator[None]:
 def build_tiny_model(out_dir: str | Path, *, force: bool = False) -> TrainResult:
     """Build (or reuse) the tiny model in `out_dir`; no progress bar, no samples."""
     with single_thread():
-        return train_copywriter(out_dir, TINY_CONFIG, force=force, progress=False, n_samples=0)
+        return train_copywriter(
+            out_dir, TINY_CONFIG, force=force, progress=False, n_samples=0, shared_data=None
+        )

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
+
+from copyloop.generation.slots import SLOT_TOKENS
 
 __all__ = [
     "CHAT_TEMPLATE",
     "END_TOKEN",
     "PAD_TOKEN",
     "ROLE_TOKENS",
+    "SLOT_TOKENS",
     "SPECIAL_TOKENS",
     "load_tokenizer",
     "train_tokenizer",
@@ -46,6 +50,7 @@ def train_tokenizer(
     vocab_size: int = 6000,
     min_frequency: int = 2,
     model_max_length: int = 512,
+    slot_tokens: Iterable[str] = SLOT_TOKENS,
 ) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE on `texts` and wrap it as a transformers fast tokenizer.
 
@@ -72,6 +77,11 @@ def train_tokenizer(
         model_max_length=model_max_length,
         clean_up_tokenization_spaces=False,
     )
+    # Slot tokens are ordinary (not special) added tokens: one id each, so the model cannot
+    # misspell a slot, and `decode(skip_special_tokens=True)` (Triton) keeps them.
+    tokenizer.add_tokens(
+        [AddedToken(t, special=False, normalized=False, single_word=False) for t in slot_tokens]
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
 
@@ -84,4 +94,4 @@ def load_tokenizer(model_dir: str | Path, padding_side: str = "right") -> PreTra
     tokenizer.padding_side = padding_side
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+    return cast(PreTrainedTokenizerFast, tokenizer)

@@ -101,6 +101,9 @@ def user_fields(brief: CopyBrief) -> dict[str, Any]:
         if key_text and value_text:
             attributes.append(f"{key_text}={value_text}")
     must_include = [n(term, sanitize.MUST_INCLUDE_MAX) for term in brief.must_include]
+    from copyloop.generation.slots import available_slots, slot_values  # (imports prompts)
+
+    values = slot_values(brief)
     return {
         "channel": brief.channel,
         "locale": brief.locale,
@@ -114,6 +117,10 @@ def user_fields(brief: CopyBrief) -> dict[str, Any]:
         "selling_points": [sp for sp in selling_points if sp][: sanitize.SELLING_POINTS_MAX],
         "attributes": attributes[: sanitize.ATTRIBUTES_MAX],
         "must_include": [t for t in must_include if t][: sanitize.MUST_INCLUDES_MAX],
+        # v2: the marketing angle, the fillable slots and the short selling points they hold
+        "angle": brief.angle,
+        "slots": ["{" + name + "}" for name in available_slots(brief)],
+        "points": [values[f"point{i}"] for i in (1, 2, 3) if values[f"point{i}"]],
     }
 
 

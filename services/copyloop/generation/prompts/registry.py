@@ -15,7 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
-DEFAULT_TEMPLATE_VERSION = "v1"
+# v2: delexicalised frames with slots (the demo copywriter is trained on it).
+DEFAULT_TEMPLATE_VERSION = "v2"
 
 
 @dataclass(frozen=True)

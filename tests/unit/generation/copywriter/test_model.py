@@ -20,7 +20,7 @@ from copyloop.generation.copywriter.train import MANIFEST_NAME, generate_copy
 from copyloop.generation.prompts import render_prompt
 
 SAMPLING_PATH = (
-    Path(__file__).resolve().parents[3] / "deploy/triton/models/copywriter/1/sampling.py"
+    Path(__file__).resolve().parents[4] / "deploy/triton/models/copywriter/1/sampling.py"
 )
 
 
@@ -110,9 +110,9 @@ def test_batched_left_padded_sampling_equals_one_by_one(tiny_dir: Path) -> None:
         return [r.token_ids for r in rows]
 
     batched = run(prompts, params)
-    alone = [run([p], [q])[0] for p, q in zip(prompts, params)]
+    alone = [run([p], [q])[0] for p, q in zip(prompts, params, strict=True)]
     assert batched == alone
-    assert all(len(ids) <= q.max_tokens for ids, q in zip(batched, params))
+    assert all(len(ids) <= q.max_tokens for ids, q in zip(batched, params, strict=True))
 
 
 def _write_csv(path: Path) -> Path:
@@ -230,3 +230,28 @@ def test_finetune_lowers_weighted_loss(
     reloaded = AutoModelForCausalLM.from_pretrained(str(out))  # merged: a plain checkpoint
     assert sum(p.numel() for p in reloaded.parameters()) == base_params
     assert (out / "tokenizer.json").is_file()
+
+
+def test_completion_only_loss_is_the_token_mean_over_completions(tiny_dir: Path) -> None:
+    """The cheap training loss (no vocab projection of prompt tokens) is the plain token-level
+    cross-entropy over completion tokens, each example's tokens scaled by its weight."""
+    from copyloop.generation.copywriter.batching import collate, encode_example
+    from copyloop.generation.copywriter.train import completion_only_loss
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_dir)).eval()
+    examples = [
+        encode_example(tokenizer, render_prompt(e.brief, tokenizer).text, e.copy, weight=w)
+        for e, w in zip(build_corpus(generate_catalog(8), 3, seed=2), (1.0, 2.0, 0.5), strict=True)
+    ]
+    batch = collate([e for e in examples if e is not None], tokenizer.pad_token_id)
+    with torch.no_grad():
+        fast = completion_only_loss(model, batch, torch.device("cpu"))
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    total, weight = 0.0, 0.0
+    for row, example in enumerate(e for e in examples if e is not None):
+        for pos in range(example.n_prompt, len(example.input_ids)):
+            logp = torch.log_softmax(logits[row, pos - 1], dim=-1)[example.input_ids[pos]]
+            total -= example.weight * float(logp)
+            weight += example.weight
+    assert float(fast) == pytest.approx(total / weight, rel=1e-4)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 SAMPLING_PATH = (
-    Path(__file__).resolve().parents[3] / "deploy/triton/models/copywriter/1/sampling.py"
+    Path(__file__).resolve().parents[4] / "deploy/triton/models/copywriter/1/sampling.py"
 )
 
 

@@ -54,6 +54,18 @@ def test_special_tokens_are_single_ids_and_end_is_eos(saved_tokenizer_dir: Path)
     )  # nothing is added implicitly
 
 
+def test_slot_tokens_are_single_ordinary_tokens(saved_tokenizer_dir: Path) -> None:
+    """One id per slot (the model cannot misspell one), kept by skip_special_tokens decoding."""
+    from copyloop.generation.slots import SLOT_TOKENS
+
+    tokenizer = AutoTokenizer.from_pretrained(str(saved_tokenizer_dir))
+    for token in SLOT_TOKENS:
+        assert len(tokenizer.encode(token, add_special_tokens=False)) == 1
+    for frame in ("Save {discount_pct} on {title}!", "【{brand}】省{saving}入手{short_title}。"):
+        ids = tokenizer.encode(frame, add_special_tokens=False)
+        assert tokenizer.decode(ids, skip_special_tokens=True) == frame
+
+
 def test_chat_template_renders_contract_format(saved_tokenizer_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(str(saved_tokenizer_dir))
     assert tokenizer.chat_template == CHAT_TEMPLATE
@@ -62,7 +74,7 @@ def test_chat_template_renders_contract_format(saved_tokenizer_dir: Path) -> Non
         tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         == "<|system|>\nS\n<|user|>\nU\n<|assistant|>\n"
     )
-    full = messages + [{"role": "assistant", "content": "A"}]
+    full = [*messages, {"role": "assistant", "content": "A"}]
     assert (
         tokenizer.apply_chat_template(full, tokenize=False)
         == "<|system|>\nS\n<|user|>\nU\n<|assistant|>\nA<|end|>\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from copyloop.generation.copywriter.tiny import build_tiny_model
+from copyloop.generation.copywriter.tiny import build_small_model, build_tiny_model
 from copyloop.generation.triton_local import LocalTriton, TritonStartError, find_tritonserver
 
 
@@ -43,6 +43,31 @@ def local_triton(copywriter_tiny_model_dir: Path) -> Iterator[LocalTriton]:
     # One torch thread: the tiny model gains nothing from more, and the CPU is shared.
     triton = LocalTriton(
         copywriter_tiny_model_dir, startup_timeout_s=240, env={"COPYWRITER_TORCH_THREADS": "1"}
+    )
+    triton.start()
+    try:
+        yield triton
+    finally:
+        triton.stop()
+
+
+@pytest.fixture(scope="session")
+def copywriter_small_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small copywriter trained for about a minute: most of its frames pass the checks."""
+    out = tmp_path_factory.mktemp("copywriter-small")
+    build_small_model(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_triton(copywriter_small_model_dir: Path) -> Iterator[LocalTriton]:
+    """A second tritonserver serving the small copywriter: for tests that must see
+    model-written copy (not a template fallback) reach a client."""
+    reason = triton_unavailable_reason()
+    if reason:
+        pytest.skip(f"local Triton unavailable: {reason}")
+    triton = LocalTriton(
+        copywriter_small_model_dir, startup_timeout_s=240, env={"COPYWRITER_TORCH_THREADS": "1"}
     )
     triton.start()
     try:

@@ -35,8 +35,8 @@ from copyloop.generation.length import LengthResult, effective_max_chars, fit_to
 from copyloop.generation.pii import redact_pii
 from copyloop.generation.prompts.brief import CopyBrief, validate_brief
 from copyloop.generation.quality import QualityReport, QualityWeights, quality_score
-from copyloop.generation.review import truth_findings
-from copyloop.generation.slots import fill_slots_detailed, unslotted_amounts
+from copyloop.generation.review import shop_terms, truth_findings
+from copyloop.generation.slots import SLOT_RE, fill_slots_detailed, unslotted_amounts
 
 SOURCE_MODEL = "model"
 SOURCE_MODEL_REGENERATED = "model_regenerated"
@@ -167,6 +167,20 @@ def _check_one(
     return report, fitted
 
 
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def speaks_locale(frame: str, locale: str) -> bool:
+    """The words the copywriter chose (outside the item's facts) are in the shopper's language:
+    a zh-CN frame has Chinese of its own beyond the slots, an en-US one English words. A title
+    followed by punctuation ("{title}。。") is not copy in any language."""
+    own = SLOT_RE.sub(" ", frame)
+    if locale == "zh-CN":
+        return len(_HAN.findall(own)) >= 2
+    return len(_LATIN_WORD.findall(own)) >= 1
+
+
 def process_variants(
     brief: CopyBrief,
     constraints: CopyConstraints,
@@ -196,6 +210,10 @@ def process_variants(
                 RejectedOutput(index, raw.text, source, [Violation("slot", fill.problem)])
             )
             continue
+        if frame.strip() and not speaks_locale(frame, brief.locale):
+            reason = Violation("language", f"the copy around the facts is not in {brief.locale}")
+            rejected.append(RejectedOutput(index, raw.text, source, [reason]))
+            continue
         invented = unslotted_amounts(frame, brief)
         if invented:
             reason = Violation("raw_number", ", ".join(invented))
@@ -206,7 +224,7 @@ def process_variants(
             reasons = list(report.violations)
             rejected.append(RejectedOutput(index, raw.text, source, reasons, report))
             continue
-        truth = truth_findings(report.text, brief, promotion, merged.must_include)
+        truth = truth_findings(report.text, brief, promotion, shop_terms(merged))
         if not truth.passed:
             reasons = [Violation(f.check, f.message) for f in truth.findings]
             rejected.append(RejectedOutput(index, raw.text, source, reasons, report))
@@ -282,7 +300,7 @@ def fill_with_fallbacks(
         if not fallback.report.passed or fallback.text in present:
             continue
         # Templates state facts too: they pass the same claim checks.
-        truth = truth_findings(fallback.text, brief, None, result.constraints.must_include)
+        truth = truth_findings(fallback.text, brief, None, shop_terms(result.constraints))
         if not truth.passed:
             continue
         present.add(fallback.text)

@@ -51,18 +51,24 @@ class ReviewResult:
     redactions: list[str] = field(default_factory=list)
 
 
+def shop_terms(constraints: CopyConstraints) -> tuple[str, ...]:
+    """What the shop itself requires the copy to say: its own statements, so supported."""
+    disclaimer = constraints.required_disclaimer.strip()
+    return constraints.must_include + ((disclaimer,) if disclaimer else ())
+
+
 def truth_findings(
     text: str,
     brief: CopyBrief,
     promotion: Promotion | None = None,
-    shop_terms: tuple[str, ...] = (),
+    required_terms: tuple[str, ...] = (),
 ) -> TruthReport:
     """Claims the item and promotion do not support, and copy that speaks ill of the product.
 
-    Terms the shop requires (the brief's and the request's must_include, `shop_terms`) are the
+    Terms the shop requires (the brief's and the request's must_include, `required_terms`) are the
     shop's own statements, so they count as supported facts."""
     facts = ItemFacts.from_brief(brief, promotion)
-    required = brief.must_include + shop_terms
+    required = brief.must_include + required_terms
     if required:
         facts = replace(facts, selling_points=facts.selling_points + required)
     findings = [
@@ -103,7 +109,7 @@ def review_copy(
     )
     if compliance.disclaimer_added:  # the pipeline appends it; a reviewer must add it
         findings.append(Finding("compliance", f"disclaimer: missing {disclaimer!r}"))
-    truth = truth_findings(text, brief, promotion, constraints.must_include)
+    truth = truth_findings(text, brief, promotion, shop_terms(constraints))
     findings.extend(truth.findings)
     coverage = attribute_coverage(text, brief)
     quality = quality_score(text, brief.locale, brief.tone, coverage.score)

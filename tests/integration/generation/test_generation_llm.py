@@ -225,3 +225,62 @@ async def test_triton_stopped_mid_test_degrades_to_pool_and_fallbacks(
         await channel.close()
         await service.stop(0)
         triton.stop()
+
+
+@pytest.fixture
+async def small_generation(
+    tmp_path: Path, small_triton: LocalTriton, copywriter_small_model_dir: Path
+) -> AsyncIterator[generation_pb2_grpc.GenerationServiceStub]:
+    service = await _service(tmp_path, small_triton, copywriter_small_model_dir)
+    channel = grpc.aio.insecure_channel(service.address)
+    try:
+        yield generation_pb2_grpc.GenerationServiceStub(channel)
+    finally:
+        await channel.close()
+        await service.stop(0)
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+async def test_model_written_copy_reaches_the_client_and_is_true(
+    small_generation: generation_pb2_grpc.GenerationServiceStub, locale: str
+) -> None:
+    """Through Triton with a trained (small) model: the client gets copy the MODEL wrote (not a
+    template), its facts filled from the item, and it passes an independent ReviewCopy."""
+    stub = small_generation
+    model_written: list[tuple[common_pb2.Item, G.Variant]] = []
+    for seed, item in enumerate(ITEMS[:3]):
+        reply = await stub.Generate(
+            request(
+                item,
+                locale=locale,
+                variant_count=4,
+                sampling=G.SamplingParameters(seed=100 + seed),
+                store_in_pool=True,
+                idempotency_key=f"model-{locale}-{seed}",
+            ),
+            metadata=auth(),
+            timeout=120,
+        )
+        assert not reply.llm_unavailable
+        model_written += [
+            (item, v)
+            for v in reply.variants
+            if v.source in (G.VARIANT_SOURCE_MODEL, G.VARIANT_SOURCE_MODEL_REGENERATED)
+        ]
+    assert model_written, "no variant written by the model reached the client"
+    for item, v in model_written:
+        assert v.model_name == "copywriter" and v.model_version and v.angle
+        assert "{" not in v.text, f"an unfilled slot reached the client: {v.text!r}"
+        if locale == "zh-CN":
+            assert any("\u4e00" <= ch <= "\u9fff" for ch in v.text), v.text
+        review = await stub.ReviewCopy(
+            G.ReviewCopyRequest(
+                item=item, channel=common_pb2.CHANNEL_PUSH, locale=locale, text=v.text
+            ),
+            metadata=auth(),
+        )
+        assert not [f for f in review.findings if f.check == "claim"], v.text
+    # The pool keeps them as model copy, so Recommend serves model text from it.
+    pool = await stub.ListCreatives(G.ListCreativesRequest(page_size=100), metadata=auth())
+    sources = {c.variant.source for c in pool.creatives if c.locale == locale}
+    assert G.VARIANT_SOURCE_MODEL in sources or G.VARIANT_SOURCE_MODEL_REGENERATED in sources

@@ -15,7 +15,7 @@ import torch
 
 from .train import TrainConfig, TrainResult, train_copywriter
 
-__all__ = ["TINY_CONFIG", "build_tiny_model"]
+__all__ = ["SMALL_CONFIG", "TINY_CONFIG", "build_small_model", "build_tiny_model"]
 
 TINY_CONFIG = TrainConfig(
     n_items=24,
@@ -29,6 +29,23 @@ TINY_CONFIG = TrainConfig(
     batch_size=8,
     learning_rate=3e-3,
     warmup_steps=3,
+)
+
+
+# Small but trained enough (about a minute on one core) that most of its frames pass every
+# check: for the tests that must see model-written copy reach a client, which the tiny model
+# (random-ish text, always replaced by templates) cannot show.
+SMALL_CONFIG = TrainConfig(
+    n_items=60,
+    n_examples=3000,
+    vocab_size=1500,
+    n_embd=64,
+    n_layer=2,
+    n_head=2,
+    max_steps=300,
+    batch_size=16,
+    learning_rate=4e-3,
+    warmup_steps=10,
 )
 
 
@@ -49,4 +66,12 @@ def build_tiny_model(out_dir: str | Path, *, force: bool = False) -> TrainResult
     with single_thread():
         return train_copywriter(
             out_dir, TINY_CONFIG, force=force, progress=False, n_samples=0, shared_data=None
+        )
+
+
+def build_small_model(out_dir: str | Path, *, force: bool = False) -> TrainResult:
+    """Build (or reuse) the small model in `out_dir` (grammar corpus only: deterministic)."""
+    with single_thread():
+        return train_copywriter(
+            out_dir, SMALL_CONFIG, force=force, progress=False, n_samples=0, shared_data=None
         )

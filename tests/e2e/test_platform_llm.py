@@ -1,5 +1,6 @@
-"""End to end with all four services AND a real local Triton (tiny model): items without pool
-copy are written through Triton within the request; a stopped Triton degrades to fallbacks."""
+"""End to end with all four services AND a real local Triton (the small trained copywriter):
+items without pool copy are written by the model within the request and that model-written
+copy reaches the client; a stopped Triton degrades to fallbacks."""
 
 from __future__ import annotations
 
@@ -20,16 +21,16 @@ F = fusion_pb2
 
 
 async def test_recommend_writes_copy_with_the_llm_and_degrades_without_it(
-    tmp_path: Path, copywriter_tiny_model_dir: Path
+    tmp_path: Path, copywriter_small_model_dir: Path
 ) -> None:
-    triton = LocalTriton(copywriter_tiny_model_dir, startup_timeout_s=240).start()
+    triton = LocalTriton(copywriter_small_model_dir, startup_timeout_s=240).start()
     platform = await start_platform(
         PlatformConfig(
             var_dir=tmp_path,
             api_keys=API_KEYS,
             embedder="hashing",
             triton_url=triton.grpc_url,
-            model_dir=str(copywriter_tiny_model_dir),
+            model_dir=str(copywriter_small_model_dir),
             fusion_overrides={"generate_inline_min_ms": 0},
         )
     )
@@ -38,7 +39,7 @@ async def test_recommend_writes_copy_with_the_llm_and_degrades_without_it(
     fusion = fusion_pb2_grpc.FusionServiceStub(channel)
     try:
         await load_catalog(
-            profile_pb2_grpc.ProfileServiceStub(profile_channel), generate_catalog(8), auth()
+            profile_pb2_grpc.ProfileServiceStub(profile_channel), generate_catalog(12), auth()
         )
         request = F.RecommendRequest(
             user_id="llm-user",
@@ -54,14 +55,27 @@ async def test_recommend_writes_copy_with_the_llm_and_degrades_without_it(
         before = inferences()
         reply = await fusion.Recommend(request, metadata=auth(), timeout=120)
         assert len(reply.recommendations) == 2 and not reply.degradations
-        # The pool was empty, so copy was written in-request through Triton (the tiny model's
-        # text may fail the checks and be replaced by a template: GENERATED or FALLBACK).
+        # The pool was empty, so copy was written in-request through Triton.
         assert inferences() > before
         assert {r.copy.source for r in reply.recommendations} <= {
             F.COPY_SOURCE_GENERATED,
             F.COPY_SOURCE_FALLBACK,
         }
         assert all(r.copy.text and len(r.copy.text) <= 90 for r in reply.recommendations)
+        # Model-written copy (not a template) reaches the client: a few shoppers with fresh
+        # requests, since each item's copy is chosen among its variants by the bandit.
+        shown = list(reply.recommendations)
+        for n in range(4):
+            if any(r.copy.source == F.COPY_SOURCE_GENERATED for r in shown):
+                break
+            again = F.RecommendRequest()
+            again.CopyFrom(request)
+            again.user_id = f"llm-user-{n}"
+            again.candidate_item_ids[:] = [f"demo-0000{3 + 2 * n}", f"demo-0000{4 + 2 * n}"]
+            shown += (await fusion.Recommend(again, metadata=auth(), timeout=120)).recommendations
+        generated = [r for r in shown if r.copy.source == F.COPY_SOURCE_GENERATED]
+        assert generated, [r.copy.text for r in shown]
+        assert all(r.copy.angle and "{" not in r.copy.text for r in generated)
 
         triton.stop()
         degraded = await fusion.Recommend(request, metadata=auth(), timeout=120)

@@ -242,7 +242,7 @@ class TritonPythonModel:
     def _generate(self, batch: list[_Request]) -> None:
         encoded = self.tokenizer([r.prompt for r in batch], add_special_tokens=False)["input_ids"]
         runnable: list[tuple[_Request, list[int]]] = []
-        for req, ids in zip(batch, encoded):
+        for req, ids in zip(batch, encoded, strict=True):
             room = self.context_limit - len(ids)
             if not ids or room < 1:
                 req.completed = True

@@ -210,7 +210,9 @@ class RowSampler(LogitsProcessor):
         logprobs = torch.log_softmax(scores.float(), dim=-1).gather(1, chosen[:, None]).squeeze(1)
         chosen_list = chosen.tolist()
         logprob_list = logprobs.tolist()
-        for index, (row, token, logprob) in enumerate(zip(self.rows, chosen_list, logprob_list)):
+        for index, (row, token, logprob) in enumerate(
+            zip(self.rows, chosen_list, logprob_list, strict=True)
+        ):
             if row.finished:
                 continue
             row.token_ids.append(token)

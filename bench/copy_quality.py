@@ -16,7 +16,9 @@ RPCs and re-checks every live creative with ReviewCopy. Reports, per locale and 
     python bench/copy_quality.py --model-dir var/models/copywriter-demo --items 40
 
 Train the demo model first (`python -m copyloop.generation.copywriter train`, or `make run`).
-`--no-llm` measures the template-only baseline. The last line is one JSON object.
+`--no-llm` measures the template-only baseline. `--platform var/platform.json` measures the
+live pool of a running platform instead (e.g. after `make run`'s walkthrough), reading items from
+its ProfileService. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -43,7 +45,13 @@ from copyloop.generation.main import start_generation_service
 from copyloop.generation.messages import generation_request
 from copyloop.generation.settings import GenerationSettings
 from copyloop.generation.triton_local import LocalTriton
-from copyloop.v1 import common_pb2, generation_pb2, generation_pb2_grpc
+from copyloop.v1 import (
+    common_pb2,
+    generation_pb2,
+    generation_pb2_grpc,
+    profile_pb2,
+    profile_pb2_grpc,
+)
 
 G = generation_pb2
 API_KEY = "bench-key"
@@ -121,7 +129,9 @@ async def pregenerate(
     return time.perf_counter() - started
 
 
-async def live_creatives(stub: generation_pb2_grpc.GenerationServiceStub) -> list[G.Creative]:
+async def live_creatives(
+    stub: generation_pb2_grpc.GenerationServiceStub, meta: tuple[tuple[str, str], ...] = META
+) -> list[G.Creative]:
     found: list[G.Creative] = []
     token = ""
     while True:
@@ -180,6 +190,48 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
         "pool_wall_s": wall_s,
         "units": len(catalog) * len(args.channels) * len(args.locales) * len(args.segments),
         "llm": not args.no_llm,
+    }
+
+
+async def measure_running(args: argparse.Namespace) -> dict[str, object]:
+    """The live pool of a running platform, re-reviewed through its own ReviewCopy."""
+    state = json.loads(Path(args.platform).read_text())
+    meta = (("authorization", f"Bearer {state['api_key']}"),)
+    channels = {n: grpc.aio.insecure_channel(a) for n, a in state["addresses"].items()}
+    generation = generation_pb2_grpc.GenerationServiceStub(channels["generation"])
+    profile = profile_pb2_grpc.ProfileServiceStub(channels["profile"])
+    try:
+        creatives = await live_creatives(generation, meta)
+        ids = sorted({c.item_id for c in creatives})
+        items: dict[str, common_pb2.Item] = {}
+        for start in range(0, len(ids), 500):
+            reply = await profile.GetItems(
+                profile_pb2.GetItemsRequest(item_ids=ids[start : start + 500]), metadata=meta
+            )
+            items.update({i.item_id: i for i in reply.items})
+        locales = sorted({c.locale for c in creatives})
+        per_locale = {loc: Figures() for loc in locales}
+        overall = Figures()
+        for c in creatives:
+            review = await generation.ReviewCopy(
+                G.ReviewCopyRequest(
+                    item=items[c.item_id], channel=c.channel, locale=c.locale, text=c.text
+                ),
+                metadata=meta,
+            )
+            brief = _brief(items[c.item_id], c)
+            for figures in (overall, per_locale[c.locale]):
+                _add(figures, c, review, frame_of(c.text, brief) if brief else c.text)
+    finally:
+        for channel in channels.values():
+            await channel.close()
+    return {
+        "overall": overall.summary(),
+        **{loc: f.summary() for loc, f in per_locale.items()},
+        "pool_wall_s": 0.0,
+        "units": 0,
+        "llm": True,
+        "platform": args.platform,
     }
 
 
@@ -243,7 +295,13 @@ def main() -> None:
     parser.add_argument("--variants", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-llm", action="store_true", help="template copy only (baseline)")
+    parser.add_argument("--platform", help="var/platform.json of a running platform to measure")
     args = parser.parse_args()
+    if args.platform:
+        result = asyncio.run(measure_running(args))
+        print_table(result, [k for k in result if k.count("-") == 1 and len(k) == 5])
+        print(json.dumps(result))
+        return
     if not args.no_llm and not (args.model_dir / "config.json").exists():
         sys.exit(f"no model at {args.model_dir}: train it first (or pass --no-llm)")
     result = asyncio.run(measure(args))

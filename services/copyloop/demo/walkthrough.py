@@ -42,6 +42,9 @@ class WalkthroughConfig:
     items: int = 240
     shoppers: int = 200
     variants: int = 3
+    # Copy written for these segments (the demo shoppers' commonest) on the first items.
+    segments: tuple[str, ...] = ("bargain_hunter", "premium_shopper", "loyal_high_value")
+    segment_items: int = 80
     warmup_sessions: int = 260
     seed: int = 7
     chart_path: Path = Path("var/experiment.png")
@@ -101,28 +104,40 @@ class Walkthrough:
         )
 
     async def _fill_pool(self) -> None:
+        """Push copy for everyone for every item, plus copy written for the commonest shopper
+        segments (in each segment's best angles) for the first `segment_items` items."""
+        missing = await self._items_without_copy(self.catalog, "")
+        if not missing:
+            print("Copy pool: already filled.")
+            return
+        await self._pregenerate(missing, [], self.config.variants, "everyone")
+        subset = self.catalog[: self.config.segment_items]
+        await self._pregenerate(subset, list(self.config.segments), 2, "segments")
+
+    async def _items_without_copy(self, items: Sequence[DemoItem], segment: str) -> list[DemoItem]:
         live = await self.generation.GetCreatives(
             generation_pb2.GetCreativesRequest(
-                queries=[generation_pb2.CreativeQuery(item_id=i.item_id) for i in self.catalog],
+                queries=[generation_pb2.CreativeQuery(item_id=i.item_id) for i in items],
                 channel=common_pb2.CHANNEL_PUSH,
                 locale="en-US",
+                segment=segment,
                 max_per_item=1,
             ),
             metadata=self.meta,
         )
-        missing = [
-            i for i, entry in zip(self.catalog, live.items, strict=True) if not entry.creatives
-        ]
-        if not missing:
-            print("Copy pool: already filled.")
-            return
+        return [i for i, entry in zip(items, live.items, strict=True) if not entry.creatives]
+
+    async def _pregenerate(
+        self, items: Sequence[DemoItem], segments: list[str], variants: int, label: str
+    ) -> None:
         job = (
             await self.generation.PregenerateCreatives(
                 generation_pb2.PregenerateCreativesRequest(
-                    items=[item_to_proto(i) for i in missing],
+                    items=[item_to_proto(i) for i in items],
                     channels=[common_pb2.CHANNEL_PUSH],
                     locales=["en-US"],
-                    variants_per_item=self.config.variants,
+                    segments=segments,
+                    variants_per_item=variants,
                     auto_approve=True,
                 ),
                 metadata=self.meta,
@@ -136,8 +151,8 @@ class Walkthrough:
                 )
             ).job
             print(
-                "\rCopy pool: writing push copy with the LLM, "
-                f"{job.done_count}/{job.total_count} items, {job.creative_count} creatives",
+                f"\rCopy pool ({label}): writing push copy with the LLM, "
+                f"{job.done_count}/{job.total_count} slots, {job.creative_count} creatives",
                 end="",
                 flush=True,
             )

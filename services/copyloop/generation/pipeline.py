@@ -251,6 +251,7 @@ def process_variants(
         )
 
     passed.sort(key=lambda v: (-v.quality.overall, v.raw_index))
+    passed = _one_per_frame(passed, raw_outputs, rejected)
     keep, drops = dedupe([v.text for v in passed], settings.dedupe_threshold, existing_texts)
     for drop in drops:
         variant = passed[drop.index]
@@ -273,6 +274,43 @@ def process_variants(
         max_chars=merged.max_chars,
         constraints=merged,
     )
+
+
+_SAME_KIND_SLOT = re.compile(r"\{(point)\d\}|\{short_(title)\}")
+
+
+def _frame_key(frame: str) -> str:
+    """The wording a shopper sees as a template: slots of one kind (any selling point, the
+    title or its short form) are the same, and case and spacing do not count."""
+    unified = _SAME_KIND_SLOT.sub(lambda m: "{" + (m.group(1) or m.group(2)) + "}", frame)
+    return " ".join(unified.casefold().split())
+
+
+def _one_per_frame(
+    passed: list[CheckedVariant],
+    raw_outputs: Sequence[RawOutput],
+    rejected: list[RejectedOutput],
+) -> list[CheckedVariant]:
+    """Keeps the best variant of each frame: two variants that differ only in which facts fill
+    the same wording read as one template to a shopper (passed is best first)."""
+    seen: dict[str, CheckedVariant] = {}
+    kept: list[CheckedVariant] = []
+    for variant in passed:
+        key = _frame_key(variant.frame)
+        first = seen.get(key) if key else None
+        if first is None:
+            if key:
+                seen[key] = variant
+            kept.append(variant)
+            continue
+        raw_index = variant.raw_index if variant.raw_index is not None else -1
+        reason = Violation("duplicate", f"same frame as raw #{first.raw_index}")
+        rejected.append(
+            RejectedOutput(
+                raw_index, raw_outputs[raw_index].text, variant.source, [reason], variant.compliance
+            )
+        )
+    return kept
 
 
 def fill_with_fallbacks(

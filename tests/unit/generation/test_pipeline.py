@@ -325,3 +325,16 @@ def test_plain_text_passes_unchanged_and_states_true_figures() -> None:
     result = process_variants(BRIEF, NO_RULES, [RawOutput(text)])
     assert result.variants[0].text == text
     assert result.variants[0].frame == text and result.variants[0].slots == ()
+
+
+def test_one_variant_per_frame_even_when_the_facts_differ() -> None:
+    raws = [
+        RawOutput("Meet the {title}: {point1}, made for little builders.", -4.0, 12),
+        RawOutput("Meet the {title}: {point2}, made for little builders.", -9.0, 12),
+        RawOutput("{brand} brings {point2} to bedtime adventures.", -6.0, 10),
+    ]
+    result = process_variants(BRIEF, NO_RULES, raws)
+    frames = [v.frame for v in result.variants]
+    assert len(frames) == len(set(frames)) == 2
+    same = [r for r in result.rejected if "same frame" in r.reasons[0].detail]
+    assert len(same) == 1

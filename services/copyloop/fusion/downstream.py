@@ -4,29 +4,18 @@ from the request's remaining budget."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import grpc
-
-from copyloop.common.tenancy import current_request_id
-from copyloop.common.tracing import client_interceptors
+from copyloop.common.downstream import Metadata, describe, forwarded_metadata, insecure_channel
 from copyloop.fusion import messages
 from copyloop.fusion.domain import TrainRequest, TrainResult
 from copyloop.v1 import generation_pb2_grpc, prediction_pb2_grpc, profile_pb2_grpc
 
-Metadata = tuple[tuple[str, str], ...]
+__all__ = ["Downstream", "Metadata", "describe", "forwarded_metadata"]
 
 
 class Downstream:
     def __init__(self, profile_addr: str, generation_addr: str, prediction_addr: str) -> None:
-        options = [
-            ("grpc.max_receive_message_length", 32 << 20),
-            ("grpc.max_send_message_length", 32 << 20),
-        ]
-        interceptors = list(client_interceptors())  # trace context travels with every call
         self._channels = [
-            grpc.aio.insecure_channel(a, options=options, interceptors=interceptors or None)
-            for a in (profile_addr, generation_addr, prediction_addr)
+            insecure_channel(a) for a in (profile_addr, generation_addr, prediction_addr)
         ]
         self.profile = profile_pb2_grpc.ProfileServiceStub(self._channels[0])
         self.generation = generation_pb2_grpc.GenerationServiceStub(self._channels[1])
@@ -44,20 +33,3 @@ class Downstream:
     async def close(self) -> None:
         for channel in self._channels:
             await channel.close()
-
-
-def forwarded_metadata(incoming: Sequence[tuple[str, str]] | None) -> Metadata:
-    """The caller's credentials plus this request's id, for every downstream call."""
-    kept = [(k, str(v)) for k, v in incoming or () if k == "authorization"]
-    request_id = current_request_id()
-    if request_id:
-        kept.append(("x-request-id", request_id))
-    return tuple(kept)
-
-
-def describe(error: BaseException) -> str:
-    if isinstance(error, grpc.aio.AioRpcError):
-        return str(error.code().name)
-    if isinstance(error, TimeoutError):
-        return "DEADLINE_EXCEEDED"
-    return type(error).__name__

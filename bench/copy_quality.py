@@ -137,7 +137,7 @@ async def live_creatives(
     while True:
         page = await stub.ListCreatives(
             G.ListCreativesRequest(page_size=1000, page_token=token, status=G.CREATIVE_STATUS_LIVE),
-            metadata=META,
+            metadata=meta,
         )
         found.extend(page.creatives)
         token = page.next_page_token

@@ -252,9 +252,33 @@ class Walkthrough:
                 f"{a.ctr:>7.4f} {a.cvr:>6.3f} {a.revenue_per_impression:>8.3f} {lift:>9} "
                 f"{interval:>18} {a.probability_best:>7.2f}"
             )
+        for line in verdicts(report):
+            print(f"  {line}")
         mismatch = " (MISMATCH)" if report.sample_ratio_mismatch else ""
         print(f"  sample ratio check p = {report.sample_ratio_p_value:.3f}{mismatch}")
         if report.chart_png:
             self.config.chart_path.parent.mkdir(parents=True, exist_ok=True)
             self.config.chart_path.write_bytes(report.chart_png)
             print(f"  chart: {self.config.chart_path}")
+
+
+def verdicts(report: F.GetExperimentReportResponse) -> list[str]:
+    """Each arm against the baseline in words: a difference whose 95% interval still spans
+    zero is said to be not significant yet, however large the point estimate."""
+    lines = []
+    for a in report.arms:
+        if a.arm_id == report.baseline_arm_id or math.isnan(a.ctr_lift_interval.lower):
+            continue
+        low, high = a.ctr_lift_interval.lower, a.ctr_lift_interval.upper
+        if low > 0 or high < 0:
+            better = "better" if low > 0 else "worse"
+            lines.append(
+                f"{a.arm_id} is significantly {better} than {report.baseline_arm_id} "
+                f"(CTR lift {a.ctr_lift:+.1%}, 95% interval [{low:+.0%}, {high:+.0%}])."
+            )
+        else:
+            lines.append(
+                f"{a.arm_id} vs {report.baseline_arm_id}: not significant yet "
+                f"(CTR lift {a.ctr_lift:+.1%}, 95% interval [{low:+.0%}, {high:+.0%}] spans 0)."
+            )
+    return lines

@@ -43,6 +43,7 @@ from copyloop.demo.loader import item_to_proto
 from copyloop.generation.frames import distinct_n, frame_of
 from copyloop.generation.main import start_generation_service
 from copyloop.generation.messages import generation_request
+from copyloop.generation.prompts import CopyBrief
 from copyloop.generation.settings import GenerationSettings
 from copyloop.generation.triton_local import LocalTriton
 from copyloop.v1 import (
@@ -235,7 +236,7 @@ async def measure_running(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def _brief(item: common_pb2.Item, c: G.Creative):  # type: ignore[no-untyped-def]
+def _brief(item: common_pb2.Item, c: G.Creative) -> CopyBrief | None:
     parsed = generation_request(
         G.GenerateRequest(item=item, channel=c.channel, locale=c.locale), Violations()
     )

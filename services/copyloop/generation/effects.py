@@ -20,7 +20,7 @@ class CopyEffectClient:
         self,
         item: common_pb2.Item,
         text: str,
-        channel: int,
+        channel: common_pb2.Channel.ValueType,
         locale: str,
         metadata: Metadata,
         timeout_s: float,
@@ -31,7 +31,7 @@ class CopyEffectClient:
         request = prediction_pb2.ScoreRequest(
             user_id="review:cold-start",
             profile=common_pb2.UserProfile(user_id="review:cold-start", cold_start=True),
-            context=common_pb2.Context(channel=channel, locale=locale),  # type: ignore[arg-type]
+            context=common_pb2.Context(channel=channel, locale=locale),
             candidates=[
                 prediction_pb2.ScoreCandidate(item=item, creative_id="review", copy_text=text)
             ],

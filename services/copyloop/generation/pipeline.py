@@ -31,6 +31,7 @@ from copyloop.generation.compliance import (
 from copyloop.generation.coverage import CoverageReport, attribute_coverage
 from copyloop.generation.dedupe import DEFAULT_THRESHOLD, dedupe
 from copyloop.generation.fallback import build_fallbacks
+from copyloop.generation.frames import frame_of
 from copyloop.generation.length import LengthResult, effective_max_chars, fit_to_length
 from copyloop.generation.pii import redact_pii
 from copyloop.generation.prompts.brief import CopyBrief, validate_brief
@@ -251,7 +252,7 @@ def process_variants(
         )
 
     passed.sort(key=lambda v: (-v.quality.overall, v.raw_index))
-    passed = _one_per_frame(passed, raw_outputs, rejected)
+    passed = _one_per_frame(passed, brief, raw_outputs, rejected)
     keep, drops = dedupe([v.text for v in passed], settings.dedupe_threshold, existing_texts)
     for drop in drops:
         variant = passed[drop.index]
@@ -276,27 +277,20 @@ def process_variants(
     )
 
 
-_SAME_KIND_SLOT = re.compile(r"\{(point)\d\}|\{short_(title)\}")
-
-
-def _frame_key(frame: str) -> str:
-    """The wording a shopper sees as a template: slots of one kind (any selling point, the
-    title or its short form) are the same, and case and spacing do not count."""
-    unified = _SAME_KIND_SLOT.sub(lambda m: "{" + (m.group(1) or m.group(2)) + "}", frame)
-    return " ".join(unified.casefold().split())
-
-
 def _one_per_frame(
     passed: list[CheckedVariant],
+    brief: CopyBrief,
     raw_outputs: Sequence[RawOutput],
     rejected: list[RejectedOutput],
 ) -> list[CheckedVariant]:
-    """Keeps the best variant of each frame: two variants that differ only in which facts fill
-    the same wording read as one template to a shopper (passed is best first)."""
+    """Keeps the best variant of each frame (`frames.frame_of`: the wording with the item's
+    facts taken out), for slot frames and a production model's plain text alike: two variants
+    that differ only in which facts fill the same wording read as one template to a shopper
+    (passed is best first)."""
     seen: dict[str, CheckedVariant] = {}
     kept: list[CheckedVariant] = []
     for variant in passed:
-        key = _frame_key(variant.frame)
+        key = frame_of(variant.text, brief)
         first = seen.get(key) if key else None
         if first is None:
             if key:

@@ -8,13 +8,12 @@ reviewer wants to see for one text, without rewriting it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from copyloop.generation.claims import ItemFacts, Promotion, check_claims
 from copyloop.generation.compliance import CopyConstraints, check_compliance
 from copyloop.generation.coverage import CoverageReport, attribute_coverage
 from copyloop.generation.length import effective_max_chars
-from copyloop.generation.pii import redact_pii
 from copyloop.generation.prompts import CopyBrief
 from copyloop.generation.quality import QualityReport, quality_score
 from copyloop.generation.sentiment import score_sentiment
@@ -48,7 +47,6 @@ class ReviewResult:
     sentiment: float
     coverage: CoverageReport
     quality: QualityReport
-    redactions: list[str] = field(default_factory=list)
 
 
 def shop_terms(constraints: CopyConstraints) -> tuple[str, ...]:
@@ -93,15 +91,16 @@ def review_copy(
     person reviewing their own line wants to hear what is wrong, not get a different line."""
     findings: list[Finding] = []
     disclaimer = constraints.required_disclaimer.strip()
-    redaction = redact_pii(text)
-    for r in redaction.redactions:
-        findings.append(Finding("pii", f"contains personal data ({r.kind}: {r.masked})"))
     limit = effective_max_chars(brief.channel, brief.locale, brief.max_chars, constraints.max_chars)
     if len(text) > limit:
         findings.append(
             Finding("length", f"{len(text)} characters; the limit is {limit}", limit, len(text))
         )
-    compliance = check_compliance(text, brief.locale, constraints, limit)
+    compliance = check_compliance(text, brief.locale, constraints, limit)  # redacts too
+    findings.extend(
+        Finding("pii", f"contains personal data ({r.kind}: {r.masked})")
+        for r in compliance.redactions
+    )
     findings.extend(
         Finding("compliance", f"{v.rule}: {v.detail}")
         for v in compliance.violations
@@ -120,5 +119,4 @@ def review_copy(
         sentiment=truth.sentiment,
         coverage=coverage,
         quality=quality,
-        redactions=[r.kind for r in redaction.redactions],
     )

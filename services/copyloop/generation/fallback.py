@@ -182,6 +182,8 @@ def item_slots(brief: CopyBrief, constraints: CopyConstraints) -> dict[str, str]
     title, brand = use(brief.item_title), use(brief.brand)
     if brand and title and contains_term(title, brand):
         brand = ""  # "LEGO Rocket by LEGO" reads badly; templates without {brand} take over
+    if locale == "zh-CN" and brand[-1:].isascii() and brand[-1:].isalnum() and title[:1].isascii():
+        brand += " "  # "{brand}{title}" must not glue two Latin names ("RivettaClassic Tote")
     leaf = use(brief.category_path[-1]) if brief.category_path else ""
     points = [p for p in (use(sp) for sp in brief.selling_points) if p][:3]
     attrs = []
@@ -218,6 +220,8 @@ _SENTENCE_START_RE = re.compile(r"(^|[.!?]\s+)([a-z])(?=[a-z'’-]*\b)")
 
 def _polish(text: str, locale: str) -> str:
     text = re.sub(r"\s+", " ", text).strip()
+    if locale == "zh-CN":
+        text = re.sub(r" (?=[，。：！？；（）])", "", text)
     if locale == "en-US":
         text = _SENTENCE_START_RE.sub(lambda m: m.group(1) + m.group(2).upper(), text)
     return text

@@ -182,6 +182,27 @@ def speaks_locale(frame: str, locale: str) -> bool:
     return len(_LATIN_WORD.findall(own)) >= 1
 
 
+_CLAUSE_END = re.compile(r"[.!?。！？，,;；:：]+")
+
+
+def unreadable_reason(text: str, brief: CopyBrief) -> Violation | None:
+    """What no marketer would publish however true it is: a broken character (a byte-level
+    model can emit half a UTF-8 sequence), the same clause twice ("Reply STOP to opt out.
+    Reply STOP to opt out."), or the product's name three times."""
+    if "\ufffd" in text:
+        return Violation("encoding", "contains a broken character")
+    clauses = [" ".join(c.casefold().split()) for c in _CLAUSE_END.split(text)]
+    seen: set[str] = set()
+    for clause in clauses:
+        if len(clause) >= 6 and clause in seen:
+            return Violation("repetition", f"says {clause!r} twice")
+        seen.add(clause)
+    title = brief.item_title.casefold().strip()
+    if title and text.casefold().count(title) > 2:
+        return Violation("repetition", "names the product more than twice")
+    return None
+
+
 def process_variants(
     brief: CopyBrief,
     constraints: CopyConstraints,
@@ -219,6 +240,10 @@ def process_variants(
         if invented:
             reason = Violation("raw_number", ", ".join(invented))
             rejected.append(RejectedOutput(index, raw.text, source, [reason]))
+            continue
+        unreadable = unreadable_reason(fill.filled.text, brief)
+        if unreadable:
+            rejected.append(RejectedOutput(index, raw.text, source, [unreadable]))
             continue
         report, fitted = _check_one(fill.filled.text, brief, merged)
         if not report.passed:

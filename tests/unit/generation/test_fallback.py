@@ -258,3 +258,26 @@ def test_fallbacks_for_a_real_catalog_are_compliant() -> None:
         assert_compliant(fallback.text, brief, constraints)
         used_title += "title" in fallback.template
     assert used_title >= len(briefs) * 0.8  # most copy names the product
+
+
+def test_chinese_fallback_never_glues_two_latin_names() -> None:
+    from copyloop.generation.compliance import CopyConstraints as Rules
+    from copyloop.generation.fallback import build_fallbacks as build
+    from copyloop.generation.prompts import CopyBrief as Brief
+
+    brief = Brief(
+        item_title="Classic Canvas Tote Bag",
+        brand="Rivetta",
+        category_path=("Bags",),
+        price=25.99,
+        list_price=None,
+        currency="USD",
+        selling_points=(),
+        attributes=(),
+        channel="push",
+        locale="zh-CN",
+        tone="friendly",
+    )
+    texts = [f.text for f in build(brief, Rules(), count=4)]
+    assert texts and not any("RivettaClassic" in t for t in texts), texts
+    assert not any(" ：" in t or " ，" in t for t in texts), texts

@@ -338,3 +338,22 @@ def test_one_variant_per_frame_even_when_the_facts_differ() -> None:
     assert len(frames) == len(set(frames)) == 2
     same = [r for r in result.rejected if "same frame" in r.reasons[0].detail]
     assert len(same) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("Galaxy Explorer Rocket Set. Reply STOP to opt out. Reply STOP to opt out.", "repetition"),
+        ("Galaxy Explorer Rocket Set！Galaxy Explorer Rocket Set！", "repetition"),
+        (
+            "Galaxy Explorer Rocket Set is what Galaxy Explorer Rocket Set does, "
+            "Galaxy Explorer Rocket Set",
+            "repetition",
+        ),
+        ("Galaxy Explorer Rocket Set for just\ufffd420 pieces", "encoding"),
+    ],
+)
+def test_copy_no_marketer_would_publish_is_rejected(text: str, rule: str) -> None:
+    result = process_variants(BRIEF, NO_RULES, [RawOutput(text)])
+    assert result.variants == []
+    assert [v.rule for v in result.rejected[0].reasons] == [rule]

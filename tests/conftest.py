@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -64,14 +65,28 @@ def create_postgres_database(admin_url: str) -> tuple[str, str]:
 
 
 def drop_postgres_database(admin_url: str, name: str) -> None:
+    """Drops the database even while a service still holds connections to it (FORCE ends
+    them), so a test that fails half-way leaves nothing behind."""
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-            {"n": name},
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_databases(request: pytest.FixtureRequest) -> Callable[[], str]:
+    """A factory of fresh, empty PostgreSQL databases (one per service, say), each dropped when
+    the test ends, whatever its outcome."""
+    admin_url = request.getfixturevalue("postgres_admin_url")
+
+    def create() -> str:
+        url, name = create_postgres_database(admin_url)
+        request.addfinalizer(lambda: drop_postgres_database(admin_url, name))
+        return url
+
+    return create
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -25,7 +25,13 @@ from copyloop.common.config import parse_api_keys
 from copyloop.common.observability import configure_logging
 from copyloop.common.server import serve_until_signal
 from copyloop.demo.walkthrough import Walkthrough, WalkthroughConfig
-from copyloop.platform import Platform, PlatformConfig, start_platform
+from copyloop.platform import (
+    Platform,
+    PlatformConfig,
+    database_urls_from_env,
+    describe_database,
+    start_platform,
+)
 
 if TYPE_CHECKING:
     from copyloop.generation.triton_local import LocalTriton
@@ -77,6 +83,11 @@ async def _serve(args: argparse.Namespace) -> None:
     api_key = next(iter(parse_api_keys(api_keys)))
     triton, model_dir = (None, "") if args.no_llm else _start_triton(args.model_dir)
     platform: Platform | None = None
+    # Each service's own COPYLOOP_<SERVICE>_DATABASE_URL (PostgreSQL in production), else a
+    # SQLite file under var/.
+    database_urls = database_urls_from_env()
+    for service, url in database_urls.items():
+        print(f"{service} database: {describe_database(url)}")
     try:
         platform = await start_platform(
             PlatformConfig(
@@ -86,6 +97,7 @@ async def _serve(args: argparse.Namespace) -> None:
                 metrics=True,
                 triton_url=triton.grpc_url if triton else "",
                 model_dir=model_dir,
+                database_urls=database_urls,
             )
         )
         addresses = platform.addresses()

@@ -10,12 +10,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
+from sqlalchemy.engine import make_url
 
+from copyloop.common.downstream import RECONNECT_BACKOFF_OPTIONS
 from copyloop.fusion.main import FusionService, start_fusion_service
 from copyloop.fusion.settings import FusionSettings
 from copyloop.generation.main import GenerationService, start_generation_service
@@ -24,6 +27,23 @@ from copyloop.prediction.main import PredictionService, start_prediction_service
 from copyloop.prediction.settings import PredictionSettings
 from copyloop.profile.main import ProfileService, start_profile_service
 from copyloop.profile.settings import ProfileSettings
+
+SERVICES = ("profile", "generation", "prediction", "fusion")
+
+
+def database_urls_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """service -> the database URL its own setting names (`COPYLOOP_<SERVICE>_DATABASE_URL`),
+    for the services that have one set: so the main job runs on PostgreSQL when told to, as
+    each service run on its own would. (The services keep one database each: their table
+    names overlap.)"""
+    env = os.environ if environ is None else environ
+    urls = {s: env.get(f"COPYLOOP_{s.upper()}_DATABASE_URL", "").strip() for s in SERVICES}
+    return {s: url for s, url in urls.items() if url}
+
+
+def describe_database(url: str) -> str:
+    """The URL without its password, for a start-up line."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 @dataclass(frozen=True)
@@ -105,14 +125,16 @@ async def start_platform(cfg: PlatformConfig) -> Platform:
     )
     fusion = await start_fusion_service(
         FusionSettings(
-            port=cfg.port(3),
-            database_url=cfg.url("fusion"),
-            profile_addr=profile.address,
-            generation_addr=generation.address,
-            prediction_addr=prediction.address,
-            **common,
-            **metrics,
-            **cfg.fusion_overrides,
+            **{
+                "port": cfg.port(3),
+                "database_url": cfg.url("fusion"),
+                "profile_addr": profile.address,
+                "generation_addr": generation.address,
+                "prediction_addr": prediction.address,
+                **common,
+                **metrics,
+                **cfg.fusion_overrides,  # wins: e.g. a dependency reached through a proxy
+            }
         )
     )
     return Platform(profile, generation, prediction, fusion)
@@ -180,7 +202,7 @@ def start_platform_processes(
     running = PlatformProcesses(procs, addresses)
     deadline = time.monotonic() + timeout_s
     for name, address in addresses.items():
-        with grpc.insecure_channel(address) as channel:
+        with grpc.insecure_channel(address, options=list(RECONNECT_BACKOFF_OPTIONS)) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
                 try:

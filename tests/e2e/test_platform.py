@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 from tests.support.grpc_helpers import API_KEYS, OTHER_API_KEY, auth, field_violations
+from tests.support.tcp_proxy import TcpProxy
 
 from copyloop.demo.catalog import generate_catalog
 from copyloop.demo.loader import load_catalog, stream_events
@@ -53,16 +54,47 @@ class Clients:
 
 
 @pytest.fixture
-async def platform(tmp_path: Path) -> AsyncIterator[tuple[Platform, Clients]]:
-    p = await start_platform(
-        PlatformConfig(var_dir=tmp_path, api_keys=API_KEYS, embedder="hashing")
-    )
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database every service runs on: SQLite unless a test asks for both (`BOTH`)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+# The tests that run on both databases (the production one is PostgreSQL), each service on a
+# fresh database of its own: what Recommend, ReportOutcome and the fallbacks write must fit.
+BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+
+
+def database_urls(backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    if backend == "sqlite":
+        return {}  # the platform's SQLite files under var_dir
+    fresh = request.getfixturevalue("postgres_databases")
+    return {s: fresh() for s in ("profile", "generation", "prediction", "fusion")}
+
+
+async def start_loaded(cfg: PlatformConfig) -> tuple[Platform, Clients]:
+    """The platform with the demo catalog and 40 shoppers' browsing history."""
+    p = await start_platform(cfg)
     clients = Clients(p)
     catalog = generate_catalog(48)
     await load_catalog(clients.profile, catalog, auth())
     shoppers = make_shoppers(catalog, 40)
     await stream_events(
         clients.profile, generate_events(catalog, shoppers, now=time.time()), auth()
+    )
+    return p, clients
+
+
+@pytest.fixture
+async def platform(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[Platform, Clients]]:
+    p, clients = await start_loaded(
+        PlatformConfig(
+            var_dir=tmp_path,
+            api_keys=API_KEYS,
+            embedder="hashing",
+            database_urls=database_urls(backend, request),
+        )
     )
     try:
         yield p, clients
@@ -71,10 +103,13 @@ async def platform(tmp_path: Path) -> AsyncIterator[tuple[Platform, Clients]]:
         await p.stop(0)
 
 
+@BOTH
 async def test_recommend_returns_ranked_personalised_compliant_results(platform) -> None:
     _, c = platform
+    # A budget no busy machine runs out of (a timed-out profile call would serve cold start).
     reply = await c.fusion.Recommend(
-        F.RecommendRequest(user_id="shopper-00001", context=CTX, n=6), metadata=auth()
+        F.RecommendRequest(user_id="shopper-00001", context=CTX, n=6, latency_budget_ms=30_000),
+        metadata=auth(),
     )
     assert reply.request_id and len(reply.recommendations) == 6 and not reply.cold_start
     assert [r.rank for r in reply.recommendations] == list(range(1, 7))
@@ -105,13 +140,15 @@ async def test_recommend_returns_ranked_personalised_compliant_results(platform)
     assert any(i.category_path[0] in top for i in items)  # personalised, not just popular
 
     cold = await c.fusion.Recommend(
-        F.RecommendRequest(user_id="brand-new", context=CTX, n=3), metadata=auth()
+        F.RecommendRequest(user_id="brand-new", context=CTX, n=3, latency_budget_ms=30_000),
+        metadata=auth(),
     )
     assert cold.cold_start and len(cold.recommendations) == 3
 
 
+@BOTH
 async def test_outcomes_change_later_copy_choices(platform) -> None:
-    _, c = platform
+    p, c = platform
     item = (
         await c.profile.GetItems(
             profile_pb2.GetItemsRequest(item_ids=["demo-00003"]), metadata=auth()
@@ -137,8 +174,12 @@ async def test_outcomes_change_later_copy_choices(platform) -> None:
 
     # New visitors share the "new_user" segment, whose posteriors the feedback updates.
     def request(n: int) -> F.RecommendRequest:
-        return F.RecommendRequest(
-            user_id=f"visitor-{n}", context=CTX, n=1, candidate_item_ids=["demo-00003"]
+        return F.RecommendRequest(  # a budget no busy machine runs out of
+            user_id=f"visitor-{n}",
+            context=CTX,
+            n=1,
+            candidate_item_ids=["demo-00003"],
+            latency_budget_ms=30_000,
         )
 
     events: list[F.OutcomeEvent] = []
@@ -177,7 +218,9 @@ async def test_outcomes_change_later_copy_choices(platform) -> None:
         reply = await c.fusion.Recommend(request(n), metadata=auth())
         after[reply.recommendations[0].copy.creative_id] += 1
     assert after[winner] >= 27  # the posterior now clearly prefers the copy that gets clicks
-    # The feedback reached the profile (impressions and clicks are behaviour events there).
+    # The feedback reached the profile (impressions and clicks are behaviour events there),
+    # forwarded by fusion's outbox relay.
+    assert await p.fusion.relay.settle(timeout_s=30)
     profile = (
         await c.profile.GetUserProfile(
             profile_pb2.GetUserProfileRequest(user_id="visitor-0"), metadata=auth()
@@ -207,7 +250,8 @@ async def test_experiment_assigns_arms_and_reports(platform) -> None:
         user = f"shopper-{u:05d}"
         for _ in range(2):
             reply = await c.fusion.Recommend(
-                F.RecommendRequest(user_id=user, context=CTX, n=2), metadata=auth()
+                F.RecommendRequest(user_id=user, context=CTX, n=2, latency_budget_ms=30_000),
+                metadata=auth(),
             )
             arms.setdefault(user, set()).add(reply.assignment.arm_id)
             for r in reply.recommendations:
@@ -259,23 +303,26 @@ async def test_experiment_assigns_arms_and_reports(platform) -> None:
 async def test_stopped_prediction_service_degrades_to_prior_scores(platform) -> None:
     p, c = platform
     await p.prediction.stop(0)
+    # A budget no busy machine runs out of: what is degraded is what is down, nothing else.
     reply = await c.fusion.Recommend(
-        F.RecommendRequest(user_id="shopper-00002", context=CTX, n=3), metadata=auth()
+        F.RecommendRequest(user_id="shopper-00002", context=CTX, n=3, latency_budget_ms=30_000),
+        metadata=auth(),
     )
     assert len(reply.recommendations) == 3
-    assert [d.component for d in reply.degradations] == ["prediction"]
-    assert (
-        reply.degradations[0].fallback == "prior scores"
-        and reply.degradations[0].reason == "UNAVAILABLE"
-    )
+    degraded = [(d.component, d.fallback, d.reason) for d in reply.degradations]
+    assert ("prediction", "prior scores", "UNAVAILABLE") in degraded
+    # No other service failed or ran out of time ("llm": this suite runs without Triton).
+    assert {d.component for d in reply.degradations} <= {"prediction", "llm"}, degraded
     assert all(r.model_version == "prior:fusion" for r in reply.recommendations)
 
 
+@BOTH
 async def test_stopped_generation_service_degrades_to_fallback_copy(platform) -> None:
     p, c = platform
     await p.generation.stop(0)
     reply = await c.fusion.Recommend(
-        F.RecommendRequest(user_id="shopper-00002", context=CTX, n=3), metadata=auth()
+        F.RecommendRequest(user_id="shopper-00002", context=CTX, n=3, latency_budget_ms=30_000),
+        metadata=auth(),
     )
     assert len(reply.recommendations) == 3
     assert "generation" in [d.component for d in reply.degradations]
@@ -284,24 +331,41 @@ async def test_stopped_generation_service_degrades_to_fallback_copy(platform) ->
     )
 
 
-async def test_deadline_holds(platform) -> None:
-    _, c = platform
-    started = time.perf_counter()
-    reply = await c.fusion.Recommend(
-        F.RecommendRequest(user_id="shopper-00003", context=CTX, n=5, latency_budget_ms=150),
-        metadata=auth(),
-    )
-    assert time.perf_counter() - started < 1.0
-    assert reply.request_id
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await c.fusion.Recommend(
-            F.RecommendRequest(user_id="shopper-00003", context=CTX, n=5),
-            metadata=auth(),
-            timeout=0.001,
+async def test_a_slow_dependency_runs_the_server_out_of_time(tmp_path: Path) -> None:
+    """The server, not the client, runs out of time: prediction is reached through a link that
+    holds every packet for 5 s; Recommend's 4 s budget (ample for everything else, on a busy
+    machine too) runs out on the server, which answers before the client's own deadline with
+    prior scores and says why."""
+    slow = TcpProxy("127.0.0.1", 0)
+    slow.start()
+    p, c = await start_loaded(
+        PlatformConfig(
+            var_dir=tmp_path,
+            api_keys=API_KEYS,
+            embedder="hashing",
+            fusion_overrides={"prediction_addr": f"127.0.0.1:{slow.port}"},
         )
-    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    )
+    try:
+        host, _, port = p.prediction.address.rpartition(":")
+        slow.target, slow.delay_s = (host, int(port)), 5.0
+        reply = await c.fusion.Recommend(
+            F.RecommendRequest(user_id="shopper-00003", context=CTX, n=5, latency_budget_ms=4000),
+            metadata=auth(),
+            timeout=60,
+        )
+        assert len(reply.recommendations) == 5
+        assert ("prediction", "prior scores", "DEADLINE_EXCEEDED") in [
+            (d.component, d.fallback, d.reason) for d in reply.degradations
+        ]
+        assert all(r.model_version == "prior:fusion" for r in reply.recommendations)
+    finally:
+        await c.close()
+        await p.stop(0)
+        slow.cut()
 
 
+@BOTH
 async def test_bad_input_and_tenant_isolation(platform) -> None:
     _, c = platform
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -353,7 +417,8 @@ async def test_bad_input_and_tenant_isolation(platform) -> None:
     )
     assert not reply.recommendations and reply.cold_start
     a_reply = await c.fusion.Recommend(
-        F.RecommendRequest(user_id="shopper-00001", context=CTX, n=1), metadata=auth()
+        F.RecommendRequest(user_id="shopper-00001", context=CTX, n=1, latency_budget_ms=30_000),
+        metadata=auth(),
     )
     rejected = await c.fusion.ReportOutcome(
         F.ReportOutcomeRequest(

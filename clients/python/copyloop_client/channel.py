@@ -23,6 +23,12 @@ SERVICE_NAMES: dict[str, str] = {
 }
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024  # the servers accept the same
 USER_AGENT = "copyloop-python"
+# gRPC's default reconnect backoff grows to 120 s: a service back after an outage would be
+# reached again only seconds later. Retry the connection every 250 ms at first, at most 2 s.
+RECONNECT_BACKOFF_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
 
 
 def service_config(policy: RetryPolicy, services: Iterable[str] = SERVICE_NAMES.values()) -> str:
@@ -48,6 +54,7 @@ def channel_options(policy: RetryPolicy) -> list[tuple[str, Any]]:
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.primary_user_agent", USER_AGENT),
+        *RECONNECT_BACKOFF_OPTIONS,
     ]
 
 

@@ -182,6 +182,14 @@ class Copyloop:
         ).profile
         return profile
 
+    def delete_user(self, user_id: str) -> fusion_pb2.FusionServiceDeleteUserResponse:
+        """Erases the user everywhere (a privacy request): fusion's serve log at once, the
+        profile and the training log through fusion's outbox shortly after. Idempotent."""
+        reply: fusion_pb2.FusionServiceDeleteUserResponse = self.fusion.DeleteUser(
+            fusion_pb2.FusionServiceDeleteUserRequest(user_id=user_id)
+        )
+        return reply
+
     # ------------------------------------------------------------------------- serving
 
     def recommend(

@@ -22,6 +22,7 @@ __all__ = [
     "recommendations_table",
     "report_table",
     "review_table",
+    "slice_table",
     "variants_table",
     "when",
 ]
@@ -198,6 +199,23 @@ def report_table(report: fusion_pb2.GetExperimentReportResponse) -> Table:
             f"{a.revenue_per_impression:.3f}",
             lift,
             f"{a.probability_best:.2f}",
+        )
+    return table
+
+
+def slice_table(report: fusion_pb2.GetExperimentReportResponse) -> Table:
+    """Results per (arm, shopper segment, copy angle): which kind of copy worked for whom."""
+    table = Table(title="by shopper segment and copy angle", title_justify="left")
+    for name in ("arm", "segment", "angle", "impressions", "clicks", "CTR [95% interval]"):
+        table.add_column(name, justify="right" if name in ("impressions", "clicks") else "left")
+    for c in report.slices:
+        table.add_row(
+            c.arm_id,
+            c.segment or "-",
+            c.angle or "-",
+            str(c.impressions),
+            str(c.clicks),
+            f"{_pct(c.ctr)} [{_pct(c.ctr_interval.lower)}, {_pct(c.ctr_interval.upper)}]",
         )
     return table
 

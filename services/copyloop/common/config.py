@@ -37,6 +37,29 @@ class ServiceSettings(BaseSettings):
     readiness_interval_s: float = Field(
         2.0, gt=0, le=60, description="How often dependencies are re-checked for health."
     )
+    # Retention of the serve log (fusion) and the training log (prediction); shared by all
+    # services, like the API keys. The other services keep no such logs and ignore them.
+    retention_days: float = Field(
+        30.0,
+        ge=0,
+        le=3650,
+        validation_alias="COPYLOOP_RETENTION_DAYS",
+        description="Log rows older than this many days are pruned; 0 keeps them forever.",
+    )
+    retention_interval_s: float = Field(
+        600.0,
+        ge=1,
+        le=86_400,
+        validation_alias="COPYLOOP_RETENTION_INTERVAL_S",
+        description="Seconds between pruning runs (the first one this long after start).",
+    )
+    retention_batch_size: int = Field(
+        1000,
+        ge=1,
+        le=10_000,
+        validation_alias="COPYLOOP_RETENTION_BATCH_SIZE",
+        description="Rows deleted per transaction while pruning.",
+    )
 
     @field_validator("api_keys")
     @classmethod

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -14,6 +15,7 @@ from typing import ParamSpec, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 P = ParamSpec("P")
@@ -42,7 +44,85 @@ def make_engine(url: str) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # A bounded connect and pool wait: an unreachable server or an exhausted pool answers
+    # UNAVAILABLE (see `transient_error`) within seconds instead of holding the call.
+    return create_engine(
+        parsed,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_timeout=POOL_TIMEOUT_S,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
+    )
+
+
+POOL_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 5
+
+# PostgreSQL SQLSTATEs (or their classes) that say "try again": connection exceptions (08),
+# transaction rollbacks such as serialization failures and deadlocks (40), insufficient
+# resources such as too many connections (53), operator intervention such as an admin
+# shutdown, a restart or a statement/lock timeout (57), system I/O errors (58), a lock not
+# available (55P03) and an object in use (55006).
+_PG_TRANSIENT_PREFIXES = ("08", "40", "53", "57", "58", "55P03", "55006")
+# SQLite reports a held lock, a file it cannot open and I/O trouble with these messages;
+# everything else it calls OperationalError ("no such table", syntax) is a bug, not a blip.
+_SQLITE_TRANSIENT_MESSAGES = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database file",
+    "disk i/o error",
+)
+
+
+def transient_error(error: BaseException) -> str | None:
+    """Why `error` (or an exception it was raised from) is a database blip a client should
+    retry (a disconnect, a refused or timed-out connection, a lock timeout, an exhausted
+    pool), or None when it is not one."""
+    for exc in _chain(error):
+        if isinstance(exc, sa_exc.TimeoutError):
+            return "database connection pool exhausted"
+        if isinstance(exc, sa_exc.DisconnectionError):
+            return "database connection lost"
+        if isinstance(exc, sa_exc.DBAPIError):
+            if exc.connection_invalidated:
+                return "database connection lost"
+            reason = _dbapi_transient(exc.orig)
+        else:
+            reason = _dbapi_transient(exc)
+        if reason:
+            return reason
+    return None
+
+
+def _dbapi_transient(exc: BaseException | None) -> str | None:
+    if isinstance(exc, sqlite3.OperationalError):
+        message = str(exc).lower()
+        if any(m in message for m in _SQLITE_TRANSIENT_MESSAGES):
+            return f"database busy ({message})"
+        return None
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is in the lock file
+        return None
+    if isinstance(exc, psycopg.Error):
+        sqlstate = exc.sqlstate
+        if sqlstate is None:
+            # Raised by the client library itself: a refused, reset or timed-out connection.
+            return "database unreachable" if isinstance(exc, psycopg.OperationalError) else None
+        if sqlstate.startswith(_PG_TRANSIENT_PREFIXES):
+            return f"database unavailable (SQLSTATE {sqlstate})"
+    return None
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """The error, then what it was raised from, a few levels deep, each once."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen and len(seen) < 8:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 def migrate(engine: Engine, migrations_dir: Path, version_table: str) -> None:

@@ -14,6 +14,20 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 ERROR_DOMAIN = "copyloop.v1"
 
+# Error details travel in the grpc-status-details-bin trailer (base64), and clients reject
+# trailers over their metadata limit (8-16 KB) as RESOURCE_EXHAUSTED: a reply lists at most
+# this many field violations, each text cut to MAX_DETAIL_CHARS, and the whole status stays
+# under MAX_STATUS_BYTES serialised.
+MAX_VIOLATIONS = 50
+MAX_DETAIL_CHARS = 200
+MAX_MESSAGE_CHARS = 1000
+MAX_STATUS_BYTES = 4096
+
+
+def truncate(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    """`text` cut to `limit` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -42,9 +56,12 @@ class ServiceError(Exception):
         details = self.details()
         if request_id:
             details.append(_pack(error_details_pb2.RequestInfo(request_id=request_id)))
-        return status_pb2.Status(
-            code=_CODE_NUMBERS[self.code], message=self.message, details=details
+        status = status_pb2.Status(
+            code=_CODE_NUMBERS[self.code],
+            message=truncate(self.message, MAX_MESSAGE_CHARS),
+            details=details,
         )
+        return _fit(status)
 
 
 class InvalidArgument(ServiceError):
@@ -54,19 +71,23 @@ class InvalidArgument(ServiceError):
     def __init__(self, violations: list[FieldViolation], message: str = "") -> None:
         if not violations:
             raise ValueError("InvalidArgument needs at least one field violation")
-        summary = "; ".join(f"{v.field}: {v.description}" for v in violations[:5])
+        summary = "; ".join(
+            f"{truncate(v.field, 80)}: {truncate(v.description, 80)}" for v in violations[:5]
+        )
         if len(violations) > 5:
             summary += f"; and {len(violations) - 5} more"
         super().__init__(message or f"invalid request: {summary}")
         self.violations = violations
 
     def details(self) -> list[any_pb2.Any]:
+        # The first MAX_VIOLATIONS, texts truncated: a huge bad batch must not make a trailer
+        # the client refuses; the message says how many there were in all.
         bad = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
+                    field=truncate(v.field), description=truncate(v.description)
                 )
-                for v in self.violations
+                for v in self.violations[:MAX_VIOLATIONS]
             ]
         )
         return [_pack(bad), *super().details()]
@@ -188,6 +209,27 @@ def internal_status(request_id: str) -> status_pb2.Status:
         message=f"internal error; quote request id {request_id}",
         details=[_pack(info), _pack(error_details_pb2.RequestInfo(request_id=request_id))],
     )
+
+
+def _fit(status: status_pb2.Status) -> status_pb2.Status:
+    """Drops field violations from the end (then whole details, last first, keeping ErrorInfo
+    and RequestInfo) until the serialised status fits MAX_STATUS_BYTES."""
+    if status.ByteSize() <= MAX_STATUS_BYTES:
+        return status
+    for index, detail in enumerate(status.details):
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            while bad.field_violations and status.ByteSize() > MAX_STATUS_BYTES:
+                del bad.field_violations[-1]
+                status.details[index].Pack(bad)
+    keep = (error_details_pb2.ErrorInfo.DESCRIPTOR, error_details_pb2.RequestInfo.DESCRIPTOR)
+    for index in reversed(range(len(status.details))):
+        if status.ByteSize() <= MAX_STATUS_BYTES:
+            break
+        if not any(status.details[index].Is(d) for d in keep):
+            del status.details[index]
+    return status
 
 
 def _pack(message: object) -> any_pb2.Any:

@@ -1,6 +1,8 @@
 """The one server interceptor every service runs: request id, API-key auth -> tenant, metrics,
-a JSON access log, and error translation (domain errors -> rich status; anything unexpected ->
-logged with its traceback, INTERNAL with the request id, never the traceback itself)."""
+a JSON access log, and error translation (domain errors -> rich status; a database blip such as
+a disconnect, a lock timeout or an exhausted pool -> UNAVAILABLE with RetryInfo and a one-line
+warning; anything unexpected -> logged with its traceback, INTERNAL with the request id, never
+the traceback itself)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -15,11 +18,24 @@ import grpc
 from grpc_status import rpc_status
 
 from copyloop.common import tenancy
-from copyloop.common.errors import RelayedError, ServiceError, Unauthenticated, internal_status
+from copyloop.common.db import transient_error
+from copyloop.common.errors import (
+    RelayedError,
+    ServiceError,
+    Unauthenticated,
+    Unavailable,
+    internal_status,
+    truncate,
+)
 from copyloop.common.observability import IN_FLIGHT, LATENCY, REQUESTS
 
 access_log = logging.getLogger("copyloop.access")
 error_log = logging.getLogger("copyloop.errors")
+
+# What a client is told to wait before retrying a call that met a database blip.
+DATABASE_RETRY_AFTER_S = 1.0
+# How long a connection that made no call is remembered (for the drain, see `admits`).
+PEER_MEMORY_S = 300.0
 
 # Probes and tools must work without an API key.
 PUBLIC_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -31,15 +47,41 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, service_label: str, api_keys: dict[str, str]) -> None:
         self._service = service_label
         self._api_keys = dict(api_keys)
+        # Calls running now, and when gRPC last handed one over (before its request message
+        # is read, which for a big message can take a while): the server's drain waits on both.
+        self.in_flight = 0
+        self.last_arrival = 0.0
+        # Connections (peers) that made calls lately. While draining, calls on them are still
+        # taken in (their clients sent them before they could know); calls on a connection
+        # opened after the drain began are refused with UNAVAILABLE, which clients retry.
+        self._peers: OrderedDict[str, float] = OrderedDict()
+        self._draining_peers: frozenset[str] | None = None
+
+    def start_draining(self) -> None:
+        self._draining_peers = frozenset(self._peers)
+
+    def admits(self, peer: str) -> bool:
+        """Whether a call from `peer` is served (always, unless draining), noting the peer."""
+        if self._draining_peers is not None:
+            return peer in self._draining_peers
+        now = time.monotonic()
+        self._peers[peer] = now
+        self._peers.move_to_end(peer)
+        while self._peers and next(iter(self._peers.values())) < now - PEER_MEMORY_S:
+            self._peers.popitem(last=False)
+        return True
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
-        if handler is None or method.startswith(PUBLIC_METHOD_PREFIXES):
+        if method.startswith(PUBLIC_METHOD_PREFIXES):
+            return await continuation(handler_call_details)
+        self.last_arrival = time.monotonic()
+        handler = await continuation(handler_call_details)
+        if handler is None:
             return handler
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
@@ -112,8 +154,14 @@ class _Call:
 
     async def __aenter__(self) -> _Call:
         self.started = time.perf_counter()
+        self.owner.in_flight += 1
+        self.owner.last_arrival = time.monotonic()
         IN_FLIGHT.labels(self.owner._service, self.method).inc()
         self.context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))
+        if not self.owner.admits(str(self.context.peer())):
+            await self._finish_with(
+                Unavailable("the server is shutting down; retry", retry_after_s=0.1)
+            )
         try:
             self.tenant = self.owner.authenticate(self.context)
         except ServiceError as exc:
@@ -137,6 +185,23 @@ class _Call:
             if isinstance(exc, grpc.aio.AbortError) or _is_abort(exc):
                 self.code = self.context.code() or grpc.StatusCode.UNKNOWN
                 return False
+            reason = transient_error(exc)
+            if reason:
+                # Expected in operation (the database restarts, a lock is held): a warning
+                # without a traceback, and a status the SDK's retry policy retries.
+                error_log.warning(
+                    "database unavailable",
+                    extra={
+                        "method": self.method,
+                        "request_id": self.request_id,
+                        "tenant": self.tenant,
+                        "reason": reason,
+                        "error": truncate(f"{type(exc).__name__}: {exc}".splitlines()[0]),
+                    },
+                )
+                await self._finish_with(
+                    Unavailable(f"{reason}; retry shortly", retry_after_s=DATABASE_RETRY_AFTER_S)
+                )
             self.code = grpc.StatusCode.INTERNAL
             error_log.error(
                 "unhandled error",
@@ -162,6 +227,7 @@ class _Call:
         elapsed = time.perf_counter() - self.started
         self.started = 0.0
         service = self.owner._service
+        self.owner.in_flight -= 1
         IN_FLIGHT.labels(service, self.method).dec()
         REQUESTS.labels(service, self.method, self.code.name).inc()
         LATENCY.labels(service, self.method).observe(elapsed)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -23,6 +24,11 @@ from copyloop.common.observability import READY, MetricsEndpoint
 log = logging.getLogger("copyloop.server")
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+# Draining: at most this share of the grace period is spent taking in calls already sent (the
+# rest is for finishing them); the intake ends once nothing has run for DRAIN_SETTLE_S.
+DRAIN_ACCEPT_SHARE = 0.5
+DRAIN_SETTLE_S = 0.3
+DRAIN_POLL_S = 0.02
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -51,8 +57,10 @@ class RunningServer:
         metrics: MetricsEndpoint | None,
         settings: ServiceSettings,
         label: str,
+        interceptor: ServiceInterceptor | None = None,
     ) -> None:
         self.server = server
+        self.interceptor = interceptor
         self.port = port
         self.specs = list(specs)
         self.health = health_servicer
@@ -93,13 +101,20 @@ class RunningServer:
                 await self.refresh_health()
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stops accepting calls at once, lets in-flight calls finish within the grace period."""
+        """Drains: health turns NOT_SERVING and calls on new connections are refused
+        (UNAVAILABLE) at once; calls clients already sent on their connections are taken in,
+        and every call in flight finishes within the grace period; then the server closes."""
         if self._stopped.is_set():
             return
         self._stopped.set()
         await self.health.enter_graceful_shutdown()
         grace = self.settings.shutdown_grace_s if grace is None else grace
-        await self.server.stop(grace)
+        deadline = time.monotonic() + grace
+        if self.interceptor:
+            self.interceptor.start_draining()
+        if grace > 0:
+            await self._settle(time.monotonic() + grace * DRAIN_ACCEPT_SHARE)
+        await self.server.stop(max(0.0, deadline - time.monotonic()))
         if self._ready_task:
             self._ready_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -108,6 +123,23 @@ class RunningServer:
             self.metrics.close()
         READY.labels(self.label).set(0)
         log.info("server stopped", extra={"service": self.label})
+
+    async def _settle(self, until: float) -> None:
+        """Keeps taking calls in until none is running and none has arrived for a moment.
+
+        gRPC cancels, unstarted, every call still queued in the transport (not yet handed to
+        the application) when the server stops; a busy process (CPU-bound work holding the
+        GIL or the event loop) takes queued calls in slowly, so stopping at once cancelled
+        most of a burst that had already been sent.
+        Bounded by `until` so steady traffic cannot hold the shutdown open."""
+        interceptor = self.interceptor
+        if interceptor is None:
+            return
+        while time.monotonic() < until:
+            quiet_for = time.monotonic() - interceptor.last_arrival
+            if interceptor.in_flight <= 0 and quiet_for >= DRAIN_SETTLE_S:
+                return
+            await asyncio.sleep(DRAIN_POLL_S)
 
     async def wait_for_termination(self) -> None:
         await self.server.wait_for_termination()
@@ -120,9 +152,10 @@ async def create_server(
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> RunningServer:
     """Builds, binds and starts a server; tests call it with port 0."""
+    service_interceptor = ServiceInterceptor(label, settings.tenant_keys())
     interceptors = [
         *tracing.server_interceptors(),  # outermost: the span covers auth, errors and all
-        ServiceInterceptor(label, settings.tenant_keys()),
+        service_interceptor,
         *extra_interceptors,
     ]
     server = grpc.aio.server(
@@ -155,7 +188,9 @@ async def create_server(
         else None
     )
     await server.start()
-    running = RunningServer(server, port, specs, health_servicer, metrics, settings, label)
+    running = RunningServer(
+        server, port, specs, health_servicer, metrics, settings, label, service_interceptor
+    )
     await running.refresh_health()
     running._ready_task = asyncio.create_task(running._watch_readiness())
     log.info(

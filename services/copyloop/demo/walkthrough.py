@@ -254,12 +254,28 @@ class Walkthrough:
             )
         for line in verdicts(report):
             print(f"  {line}")
+        if report.slices:
+            print(f"  by shopper segment and copy angle (impressions >= {SLICE_MIN_IMPRESSIONS}):")
+            print(
+                f"    {'arm':<14} {'segment':<16} {'angle':<12} {'impr':>6} {'CTR':>7} {'95%':>15}"
+            )
+            for c in report.slices:
+                if c.impressions < SLICE_MIN_IMPRESSIONS:
+                    continue
+                band = f"[{c.ctr_interval.lower:.3f}, {c.ctr_interval.upper:.3f}]"
+                print(
+                    f"    {c.arm_id:<14} {c.segment or '-':<16} {c.angle or '-':<12} "
+                    f"{c.impressions:>6} {c.ctr:>7.4f} {band:>15}"
+                )
         mismatch = " (MISMATCH)" if report.sample_ratio_mismatch else ""
         print(f"  sample ratio check p = {report.sample_ratio_p_value:.3f}{mismatch}")
         if report.chart_png:
             self.config.chart_path.parent.mkdir(parents=True, exist_ok=True)
             self.config.chart_path.write_bytes(report.chart_png)
             print(f"  chart: {self.config.chart_path}")
+
+
+SLICE_MIN_IMPRESSIONS = 30  # smaller cells say nothing yet; the RPC returns them all
 
 
 def verdicts(report: F.GetExperimentReportResponse) -> list[str]:

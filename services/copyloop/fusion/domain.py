@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from copyloop.common.db import BlockingRunner
 from copyloop.common.errors import FailedPrecondition
 from copyloop.common.tenancy import current_tenant
-from copyloop.fusion.experiments import ArmCounts, ExperimentReport, build_report
+from copyloop.fusion.experiments import ArmCounts, ExperimentReport, SliceCounts, build_report
 from copyloop.fusion.report_chart import MetricBucket, experiment_chart
 from copyloop.fusion.store import ArmSpec, ExperimentRecord, FusionStore
 
@@ -44,6 +44,7 @@ class ExperimentReportResult:
     experiment: ExperimentRecord
     report: ExperimentReport
     chart_png: bytes  # b"" unless a chart was asked for
+    slices: list[SliceCounts] = dataclasses.field(default_factory=list)  # by segment and angle
 
 
 @dataclass(frozen=True)
@@ -116,13 +117,14 @@ class FusionDomain:
         tenant = current_tenant()
         counts = await self.runner.run(self.store.arm_counts, tenant, experiment.experiment_id)
         report = build_report(arm_counts(experiment, counts), baseline_arm_id)
+        slices = await self.runner.run(self.store.slice_counts, tenant, experiment.experiment_id)
         chart = b""
         if include_chart:
             timeline = await self.runner.run(self.store.timeline, tenant, experiment.experiment_id)
             chart = experiment_chart(
                 chart_buckets(timeline), title=experiment.display_name or experiment.experiment_id
             )
-        return ExperimentReportResult(experiment, report, chart)
+        return ExperimentReportResult(experiment, report, chart, slices)
 
     # ---- retraining ----------------------------------------------------------------------
 

@@ -109,6 +109,35 @@ class ArmCounts:
 
 
 @dataclass(frozen=True)
+class SliceCounts:
+    """One (arm, shopper segment, copy angle) cell: which kind of copy worked for whom."""
+
+    arm_id: str
+    segment: str
+    angle: str
+    impressions: int = 0
+    clicks: int = 0
+    purchases: int = 0
+
+    @property
+    def ctr(self) -> float:
+        return self.clicks / self.impressions if self.impressions else 0.0
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a rate: honest for the small cells a slice report has
+    (it stays inside [0, 1] and is wide when there are few impressions)."""
+    if trials <= 0:
+        return 0.0, 1.0
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = successes / trials
+    denom = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
 class LiftEstimate:
     """Relative CTR lift (treatment / baseline - 1) with its 95% interval."""
 

@@ -1,30 +1,31 @@
-"""The feedback path: outcomes update the bandit and experiment metrics here, then flow on to
-the profile (behaviour events) and the prediction service's training log (impressions with the
-features as served, and outcomes joined by impression id)."""
+"""The feedback path: outcomes update the bandit and experiment metrics here, then flow on, via
+the outbox (see `outbox`), to the profile (behaviour events) and the prediction service's
+training log (impressions with the features as served, and outcomes joined by impression id).
+User deletion takes the same path."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from google.protobuf import json_format
-from prometheus_client import Counter
 
 from copyloop.common.db import BlockingRunner
-from copyloop.common.observability import REGISTRY
 from copyloop.common.protoconv import epoch_to_ts
 from copyloop.common.tenancy import current_tenant
-from copyloop.fusion.downstream import Downstream, Metadata
-from copyloop.fusion.store import AppliedOutcome, FusionStore, OutcomeIn
+from copyloop.fusion.outbox import (
+    DELETE_USER,
+    EVENT,
+    IMPRESSION,
+    OUTCOME,
+    PREDICTION,
+    PROFILE,
+    OutboxMessage,
+    Relay,
+    to_payload,
+)
+from copyloop.fusion.store import AppliedOutcome, FusionStore, OutcomeIn, UserDeletion
 from copyloop.v1 import common_pb2, prediction_pb2, profile_pb2
 
-log = logging.getLogger("copyloop.fusion")
-FORWARD_FAILURES = Counter(
-    "copyloop_fusion_feedback_forward_failures_total",
-    "Outcome batches that could not be forwarded to a downstream service.",
-    ["target"],
-    registry=REGISTRY,
-)
 PROFILE_TYPES = {
     "impression": profile_pb2.EVENT_TYPE_IMPRESSION,
     "click": profile_pb2.EVENT_TYPE_CLICK,
@@ -39,74 +40,125 @@ OUTCOME_TYPES = {
 
 
 class Feedback:
-    def __init__(self, store: FusionStore, downstream: Downstream, runner: BlockingRunner) -> None:
+    """Outcomes and deletions commit locally together with their forwarding rows (the outbox);
+    the relay delivers those, so a reply never waits on, or is lost to, a slow or down
+    downstream service."""
+
+    def __init__(
+        self, store: FusionStore, runner: BlockingRunner, relay: Relay | None = None
+    ) -> None:
         self.store = store
-        self.down = downstream
         self.runner = runner
+        self.relay = relay
+
+    def notify(self) -> None:
+        if self.relay is not None:
+            self.relay.wake()
+
+    async def settle(self, timeout_s: float) -> bool:
+        """Waits (bounded) until this tenant's training-log rows are delivered, so a retrain
+        started right after ReportOutcome learns from those outcomes too."""
+        if self.relay is None:
+            return True
+        return await self.relay.settle(current_tenant(), PREDICTION, timeout_s)
 
     async def report(
-        self, events: Sequence[OutcomeIn], metadata: Metadata
+        self, events: Sequence[OutcomeIn]
     ) -> tuple[int, int, list[tuple[OutcomeIn, str]]]:
         applied, duplicate, rejected = await self.runner.run(
-            self.store.apply_outcomes, current_tenant(), events
+            self.store.apply_outcomes, current_tenant(), events, forwarding
         )
         if applied:
-            await self._forward(applied, metadata)
+            self.notify()
         return len(applied), duplicate, rejected
 
-    async def _forward(self, applied: Sequence[AppliedOutcome], metadata: Metadata) -> None:
-        """Training log first (impressions before their outcomes), then the profile."""
-        impressions = [
-            _impression(a) for a in applied if a.outcome.type == "impression" and a.first_of_type
-        ]
-        outcomes = [
-            prediction_pb2.Outcome(
-                outcome_id=a.outcome.event_id,
-                impression_id=a.outcome.impression_id,
-                type=OUTCOME_TYPES[a.outcome.type],
-                value=a.outcome.value,
-                outcome_time=epoch_to_ts(a.outcome.event_time),
-            )
-            for a in applied
-            if a.outcome.type in OUTCOME_TYPES
-        ]
-        try:
-            if impressions:
-                await self.down.prediction.LogImpressions(
-                    prediction_pb2.LogImpressionsRequest(impressions=impressions),
-                    metadata=metadata,
-                    timeout=5,
+    async def delete_user(self, user_id: str) -> UserDeletion:
+        deletion = await self.runner.run(
+            self.store.delete_user, current_tenant(), user_id, deletion_forwarding(user_id)
+        )
+        self.notify()
+        return deletion
+
+
+def forwarding(applied: Sequence[AppliedOutcome]) -> list[OutboxMessage]:
+    """The outbox rows for newly applied outcomes, in delivery order: the training log's
+    impressions before their outcomes, then the profile's behaviour events. Each row's key is
+    the natural id its target deduplicates on, so a redelivery is counted as a duplicate."""
+    impressions = [
+        OutboxMessage(
+            PREDICTION,
+            IMPRESSION,
+            a.served.impression_id,
+            a.served.user_id,
+            to_payload(_impression(a)),
+        )
+        for a in applied
+        if a.outcome.type == "impression" and a.first_of_type
+    ]
+    outcomes = [
+        OutboxMessage(
+            PREDICTION,
+            OUTCOME,
+            a.outcome.event_id,
+            a.served.user_id,
+            to_payload(
+                prediction_pb2.Outcome(
+                    outcome_id=a.outcome.event_id,
+                    impression_id=a.outcome.impression_id,
+                    type=OUTCOME_TYPES[a.outcome.type],
+                    value=a.outcome.value,
+                    outcome_time=epoch_to_ts(a.outcome.event_time),
+                    user_id=a.served.user_id,
                 )
-            if outcomes:
-                await self.down.prediction.LogOutcomes(
-                    prediction_pb2.LogOutcomesRequest(outcomes=outcomes),
-                    metadata=metadata,
-                    timeout=5,
+            ),
+        )
+        for a in applied
+        if a.outcome.type in OUTCOME_TYPES
+    ]
+    events = [
+        OutboxMessage(
+            PROFILE,
+            EVENT,
+            f"fusion:{a.outcome.event_id}",
+            a.served.user_id,
+            to_payload(
+                profile_pb2.Event(
+                    event_id=f"fusion:{a.outcome.event_id}",
+                    user_id=a.served.user_id,
+                    type=PROFILE_TYPES[a.outcome.type],
+                    item_id=a.served.item_id,
+                    event_time=epoch_to_ts(a.outcome.event_time),
+                    price=a.outcome.value if a.outcome.type == "purchase" else 0.0,
+                    request_id=a.served.request_id,
+                    creative_id=a.served.creative_id,
+                    context=_context(a),
                 )
-        except Exception:
-            FORWARD_FAILURES.labels("prediction").inc()
-            log.warning("could not forward outcomes to the prediction service", exc_info=True)
-        events = [
-            profile_pb2.Event(
-                event_id=f"fusion:{a.outcome.event_id}",
-                user_id=a.served.user_id,
-                type=PROFILE_TYPES[a.outcome.type],
-                item_id=a.served.item_id,
-                event_time=epoch_to_ts(a.outcome.event_time),
-                price=a.outcome.value if a.outcome.type == "purchase" else 0.0,
-                request_id=a.served.request_id,
-                creative_id=a.served.creative_id,
-                context=_context(a),
-            )
-            for a in applied
-        ]
-        try:
-            await self.down.profile.IngestEvents(
-                profile_pb2.IngestEventsRequest(events=events), metadata=metadata, timeout=5
-            )
-        except Exception:
-            FORWARD_FAILURES.labels("profile").inc()
-            log.warning("could not forward outcomes to the profile service", exc_info=True)
+            ),
+        )
+        for a in applied
+    ]
+    return [*impressions, *outcomes, *events]
+
+
+def deletion_forwarding(user_id: str) -> list[OutboxMessage]:
+    """The user's deletion for prediction and profile, delivered through the same outbox (so it
+    follows anything about the user already delivered, and survives restarts)."""
+    return [
+        OutboxMessage(
+            PREDICTION,
+            DELETE_USER,
+            user_id,
+            user_id,
+            to_payload(prediction_pb2.PredictionServiceDeleteUserRequest(user_id=user_id)),
+        ),
+        OutboxMessage(
+            PROFILE,
+            DELETE_USER,
+            user_id,
+            user_id,
+            to_payload(profile_pb2.DeleteUserRequest(user_id=user_id)),
+        ),
+    ]
 
 
 def _context(a: AppliedOutcome) -> common_pb2.Context:

@@ -6,11 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from copyloop.common.db import BlockingRunner, make_engine, migrate, ping
+from copyloop.common.retention import RetentionTask
 from copyloop.common.server import RunningServer, ServiceSpec, create_server, run_service
 from copyloop.fusion.domain import FusionDomain
 from copyloop.fusion.downstream import Downstream
 from copyloop.fusion.feedback import Feedback
+from copyloop.fusion.outbox import OutboxStore, Relay, RelayConfig
 from copyloop.fusion.recommend import Recommender
+from copyloop.fusion.retention import retention_task
 from copyloop.fusion.servicer import FULL_NAME, FusionServicer
 from copyloop.fusion.settings import FusionSettings
 from copyloop.fusion.store import FusionStore
@@ -26,6 +29,8 @@ class FusionService:
     downstream: Downstream
     recommender: Recommender
     runner: BlockingRunner
+    relay: Relay
+    retention: RetentionTask | None = None  # prunes the serve log (fusion.retention)
 
     @property
     def address(self) -> str:
@@ -33,6 +38,9 @@ class FusionService:
 
     async def stop(self, grace: float | None = None) -> None:
         await self.server.stop(grace)
+        await self.relay.stop()  # what is still queued stays in the outbox for the next start
+        if self.retention:
+            await self.retention.stop()
         await self.recommender.close()
         await self.downstream.close()
         self.runner.close()
@@ -48,8 +56,20 @@ async def start_fusion_service(settings: FusionSettings) -> FusionService:
         settings.profile_addr, settings.generation_addr, settings.prediction_addr
     )
     recommender = Recommender(store, downstream, settings, runner)
+    relay = Relay(
+        OutboxStore(engine),
+        downstream,
+        runner,
+        settings.tenant_keys(),
+        RelayConfig(
+            batch_size=settings.outbox_batch_size,
+            backoff_initial_s=settings.outbox_backoff_initial_s,
+            backoff_max_s=settings.outbox_backoff_max_s,
+            poll_s=settings.outbox_poll_s,
+        ),
+    )
     servicer = FusionServicer(
-        FusionDomain(store, runner), downstream, recommender, Feedback(store, downstream, runner)
+        FusionDomain(store, runner), downstream, recommender, Feedback(store, runner, relay)
     )
 
     async def ready() -> bool:
@@ -64,7 +84,10 @@ async def start_fusion_service(settings: FusionSettings) -> FusionService:
         readiness=ready,
     )
     server = await create_server([spec], settings, label="fusion")
-    return FusionService(server, store, downstream, recommender, runner)
+    relay.start()  # delivers what an earlier run left in the outbox, then what comes in
+    retention = retention_task(engine, settings)
+    retention.start()
+    return FusionService(server, store, downstream, recommender, runner, relay, retention)
 
 
 def main() -> None:

@@ -8,7 +8,9 @@ import re
 import time
 from collections.abc import Sequence
 
-from copyloop.common import pagination
+from google.protobuf.message import Message
+
+from copyloop.common import pagination, validation
 from copyloop.common.errors import Violations
 from copyloop.common.idempotency import validate_key
 from copyloop.common.protoconv import dt_to_ts, epoch_to_ts, ts_to_epoch
@@ -21,7 +23,8 @@ from copyloop.fusion.domain import (
     TrainRequest,
     TrainResult,
 )
-from copyloop.fusion.store import ArmSpec, ExperimentRecord, OutcomeIn
+from copyloop.fusion.experiments import wilson_interval
+from copyloop.fusion.store import ArmSpec, ExperimentRecord, OutcomeIn, UserDeletion
 from copyloop.v1 import common_pb2, fusion_pb2, prediction_pb2
 
 F = fusion_pb2
@@ -35,6 +38,37 @@ FEEDBACK = {
 }
 STATES = {"running": F.EXPERIMENT_STATE_RUNNING, "stopped": F.EXPERIMENT_STATE_STOPPED}
 MAX_OUTCOMES = 1000
+# A budget below one round trip to the services behind Recommend cannot be met; it would only
+# turn every dependency into a reported outage.
+MIN_BUDGET_MS = 50
+# Where each request string lands (fusion/schema.py); the rest of common.proto is shared.
+LIMITS = validation.limits(
+    {
+        "copyloop.v1.RecommendRequest.user_id": 128,
+        "copyloop.v1.RecommendRequest.experiment_id": 64,
+        "copyloop.v1.RecommendRequest.candidate_item_ids": 128,
+        "copyloop.v1.OutcomeEvent.event_id": 128,
+        "copyloop.v1.OutcomeEvent.request_id": 64,
+        "copyloop.v1.OutcomeEvent.impression_id": 64,
+        "copyloop.v1.Arm.arm_id": 64,
+        "copyloop.v1.CreateExperimentRequest.experiment_id": 64,
+        "copyloop.v1.CreateExperimentRequest.display_name": 256,
+        "copyloop.v1.CreateExperimentRequest.idempotency_key": 128,
+        "copyloop.v1.GetExperimentRequest.experiment_id": 64,
+        "copyloop.v1.StopExperimentRequest.experiment_id": 64,
+        "copyloop.v1.GetExperimentReportRequest.experiment_id": 64,
+        "copyloop.v1.GetExperimentReportRequest.baseline_arm_id": 64,
+        "copyloop.v1.RetrainModelRequest.idempotency_key": 128,
+        "copyloop.v1.FusionServiceDeleteUserRequest.user_id": 128,
+    }
+)
+
+
+def validate_request(request: Message) -> None:
+    """The edge checks every FusionService RPC runs first (see copyloop.common.validation)."""
+    v = Violations()
+    validation.scan(request, v, LIMITS)
+    v.raise_if_any()
 
 
 def validate_recommend(req: F.RecommendRequest) -> None:
@@ -56,15 +90,13 @@ def validate_recommend(req: F.RecommendRequest) -> None:
         "must not repeat ids",
     )
     v.check(
-        0 <= req.latency_budget_ms <= 60_000, "latency_budget_ms", "must be between 0 and 60000"
+        req.latency_budget_ms == 0 or MIN_BUDGET_MS <= req.latency_budget_ms <= 60_000,
+        "latency_budget_ms",
+        f"0 (the default) or between {MIN_BUDGET_MS} and 60000",
     )
-    f = req.filter
-    for name in ("min_price", "max_price"):
-        v.check(
-            math.isfinite(getattr(f, name)) and getattr(f, name) >= 0,
-            f"filter.{name}",
-            "must be >= 0",
-        )
+    # The filter goes to ProfileService as it is: checked by the same rules here, so a bad
+    # filter is the caller's INVALID_ARGUMENT and not a dependency failure.
+    validation.check_item_filter(v, req.filter, "filter")
     v.raise_if_any()
 
 
@@ -231,6 +263,18 @@ def report_to_proto(result: ExperimentReportResult) -> F.GetExperimentReportResp
             ),
             probability_best=arm.probability_best,
         )
+    for cell in result.slices:
+        lower, upper = wilson_interval(cell.clicks, cell.impressions)
+        reply.slices.add(
+            arm_id=cell.arm_id,
+            segment=cell.segment,
+            angle=cell.angle,
+            impressions=cell.impressions,
+            clicks=cell.clicks,
+            purchases=cell.purchases,
+            ctr=cell.ctr,
+            ctr_interval=F.Interval(lower=lower, upper=upper),
+        )
     return reply
 
 
@@ -264,4 +308,25 @@ def train_result_from_proto(reply: prediction_pb2.TrainModelResponse) -> TrainRe
 def retrain_to_proto(outcome: RetrainOutcome) -> F.RetrainModelResponse:
     return F.RetrainModelResponse(
         model_version=outcome.model_version, promoted=outcome.promoted, reason=outcome.reason
+    )
+
+
+def delete_user_from_proto(req: F.FusionServiceDeleteUserRequest) -> str:
+    v = Violations()
+    v.check(
+        bool(req.user_id) and len(req.user_id) <= 128 and "\x00" not in req.user_id,
+        "user_id",
+        "required, at most 128 characters",
+    )
+    v.raise_if_any()
+    return req.user_id
+
+
+def delete_user_to_proto(d: UserDeletion) -> F.FusionServiceDeleteUserResponse:
+    return F.FusionServiceDeleteUserResponse(
+        deleted_impression_count=d.impressions,
+        deleted_outcome_count=d.outcomes,
+        deleted_assignment_count=d.assignments,
+        dropped_pending_count=d.dropped_pending,
+        queued_deletion_count=d.queued,
     )

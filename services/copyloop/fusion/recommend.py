@@ -27,9 +27,8 @@ from copyloop.fusion.ranking import RankCandidate, RankingConfig, rank
 from copyloop.fusion.reasons import ReasonEvidence, reasons_for
 from copyloop.fusion.settings import FusionSettings
 from copyloop.fusion.store import ArmSpec, ExperimentRecord, FusionStore, ServedRow
-from copyloop.generation.compliance import CopyConstraints, check_compliance
-from copyloop.generation.fallback import build_fallbacks
 from copyloop.generation.prompts import CopyBrief
+from copyloop.generation.served import generic_item_copy, safe_fallback
 from copyloop.v1 import common_pb2, fusion_pb2, generation_pb2, prediction_pb2, profile_pb2
 
 F = fusion_pb2
@@ -216,6 +215,7 @@ class Recommender:
                     model_version=model_version,
                     serve_time=now,
                     features=_served_features(req, profile, slot.item, option, rec),
+                    angle=option.angle,
                 )
             )
         await self.runner.run(self.store.log_served, call.tenant, served)
@@ -381,6 +381,7 @@ class Recommender:
         """Generates copy for a few items now, all sharing half of what is left."""
         ctx = call.request.context
         timeout = call.left(0.5)
+        llm_down: list[str] = []  # generation answered with template copy: its LLM was down
 
         async def one(slot: Slot) -> None:
             reply = await self.down.generation.Generate(
@@ -409,11 +410,17 @@ class Recommender:
                 )
                 for n, v in enumerate(reply.variants)
             ]
+            # An outage (down or not answering), not a budget too short to ask the model.
+            llm_down.extend(
+                d for d in reply.degradations if d.startswith("llm:") and "skipped" not in d
+            )
 
         results = await asyncio.gather(*(one(s) for s in slots), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             call.degrade("generation", "fallback copy for items without creatives", errors[0])
+        if llm_down:
+            call.degrade("llm", "template copy from generation", llm_down[0])
 
     def _queue_pregeneration(
         self,
@@ -579,23 +586,15 @@ def _top(item: common_pb2.Item) -> str:
 
 def generic_copy(item: common_pb2.Item, locale: str) -> CopyOption:
     """The same copy for everyone (the control arm): the title and the first selling point in
-    the shopper's language, or the title alone when that would state something unchecked."""
-    locale = locale_or_default(locale)
-    point = item.selling_points[0] if item.selling_points else ""
-    if locale == "zh-CN":
-        text = f"{item.title}：{point}，现已上架。" if point else f"{item.title}，现已上架。"
-    else:
-        text = f"{item.title} - {point}" if point else item.title
-    if point and not check_compliance(text, locale, CopyConstraints(), len(text)).passed:
-        text = f"{item.title}，现已上架。" if locale == "zh-CN" else item.title
-    return CopyOption(f"generic:{item.item_id}", text, F.COPY_SOURCE_GENERIC)
+    the shopper's language, checked like generated copy (banned claims with look-alike letters
+    folded, injected instructions, contact details, unsupported claims); the title alone or a
+    safe template when the line would fail (generation.served.generic_item_copy)."""
+    brief = _brief(item, common_pb2.CHANNEL_UNSPECIFIED, locale)
+    return CopyOption(f"generic:{item.item_id}", generic_item_copy(brief), F.COPY_SOURCE_GENERIC)
 
 
-def local_fallback(
-    item: common_pb2.Item, channel: common_pb2.Channel.ValueType, locale: str
-) -> CopyOption:
-    """A compliant template copy built here when neither the pool nor generation can help."""
-    brief = CopyBrief(
+def _brief(item: common_pb2.Item, channel: common_pb2.Channel.ValueType, locale: str) -> CopyBrief:
+    return CopyBrief(
         item_title=item.title,
         brand=item.brand,
         category_path=tuple(item.category_path),
@@ -608,11 +607,14 @@ def local_fallback(
         locale=locale_or_default(locale),
         tone="friendly",
     )
-    found = build_fallbacks(brief, CopyConstraints(), count=1)
-    if found and found[0].report.passed:
-        text = found[0].text
-    else:  # nothing fits: the title alone, in the shopper's language
-        text = f"{item.title}，现已上架。" if brief.locale == "zh-CN" else item.title
+
+
+def local_fallback(
+    item: common_pb2.Item, channel: common_pb2.Channel.ValueType, locale: str
+) -> CopyOption:
+    """A template copy built here when neither the pool nor generation can help: it passes
+    every check generated copy does, else it is a generic line that states nothing."""
+    text = safe_fallback(_brief(item, channel, locale))
     return CopyOption(f"fallback:{item.item_id}", text, F.COPY_SOURCE_FALLBACK, "fallback")
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -39,6 +40,7 @@ assignments = Table(
     Column("user_id", String(128), primary_key=True),
     Column("arm_id", String(64), nullable=False),
     Column("assign_time", Float, nullable=False),
+    Index("ix_assignments_tenant_user", "tenant_id", "user_id"),
 )
 
 served = Table(
@@ -51,6 +53,7 @@ served = Table(
     Column("item_id", String(128), nullable=False),
     Column("creative_id", String(160), nullable=False),  # "fallback:" + a 128-char item id
     Column("segment", String(128), nullable=False),
+    Column("angle", String(32), nullable=False, default=""),  # the copy's marketing angle
     Column("experiment_id", String(64), nullable=False, default=""),
     Column("arm_id", String(64), nullable=False, default=""),
     Column("p_ctr", Float, nullable=False),
@@ -61,6 +64,7 @@ served = Table(
     Column("serve_time", Float, nullable=False),
     Column("features", JSON, nullable=False),  # what PredictionService needs to log the impression
     Index("ix_served_tenant_experiment", "tenant_id", "experiment_id", "arm_id"),
+    Index("ix_served_tenant_user", "tenant_id", "user_id"),
 )
 
 outcomes = Table(
@@ -83,6 +87,44 @@ bandit_stats = Table(
     Column("segment", String(128), primary_key=True),
     Column("impressions", BigInteger, nullable=False, default=0),
     Column("clicks", BigInteger, nullable=False, default=0),
+)
+
+# The request-level part of the serve log's feature snapshot (profile and context as served),
+# stored once per request instead of once per recommended item.
+served_requests = Table(
+    "served_requests",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("request_id", String(64), primary_key=True),
+    Column("user_id", String(128), nullable=False),
+    Column("serve_time", Float, nullable=False),
+    Column("features", JSON, nullable=False),  # {"profile": ..., "context": ...}
+    Index("ix_served_requests_tenant_user", "tenant_id", "user_id"),
+)
+
+# The transactional outbox: forwarding to profile and prediction written in the same
+# transaction as the outcome (or deletion) it forwards; the relay delivers and deletes.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("tenant_id", String(64), nullable=False),
+    Column("target", String(16), nullable=False),  # "prediction" | "profile"
+    Column("kind", String(16), nullable=False),  # impression, outcome, event or delete_user
+    Column("key", String(192), nullable=False),  # the natural id the target deduplicates on
+    Column("user_id", String(128), nullable=False),  # so a deletion can drop what is queued
+    Column("payload", JSON, nullable=False),  # the message as proto JSON
+    Column("state", String(8), nullable=False, default="pending"),  # "pending" | "dead"
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", String(256), nullable=False, default=""),
+    Column("create_time", Float, nullable=False),
+    Index("ix_outbox_target_state_seq", "target", "state", "seq"),
+    Index("ix_outbox_tenant_user", "tenant_id", "user_id"),
+    # Never reuse a sequence number (SQLite would once the table is empty): the relay
+    # acknowledges rows by seq, and a reused one would delete a new row undelivered.
+    sqlite_autoincrement=True,
 )
 
 idempotency_records = idempotency_table(metadata)

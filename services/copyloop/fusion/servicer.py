@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grpc
 
+from copyloop.common import validation
 from copyloop.common.deadlines import remaining_s
 from copyloop.fusion import messages
 from copyloop.fusion.domain import FusionDomain, TrainRequest, TrainResult
@@ -16,8 +17,10 @@ from copyloop.v1 import fusion_pb2, fusion_pb2_grpc
 F = fusion_pb2
 FULL_NAME = F.DESCRIPTOR.services_by_name["FusionService"].full_name
 RETRAIN_TIMEOUT_S = 600
+SETTLE_TIMEOUT_S = 10.0
 
 
+@validation.checked_by(messages.validate_request)
 class FusionServicer(fusion_pb2_grpc.FusionServiceServicer):
     def __init__(
         self,
@@ -43,10 +46,15 @@ class FusionServicer(fusion_pb2_grpc.FusionServiceServicer):
         self, request: F.ReportOutcomeRequest, context: grpc.aio.ServicerContext
     ) -> F.ReportOutcomeResponse:
         events = messages.outcomes_from_proto(request)
-        accepted, duplicate, rejected = await self.feedback.report(
-            events, forwarded_metadata(context.invocation_metadata())
-        )
+        # Returns after the local commit; the outbox relay forwards to profile and prediction.
+        accepted, duplicate, rejected = await self.feedback.report(events)
         return messages.outcomes_to_proto(accepted, duplicate, rejected)
+
+    async def DeleteUser(
+        self, request: F.FusionServiceDeleteUserRequest, context: grpc.aio.ServicerContext
+    ) -> F.FusionServiceDeleteUserResponse:
+        user_id = messages.delete_user_from_proto(request)
+        return messages.delete_user_to_proto(await self.feedback.delete_user(user_id))
 
     async def CreateExperiment(
         self, request: F.CreateExperimentRequest, context: grpc.aio.ServicerContext
@@ -91,6 +99,11 @@ class FusionServicer(fusion_pb2_grpc.FusionServiceServicer):
     ) -> F.RetrainModelResponse:
         window_days, key = messages.retrain_from_proto(request)
         metadata = forwarded_metadata(context.invocation_metadata())
+        # Outcomes reported just before are still in the outbox: let them reach the training
+        # log first (bounded; training proceeds with what is there if prediction is slow).
+        await self.feedback.settle(
+            min(SETTLE_TIMEOUT_S, remaining_s(context, RETRAIN_TIMEOUT_S) / 4)
+        )
 
         async def train_model(train: TrainRequest) -> TrainResult:
             # The timeout is what is left of the caller's deadline when training starts.

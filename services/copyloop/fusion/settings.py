@@ -42,3 +42,15 @@ class FusionSettings(ServiceSettings):
     auto_approve_pregenerated: bool = Field(
         True, description="Queued pre-generation goes live without review."
     )
+    outbox_backoff_initial_s: float = Field(
+        0.5, gt=0, le=60, description="First retry delay when forwarding feedback fails."
+    )
+    outbox_backoff_max_s: float = Field(
+        30.0, gt=0, le=3600, description="Longest retry delay when forwarding feedback fails."
+    )
+    outbox_batch_size: int = Field(
+        500, ge=1, le=10_000, description="Feedback rows forwarded per downstream call."
+    )
+    outbox_poll_s: float = Field(
+        5.0, gt=0, le=600, description="How often the outbox is checked without a new write."
+    )

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, and_, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from copyloop.common.errors import AlreadyExists, NotFound
-from copyloop.fusion import schema
-from copyloop.fusion.experiments import ArmCounts
+from copyloop.fusion import outbox, schema
+from copyloop.fusion.experiments import ArmCounts, SliceCounts
 
 RUNNING, STOPPED = "running", "stopped"
+# The part of a served row's features shared by every item of a request (see log_served).
+REQUEST_FEATURES = ("profile", "context")
 FEEDBACK_TYPES = ("impression", "click", "add_to_cart", "purchase")
 
 
@@ -53,6 +55,7 @@ class ServedRow:
     model_version: str
     serve_time: float
     features: dict[str, Any]
+    angle: str = ""  # the copy's marketing angle ("" when unknown)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,17 @@ class OutcomeIn:
     type: str
     value: float
     event_time: float
+
+
+@dataclass(frozen=True)
+class UserDeletion:
+    """What DeleteUser removed from fusion's own tables, and what it queued."""
+
+    impressions: int
+    outcomes: int
+    assignments: int
+    dropped_pending: int
+    queued: int
 
 
 @dataclass(frozen=True)
@@ -175,11 +189,34 @@ class FusionStore:
     # ---- serving and outcomes ------------------------------------------------------------
 
     def log_served(self, tenant: str, rows: Sequence[ServedRow]) -> None:
+        """The request-level part of the features (profile, context) is stored once per
+        request in served_requests; each row keeps only its own part (the candidate)."""
         if rows:
+            requests: dict[str, dict[str, Any]] = {}
+            values = []
+            for r in rows:
+                shared = {k: v for k, v in r.features.items() if k in REQUEST_FEATURES}
+                if shared:
+                    requests.setdefault(
+                        r.request_id,
+                        {
+                            "tenant_id": tenant,
+                            "request_id": r.request_id,
+                            "user_id": r.user_id,
+                            "serve_time": r.serve_time,
+                            "features": shared,
+                        },
+                    )
+                own = {k: v for k, v in r.features.items() if k not in REQUEST_FEATURES}
+                values.append({"tenant_id": tenant, **r.__dict__, "features": own})
+            insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
             with self._sessions.begin() as session:
-                session.execute(
-                    schema.served.insert(), [{"tenant_id": tenant, **r.__dict__} for r in rows]
-                )
+                if requests:
+                    session.execute(
+                        insert(schema.served_requests).on_conflict_do_nothing(),
+                        list(requests.values()),
+                    )
+                session.execute(schema.served.insert(), values)
 
     def bandit_stats(
         self, tenant: str, creative_ids: Sequence[str], segment: str
@@ -198,11 +235,15 @@ class FusionStore:
             return {r.creative_id: (r.impressions, r.clicks) for r in rows}
 
     def apply_outcomes(
-        self, tenant: str, events: Sequence[OutcomeIn]
+        self,
+        tenant: str,
+        events: Sequence[OutcomeIn],
+        forward: Callable[[Sequence[AppliedOutcome]], Sequence[outbox.OutboxMessage]] | None = None,
     ) -> tuple[list[AppliedOutcome], int, list[tuple[OutcomeIn, str]]]:
-        """Stores new outcomes and updates bandit statistics in one transaction.
+        """Stores new outcomes, updates bandit statistics and queues what `forward` makes of
+        the applied outcomes in the outbox, all in one transaction.
         Returns (applied, duplicate count, rejected with reasons)."""
-        o, s = schema.outcomes, schema.served
+        o, s, sr = schema.outcomes, schema.served, schema.served_requests
         applied: list[AppliedOutcome] = []
         rejected: list[tuple[OutcomeIn, str]] = []
         duplicate = 0
@@ -217,7 +258,17 @@ class FusionStore:
             served_rows = {
                 r.impression_id: _served(r)
                 for r in session.execute(
-                    select(s).where(
+                    select(s, sr.c.features.label("request_features"))
+                    .select_from(
+                        s.outerjoin(
+                            sr,
+                            and_(
+                                sr.c.tenant_id == s.c.tenant_id,
+                                sr.c.request_id == s.c.request_id,
+                            ),
+                        )
+                    )
+                    .where(
                         s.c.tenant_id == tenant,
                         s.c.impression_id.in_({e.impression_id for e in events}),
                     )
@@ -261,7 +312,43 @@ class FusionStore:
                     bump[0 if e.type == "impression" else 1] += 1
                 applied.append(AppliedOutcome(e, row, first))
             self._bump_bandit(session, tenant, bumps)
+            if forward is not None and applied:
+                outbox.enqueue(session, tenant, forward(applied))
         return applied, duplicate, rejected
+
+    def delete_user(
+        self, tenant: str, user_id: str, forward: Sequence[outbox.OutboxMessage]
+    ) -> UserDeletion:
+        """Erases the user's serve log, outcomes, assignments and request snapshots, drops
+        feedback about them still queued, and queues `forward` (the deletion for the other
+        services), all in one transaction. Bandit statistics keep only anonymous counts."""
+        s, o, a, sr = schema.served, schema.outcomes, schema.assignments, schema.served_requests
+        with self._sessions.begin() as session:
+            impressions = list(
+                session.scalars(
+                    select(s.c.impression_id).where(s.c.tenant_id == tenant, s.c.user_id == user_id)
+                )
+            )
+            outcomes = 0
+            for start in range(0, len(impressions), 500):
+                outcomes += _count(
+                    session.execute(
+                        delete(o).where(
+                            o.c.tenant_id == tenant,
+                            o.c.impression_id.in_(impressions[start : start + 500]),
+                        )
+                    )
+                )
+            served = _count(
+                session.execute(delete(s).where(s.c.tenant_id == tenant, s.c.user_id == user_id))
+            )
+            session.execute(delete(sr).where(sr.c.tenant_id == tenant, sr.c.user_id == user_id))
+            assigned = _count(
+                session.execute(delete(a).where(a.c.tenant_id == tenant, a.c.user_id == user_id))
+            )
+            dropped = outbox.drop_for_user(session, tenant, user_id)
+            outbox.enqueue(session, tenant, forward)
+        return UserDeletion(served, outcomes, assigned, dropped, len(forward))
 
     def _bump_bandit(
         self, session: Session, tenant: str, bumps: dict[tuple[str, str], list[int]]
@@ -329,6 +416,48 @@ class FusionStore:
             for arm in arms
         }
 
+    def slice_counts(self, tenant: str, experiment_id: str) -> list[SliceCounts]:
+        """Impressions, clicks and purchases per (arm, shopper segment, copy angle)."""
+        s, o = schema.served, schema.outcomes
+        with self._sessions() as session:
+            rows = session.execute(
+                select(
+                    s.c.arm_id,
+                    s.c.segment,
+                    s.c.angle,
+                    o.c.type,
+                    func.count(func.distinct(o.c.impression_id)),
+                )
+                .select_from(
+                    o.join(
+                        s,
+                        and_(
+                            s.c.tenant_id == o.c.tenant_id, s.c.impression_id == o.c.impression_id
+                        ),
+                    )
+                )
+                .where(
+                    o.c.tenant_id == tenant,
+                    s.c.experiment_id == experiment_id,
+                    o.c.type.in_(["impression", "click", "purchase"]),
+                )
+                .group_by(s.c.arm_id, s.c.segment, s.c.angle, o.c.type)
+            ).all()
+        cells: dict[tuple[str, str, str], dict[str, int]] = {}
+        for arm_id, segment, angle, kind, n in rows:
+            cells.setdefault((arm_id, segment, angle), {})[kind] = int(n)
+        return [
+            SliceCounts(
+                arm_id=arm,
+                segment=segment,
+                angle=angle,
+                impressions=c.get("impression", 0),
+                clicks=c.get("click", 0),
+                purchases=c.get("purchase", 0),
+            )
+            for (arm, segment, angle), c in sorted(cells.items())
+        ]
+
     def timeline(self, tenant: str, experiment_id: str) -> list[tuple[float, str, str]]:
         """(event time, arm, type) of impressions and clicks, for charts over time."""
         s, o = schema.served, schema.outcomes
@@ -388,4 +517,10 @@ def _experiment(row: Any) -> ExperimentRecord:
 
 def _served(row: Any) -> ServedRow:
     data = row._asdict()
+    # Rows logged before served_requests existed carry the whole snapshot themselves.
+    data["features"] = {**(data.get("request_features") or {}), **data["features"]}
     return ServedRow(**{f: data[f] for f in ServedRow.__dataclass_fields__})
+
+
+def _count(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)

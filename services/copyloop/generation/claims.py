@@ -6,9 +6,11 @@ false advertisement whatever its tone. The banned-term list in `compliance` cann
 this module finds every claim a shopper could hold us to and compares it with `ItemFacts`:
 
 - price: a currency amount ($12.99, 12.99 USD, ¥99, 99元, 99美元, 九十九元, 到手价99) equals
-  the price, the list price ("was"), the saving (list - price) or the promotion's price, within
-  half a cent/fen; "under $20" / "不到20元" needs the price to be at most the amount; an amount
-  in another currency than the item's is false.
+  the price, the list price, the saving (list - price) or the promotion's price, within
+  half a cent/fen; a former price ("was $X", "originally", "原价X元") must be a list price above
+  what the shopper pays now (or the regular price during a promotion); "under $20" /
+  "不到20元" needs the price to be at most the amount; an amount in another currency than the
+  item's is false.
 - discount: "N% off", "save N%", "N% discount", "N折" (75折 = 7.5折 = 25% off, 3折 = 70% off),
   "半价" equal the list-price discount or the promotion's `discount_pct`, rounded down or up
   to a whole percent.
@@ -47,6 +49,7 @@ from typing import Any
 
 from price_parser import Price
 
+from copyloop.generation.confusables import fold_confusables, skeleton
 from copyloop.generation.prompts.brief import CopyBrief
 
 MAX_CHARS = 4_000  # longer input is checked up to here (copy is far shorter)
@@ -343,7 +346,7 @@ class _Found:
     tag: str = ""  # unit class, offer kind or superlative family
     values: tuple[float, ...] = ()  # in the base unit (numbers) or as written (money, %)
     currency: str | None = None  # "USD" | "CNY" for money claims with a currency marker
-    compare: str = "eq"  # eq | at_most (under $20) | at_least (500+ pieces)
+    compare: str = "eq"  # eq | at_most (under $20) | at_least (500+ pieces) | was ("was $X")
 
 
 _Handler = Callable[[re.Match[str]], tuple[str, tuple[float, ...], str | None, str] | None]
@@ -362,7 +365,13 @@ def _fold_with_map(text: str) -> tuple[str, list[int]]:
     for i, ch in enumerate(text):
         # A full-width comma or full stop ends a clause in Chinese; folded to "," or "." it
         # would read "¥99，420块" as ¥99,420. It stays a clause mark.
-        folded = ch if ch.isascii() or ch in _CLAUSE_MARKS else unicodedata.normalize("NFKC", ch)
+        # Look-alike letters ("Bеst" with a Cyrillic е) and invisible characters are folded
+        # too, so a claim cannot hide from the patterns behind them.
+        folded = (
+            ch
+            if ch.isascii() or ch in _CLAUSE_MARKS
+            else fold_confusables(unicodedata.normalize("NFKC", ch))
+        )
         parts.append(folded)
         index.extend([i] * len(folded))
     index.append(len(text))
@@ -370,8 +379,8 @@ def _fold_with_map(text: str) -> tuple[str, list[int]]:
 
 
 def _dense(text: str) -> str:
-    """Verbatim-comparison form: NFKC, case-folded, no whitespace."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text).casefold())
+    """Verbatim-comparison form: NFKC, look-alikes folded, case-folded, no whitespace."""
+    return re.sub(r"\s+", "", skeleton(text))
 
 
 @cache
@@ -450,6 +459,15 @@ def _money(match: re.Match[str]) -> tuple[str, tuple[float, ...], str | None, st
 def _money_under(match: re.Match[str]) -> tuple[str, tuple[float, ...], str | None, str] | None:
     found = _money(match)
     return None if found is None else ("", found[1], found[2], "at_most")
+
+
+def _was_price(match: re.Match[str]) -> tuple[str, tuple[float, ...], str | None, str] | None:
+    groups = match.groupdict()
+    amount = groups.get("amt") or groups.get("amt2")
+    value, currency = _amount(amount) if amount else (None, None)
+    if value is None and groups.get("n"):
+        value = _number(groups["n"])
+    return None if value is None else ("", (value,), currency, "was")
 
 
 def _bare_price(match: re.Match[str]) -> tuple[str, tuple[float, ...], str | None, str] | None:
@@ -551,6 +569,16 @@ _SCANNERS: tuple[tuple[str, str, _Handler], ...] = (
         _zhe,
     ),
     ("discount", r"(?i:half[\s-](?:price|off)|50/50)|半价", _half),
+    (
+        # A former price ("was $X", "原价99元") says the item is cheaper now: it needs a real
+        # list price above what the shopper pays, and names that list price.
+        "price",
+        r"(?:(?<![A-Za-z])(?i:was|originally|regularly|reg\.?|formerly|list\sprice|compare\sat|rrp|msrp)"
+        rf"[\s:]\s?(?P<amt>{_AMOUNT})"
+        r"|(?:原价|原售价|划线价|市场价|专柜价)\s?[:：]?\s?"
+        rf"(?:(?P<amt2>{_AMOUNT})|(?P<n>{_NUM})(?![\d.A-Za-z{_CJK}%])))",
+        _was_price,
+    ),
     (
         "price",
         rf"(?:(?i:under|below|less\sthan|for\sless\sthan|for\sunder)\s|不到|不足|低于)(?P<amt>{_AMOUNT})",
@@ -781,6 +809,19 @@ class _Checker:
         if mismatch:
             return mismatch
         claimed = item.values[0]
+        if item.compare == "was":
+            # Former prices: the list price when above what is paid now, and the regular price
+            # while a promotion lowers it.
+            now = min(self.current)
+            former = [p for p in self.prices if p > now + PRICE_TOLERANCE]
+            if former:
+                if any(abs(claimed - p) <= PRICE_TOLERANCE + 1e-9 for p in former):
+                    return None
+                return f"says {item.claim.text.strip()} but {self.price_words()}"
+            return (
+                f"says {item.claim.text.strip()} but the item was never priced higher "
+                f"({self.price_words()})"
+            )
         if item.compare == "at_most":
             if min(self.current) <= claimed + PRICE_TOLERANCE:
                 return None

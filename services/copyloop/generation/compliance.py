@@ -13,7 +13,11 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from copyloop.generation.confusables import skeleton
 from copyloop.generation.pii import Redaction, redact_pii
+
+MAX_TERM_CHARS = 100  # a must-include or banned term (a word or a phrase)
+MAX_DISCLAIMER_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -136,17 +140,19 @@ EN_BANNED: tuple[BannedTerm, ...] = (
 LOCALE_BANNED: dict[str, tuple[BannedTerm, ...]] = {"zh-CN": ZH_BANNED, "en-US": EN_BANNED}
 
 # The prompt's own format leaking into the copy (the model echoed its input). A lone ">>"
-# is allowed: "立即抢购>>" is an ordinary call-to-action arrow.
+# is allowed: "立即抢购>>" is an ordinary call-to-action arrow. Leading blanks are matched
+# within the line only (possessive), so a text of many blank lines is scanned once.
 _PROMPT_LEAK_RE = re.compile(
-    r"<<|<\|[a-z_]+\|>|^\s*(?:task|locale|tone|max_chars|product|brand|selling_points|"
-    r"must_include|attributes|system|user|assistant)\s*:",
+    r"<<|<\|[a-z_]+\|>|^[^\S\n]*+(?:task|locale|tone|max_chars|product|brand|selling_points|"
+    r"must_include|attributes|system|user|assistant)\s*+:",
     re.IGNORECASE | re.MULTILINE,
 )
 
 
 def fold(text: str) -> str:
-    """Matching form: full-width -> ASCII, case-folded, whitespace collapsed."""
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    """Matching form: full-width -> ASCII, look-alike letters -> Latin ("Bеst" with a Cyrillic
+    е is "best"), invisible characters dropped, case-folded, whitespace collapsed."""
+    return re.sub(r"\s+", " ", skeleton(text)).strip()
 
 
 def _fold_dense(text: str) -> str:
@@ -272,6 +278,21 @@ def validate_constraints(constraints: CopyConstraints, locale: str) -> list[tupl
     problems: list[tuple[str, str]] = []
     if constraints.max_chars < 0:
         problems.append(("max_chars", "must be >= 0 (0 = channel default)"))
+    # Lengths first, before any pattern sees a term: a term is a word or a phrase, and copy is
+    # a few hundred characters at most, so nothing longer can be meant (or ever fit).
+    too_long = False
+    for name, terms in (
+        ("must_include", constraints.must_include),
+        ("banned_terms", constraints.banned_terms),
+    ):
+        if any(len(t) > MAX_TERM_CHARS for t in terms):
+            problems.append((name, f"each term at most {MAX_TERM_CHARS} characters"))
+            too_long = True
+    if len(constraints.required_disclaimer) > MAX_DISCLAIMER_CHARS:
+        problems.append(("required_disclaimer", f"at most {MAX_DISCLAIMER_CHARS} characters"))
+        too_long = True
+    if too_long:
+        return problems
     for term in constraints.must_include:
         banned = find_banned_terms(term, locale) + [
             b for b in constraints.banned_terms if b.strip() and contains_term(term, b)

@@ -11,15 +11,23 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from copyloop.common import tenancy
 from copyloop.common.db import BlockingRunner, ping
-from copyloop.common.errors import Unavailable
+from copyloop.common.errors import FailedPrecondition
 from copyloop.common.tenancy import current_tenant
 from copyloop.common.tracing import tracer
 from copyloop.generation.claims import Promotion
 from copyloop.generation.compliance import CopyConstraints
 from copyloop.generation.length import effective_max_chars
-from copyloop.generation.llm_client import LLMError, LLMOutput, SamplingParams, TritonLLMClient
+from copyloop.generation.llm_client import (
+    LLMError,
+    LLMOutput,
+    LLMTimeoutError,
+    SamplingParams,
+    TritonLLMClient,
+)
 from copyloop.generation.pipeline import (
+    SOURCE_TEMPLATE_FALLBACK,
     CheckedVariant,
     PipelineResult,
     RawOutput,
@@ -38,15 +46,25 @@ from copyloop.generation.store import (
     DRAFT,
     FAILED,
     LIVE,
+    PENDING,
     RUNNING,
     SUCCEEDED,
+    UNIT_DONE,
+    UNIT_FAILED,
     CreativeRecord,
     CreativeStore,
+    Idempotency,
     JobRecord,
     NewCreative,
+    NewUnit,
 )
 
 log = logging.getLogger("copyloop.generation")
+
+# Generate keeps this share of its deadline (at least RESERVE_MIN_S) for its own fallback: the
+# LLM gets the rest, so a slow or hung model still leaves time to answer with template copy.
+RESERVE_SHARE = 0.2
+RESERVE_MIN_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -73,6 +91,67 @@ class GenerationResult:
     rejected_attempts: int
     latency_ms: float
     creatives: list[CreativeRecord] = field(default_factory=list)
+    # What was degraded, e.g. "llm: unavailable (...); template copy" (empty when nothing was).
+    degradations: list[str] = field(default_factory=list)
+
+    @property
+    def llm_down(self) -> bool:
+        """The LLM is configured but could not write this copy (down or out of time)."""
+        return any(d.startswith("llm:") for d in self.degradations)
+
+
+# The caller's deadline left no time to ask the model: not an outage, but still said.
+SKIPPED = "skipped (the deadline left no time for the model)"
+
+
+def llm_degradation(exc: BaseException | str) -> str:
+    """How an LLM failure is listed in a reply's degradations."""
+    if isinstance(exc, str):
+        return f"llm: {exc}; template copy"
+    kind = "out of time" if isinstance(exc, LLMTimeoutError) else "unavailable"
+    return f"llm: {kind} ({str(exc)[:200]}); template copy"
+
+
+def unsatisfiable(result: PipelineResult) -> FailedPrecondition:
+    """No copy can meet the request's constraints (e.g. max_chars 1): retrying cannot help."""
+    return FailedPrecondition(
+        "no compliant copy can satisfy the constraints (max_chars "
+        f"{result.max_chars}, must-include terms and disclaimer): relax them",
+        "CONSTRAINTS",
+        "constraints",
+    )
+
+
+def _tuples(value: Any) -> Any:
+    """JSON lists back to the tuples the frozen dataclasses hold."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _build(cls: Any, data: dict[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: _tuples(v) for k, v in data.items() if k in names})
+
+
+def request_to_json(request: GenerationRequest) -> dict[str, Any]:
+    """A generation request as JSON, stored with a pre-generation job so it can resume."""
+    return dataclasses.asdict(request)
+
+
+def request_from_json(data: dict[str, Any]) -> GenerationRequest:
+    """The inverse of `request_to_json` (unknown keys, from a newer version, are ignored)."""
+    promotion = data.get("promotion")
+    top = {k: v for k, v in data.items() if k not in ("brief", "constraints", "sampling")}
+    top["promotion"] = _build(Promotion, promotion) if promotion else None
+    request: GenerationRequest = _build(
+        GenerationRequest,
+        {
+            **top,
+            "brief": _build(CopyBrief, data["brief"]),
+            "constraints": _build(CopyConstraints, data["constraints"]),
+            "sampling": _build(SamplingParams, data["sampling"]),
+        },
+    )
+    return request
 
 
 def max_tokens_for(brief: CopyBrief, requested: int) -> int:
@@ -157,26 +236,37 @@ class GenerationDomain:
     async def generate(
         self, request: GenerationRequest, timeout_s: float | None = None
     ) -> GenerationResult:
+        """Model copy checked and topped up with template copy. The LLM gets the deadline less
+        a reserve (RESERVE_SHARE, at least RESERVE_MIN_S) kept for the fallback, so a model
+        that is down, slow or hung still leaves time to answer; its failure is listed in
+        `degradations`. FAILED_PRECONDITION when no copy can meet the constraints."""
         started = time.perf_counter()
         budget = min(timeout_s or self.settings.llm_timeout_s, self.settings.llm_timeout_s)
-        deadline = started + budget
+        llm_deadline = started + budget - max(RESERVE_MIN_S, RESERVE_SHARE * budget)
         prompt = self._prompt(request)
         wanted = request.variant_count
         raw: list[RawOutput] = []
         result: PipelineResult | None = None
         llm_unavailable = self.llm is None
+        degradations: list[str] = []
         existing = await self._existing_texts(request)
         rounds = 1 + self.settings.regeneration_rounds
         for attempt in range(rounds if self.llm is not None else 0):
             missing = wanted if result is None else result.shortfall(wanted)
-            left = deadline - time.perf_counter()
-            if missing == 0 or left <= 0.05:
+            left = llm_deadline - time.perf_counter()
+            if missing == 0:
+                break
+            if left <= 0.05:
+                if not raw:  # the model never got a chance (the caller's deadline): say so
+                    llm_unavailable = True
+                    degradations.append(llm_degradation(SKIPPED))
                 break
             try:
                 outputs = await self._ask(prompt.text, request, missing, len(raw), left)
             except LLMError as exc:
                 log.warning("LLM unavailable; using fallbacks", extra={"error": str(exc)})
                 llm_unavailable = not raw
+                degradations.append(llm_degradation(exc))
                 break
             raw += [
                 RawOutput(o.text, o.cumulative_logprob, o.num_output_tokens, attempt)
@@ -195,11 +285,7 @@ class GenerationDomain:
             )
         result = fill_with_fallbacks(result, request.brief, wanted)
         if not result.variants:
-            raise Unavailable(
-                "no compliant copy could be produced: the model is unavailable and no safe "
-                "template fits the constraints",
-                retry_after_s=5.0,
-            )
+            raise unsatisfiable(result)
         return GenerationResult(
             variants=result.variants[:wanted],
             template_id=prompt.template_id,
@@ -209,6 +295,7 @@ class GenerationDomain:
             llm_unavailable=llm_unavailable,
             rejected_attempts=len(result.rejected),
             latency_ms=(time.perf_counter() - started) * 1000,
+            degradations=degradations,
         )
 
     async def stream(
@@ -223,20 +310,21 @@ class GenerationDomain:
         prompt = self._prompt(request)
         outputs: list[LLMOutput] = []
         llm_unavailable = self.llm is None
+        degradations: list[str] = []
+        budget = min(timeout_s or self.settings.llm_timeout_s, self.settings.llm_timeout_s)
         if self.llm is not None:
             try:
                 async for delta in self.llm.stream(
                     prompt.text,
                     self._sampling(request, 0),
-                    timeout_s=min(
-                        timeout_s or self.settings.llm_timeout_s, self.settings.llm_timeout_s
-                    ),
+                    timeout_s=max(0.01, budget - max(RESERVE_MIN_S, RESERVE_SHARE * budget)),
                     on_complete=outputs.append,
                 ):
                     yield delta
             except LLMError as exc:
                 log.warning("LLM stream failed; using a fallback", extra={"error": str(exc)})
                 llm_unavailable = not outputs
+                degradations.append(llm_degradation(exc))
         raw = [RawOutput(o.text, o.cumulative_logprob, o.num_output_tokens) for o in outputs]
         result = fill_with_fallbacks(
             process_variants(request.brief, request.constraints, raw, promotion=request.promotion),
@@ -244,7 +332,7 @@ class GenerationDomain:
             1,
         )
         if not result.variants:
-            raise Unavailable("no compliant copy could be produced", retry_after_s=5.0)
+            raise unsatisfiable(result)
         on_final(
             GenerationResult(
                 variants=result.variants[:1],
@@ -255,6 +343,7 @@ class GenerationDomain:
                 llm_unavailable=llm_unavailable,
                 rejected_attempts=len(result.rejected),
                 latency_ms=(time.perf_counter() - started) * 1000,
+                degradations=degradations,
             )
         )
 
@@ -279,6 +368,8 @@ class GenerationDomain:
         request: GenerationRequest,
         variants: Sequence[tuple[CheckedVariant, dict[str, Any]]],
         status: str = DRAFT,
+        key: Idempotency | None = None,
+        reply: Callable[[list[CreativeRecord]], bytes] | None = None,
     ) -> list[CreativeRecord]:
         news = [
             NewCreative(
@@ -294,7 +385,21 @@ class GenerationDomain:
             )
             for variant, as_json in variants
         ]
-        return await self._runner.run(self.store.add, current_tenant(), news, status)
+        return await self._runner.run(self.store.add, current_tenant(), news, status, key, reply)
+
+    # ---- idempotency ---------------------------------------------------------------------
+
+    async def replay(self, key: Idempotency) -> bytes | None:
+        """The reply a call with this idempotency key already got, or None."""
+        if not key.key:
+            return None
+        return await self._runner.run(self.store.replay, current_tenant(), key)
+
+    async def remember(self, key: Idempotency, reply: bytes) -> bytes:
+        """Keeps the reply for the key; returns the one every retry will get."""
+        if not key.key:
+            return reply
+        return await self._runner.run(self.store.remember, current_tenant(), key, reply)
 
     async def creatives_for(
         self,
@@ -337,58 +442,128 @@ class GenerationDomain:
         requests: Sequence[GenerationRequest],
         status: str,
         to_json: Callable[[CheckedVariant, GenerationResult], dict[str, Any]],
+        key: Idempotency | None = None,
     ) -> JobRecord:
+        """Persists the job with its units (one per pool slot) and runs it in the background.
+        Units whose slot another unfinished job is filling join that job; when all do, that
+        job is returned and nothing new runs. A retry with the same idempotency key returns the
+        first call's job."""
         tenant = current_tenant()
-        units = pool_slots(requests)
-        job = await self._runner.run(self.store.create_job, tenant, len(units))
-        task = asyncio.create_task(self._run_job(tenant, job.job_id, units, status, to_json))
+        units = [
+            NewUnit(
+                item_id=unit[0].item_id,
+                item_version=unit[0].item_version,
+                channel=unit[0].brief.channel,
+                locale=unit[0].brief.locale,
+                segment=unit[0].brief.audience_segment,
+                requests=[request_to_json(r) for r in unit],
+            )
+            for unit in pool_slots(requests)
+        ]
+        job, created = await self._runner.run(self.store.create_job, tenant, units, status, key)
+        if created:
+            self._spawn(tenant, job.job_id, status, to_json)
+        return job
+
+    async def resume_jobs(
+        self, to_json: Callable[[CheckedVariant, GenerationResult], dict[str, Any]]
+    ) -> int:
+        """At start-up: runs every job a shutdown or a crash left PENDING or RUNNING from its
+        first unit not yet done. Returns how many were resumed."""
+        jobs = await self._runner.run(self.store.unfinished_jobs)
+        for job in jobs:
+            log.info("resuming pre-generation job", extra={"job_id": job.job_id})
+            self._spawn(job.tenant, job.job_id, job.creative_status, to_json)
+        return len(jobs)
+
+    def _spawn(
+        self,
+        tenant: str,
+        job_id: str,
+        status: str,
+        to_json: Callable[[CheckedVariant, GenerationResult], dict[str, Any]],
+    ) -> None:
+        task = asyncio.create_task(self._run_job(tenant, job_id, status, to_json))
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
-        return job
+
+    async def _run_unit(
+        self,
+        unit: Sequence[GenerationRequest],
+        status: str,
+        to_json: Callable[[CheckedVariant, GenerationResult], dict[str, Any]],
+    ) -> tuple[str, int, bool]:
+        """(unit state, creatives stored, used template copy). A unit whose model copy could
+        not be written because the configured LLM was down failed: its template copy is kept
+        as DRAFT only, never sent live, and the slot is free for a later job."""
+        creatives, template, llm_down = 0, False, False
+        for request in unit:
+            result = await self.generate(request)
+            passing = [v for v in result.variants if v.compliance.passed]
+            template = template or any(v.source == SOURCE_TEMPLATE_FALLBACK for v in passing)
+            llm_down = llm_down or result.llm_down
+            stored = await self.store_variants(
+                request,
+                [(v, to_json(v, result)) for v in passing],
+                DRAFT if result.llm_down else status,
+            )
+            creatives += len(stored)
+        return (UNIT_FAILED if llm_down else UNIT_DONE), creatives, template
 
     async def _run_job(
         self,
         tenant: str,
         job_id: str,
-        units: Sequence[Sequence[GenerationRequest]],
         status: str,
         to_json: Callable[[CheckedVariant, GenerationResult], dict[str, Any]],
     ) -> None:
         """One unit is one pool slot (item version, channel, locale, segment); its angles are
-        written one after the other, so each sees the copy the previous one stored."""
-        from copyloop.common import tenancy
-
+        written one after the other, so each sees the copy the previous one stored. Each unit's
+        outcome and the job's counts are committed together, so a resumed job redoes only the
+        units not yet recorded. A shutdown leaves the job PENDING with the reason in `error`
+        (it resumes at the next start); it never stays RUNNING with nobody running it."""
         tokens = tenancy.bind(tenant, job_id)
-        counts = {"done_count": 0, "failed_count": 0, "creative_count": 0}
         limiter = asyncio.Semaphore(self.settings.pregeneration_concurrency)
-        progress_lock = asyncio.Lock()
+        errors: list[str] = []
 
-        async def one(unit: Sequence[GenerationRequest]) -> None:
+        async def one(index: int, unit: Sequence[GenerationRequest]) -> None:
             async with limiter:
                 try:
-                    for request in unit:
-                        result = await self.generate(request)
-                        passing = [v for v in result.variants if v.compliance.passed]
-                        stored = await self.store_variants(
-                            request, [(v, to_json(v, result)) for v in passing], status
-                        )
-                        counts["creative_count"] += len(stored)
-                except Exception:
-                    log.exception("pre-generation of one item failed", extra={"job_id": job_id})
-                    counts["failed_count"] += 1
-                counts["done_count"] += 1
-                async with progress_lock:
-                    await self._runner.run(self.store.update_job, tenant, job_id, **counts)
+                    state, creatives, template = await self._run_unit(unit, status, to_json)
+                except Exception as exc:
+                    log.exception("pre-generation of one unit failed", extra={"job_id": job_id})
+                    state, creatives, template = UNIT_FAILED, 0, False
+                    errors.append(str(exc)[:300])
+                await self._runner.run(
+                    self.store.unit_done, tenant, job_id, index, state, creatives, template
+                )
 
         try:
-            await self._runner.run(self.store.update_job, tenant, job_id, state=RUNNING)
-            await asyncio.gather(*(one(u) for u in units))
-            await self._runner.run(self.store.update_job, tenant, job_id, state=SUCCEEDED, **counts)
+            await self._runner.run(self.store.set_job_state, tenant, job_id, RUNNING)
+            pending = await self._runner.run(self.store.pending_units, tenant, job_id)
+            units = [(p.unit_index, [request_from_json(r) for r in p.requests]) for p in pending]
+            await asyncio.gather(*(one(index, unit) for index, unit in units))
+            job = await self._runner.run(self.store.get_job, tenant, job_id)
+            if job.total_count and job.failed_count >= job.total_count:
+                reason = errors[0] if errors else "the LLM was unavailable for every unit"
+                await self._runner.run(
+                    self.store.set_job_state, tenant, job_id, FAILED, f"every unit failed: {reason}"
+                )
+            else:
+                await self._runner.run(self.store.set_job_state, tenant, job_id, SUCCEEDED)
+        except asyncio.CancelledError:
+            # Shutdown: record it; the units not done stay pending and resume at the next start.
+            await self._runner.run(
+                self.store.set_job_state,
+                tenant,
+                job_id,
+                PENDING,
+                "interrupted by a shutdown; resumes when the service starts again",
+            )
+            raise
         except Exception as exc:
             log.exception("pre-generation job failed", extra={"job_id": job_id})
-            await self._runner.run(
-                self.store.update_job, tenant, job_id, state=FAILED, error=str(exc)[:500]
-            )
+            await self._runner.run(self.store.set_job_state, tenant, job_id, FAILED, str(exc)[:500])
         finally:
             tenancy.unbind(tokens)
 

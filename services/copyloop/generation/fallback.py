@@ -140,6 +140,9 @@ GENERIC_COPY: dict[str, tuple[str, ...]] = {
 CURRENCY_SYMBOLS = {"USD": "$", "CNY": "¥", "EUR": "€", "GBP": "£", "JPY": "¥"}
 ZH_CURRENCY_NAMES = {"USD": "美元", "EUR": "欧元", "GBP": "英镑", "JPY": "日元"}
 MIN_DISCOUNT_PCT = 5
+# Item text longer than this is cut before any check: slots hold at most TITLE_MAX characters
+# of it, so nothing beyond could reach the copy, and no pattern scans a megabyte field.
+ITEM_TEXT_SCAN_MAX = 4_000
 
 
 @dataclass
@@ -160,7 +163,13 @@ def format_money(amount: float, currency: str, locale: str) -> str:
 
 
 def _usable(text: str, locale: str, constraints: CopyConstraints) -> str:
-    """Item text made safe for copy, or '' when it carries a banned claim or contact data."""
+    """Item text made safe for copy, or '' when it carries a banned claim or contact data.
+
+    Contact data is looked for before neutralising too: neutralising removes URLs, which would
+    leave the half of an e-mail address before its domain ("Order at deals@")."""
+    text = text[:ITEM_TEXT_SCAN_MAX]
+    if redact_pii(text).redactions:
+        return ""
     text = sanitize.neutralise(text, sanitize.TITLE_MAX)
     redacted = redact_pii(text)
     if redacted.redactions or not text:

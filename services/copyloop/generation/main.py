@@ -10,6 +10,7 @@ from typing import Any
 
 from copyloop.common.db import make_engine, migrate
 from copyloop.common.server import RunningServer, ServiceSpec, create_server, run_service
+from copyloop.generation import messages
 from copyloop.generation.domain import GenerationDomain
 from copyloop.generation.effects import CopyEffectClient
 from copyloop.generation.llm_client import TritonLLMClient
@@ -77,6 +78,8 @@ async def start_generation_service(settings: GenerationSettings) -> GenerationSe
         sub_checks={LLM_HEALTH_NAME: domain.llm_ready},
     )
     server = await create_server([spec], settings, label="generation")
+    # Jobs a shutdown or a crash left unfinished run again from the units not yet done.
+    await domain.resume_jobs(messages.variant_record)
     return GenerationService(server, domain, effects)
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
+from copyloop.common import validation
 from copyloop.common.errors import Violations
 from copyloop.common.idempotency import validate_key
 from copyloop.common.protoconv import CHANNEL_ENUMS, CHANNEL_NAMES, dt_to_ts, ts_to_epoch
@@ -25,11 +29,24 @@ from copyloop.generation.pipeline import (
     SOURCE_TEMPLATE_FALLBACK,
     CheckedVariant,
 )
-from copyloop.generation.prompts import DEFAULT_TEMPLATE_VERSION, CopyBrief, validate_brief
+from copyloop.generation.prompts import (
+    DEFAULT_TEMPLATE_VERSION,
+    CopyBrief,
+    available_versions,
+    validate_brief,
+)
 from copyloop.generation.prompts.brief import ANGLES, angles_for_segment
 from copyloop.generation.quality import QualityReport
 from copyloop.generation.review import ReviewResult
-from copyloop.generation.store import APPROVED, DRAFT, LIVE, RETIRED, CreativeRecord, JobRecord
+from copyloop.generation.store import (
+    APPROVED,
+    DRAFT,
+    LIVE,
+    RETIRED,
+    CreativeRecord,
+    Idempotency,
+    JobRecord,
+)
 from copyloop.v1 import common_pb2, generation_pb2
 
 CHANNELS = CHANNEL_NAMES  # proto enum -> vocabulary name
@@ -82,6 +99,38 @@ BRIEF_FIELDS = {
 MAX_VARIANTS = 8
 MAX_QUERIES = 1000
 MAX_PREGENERATION_UNITS = 10_000
+# Where each request string lands (generation/schema.py); the rest of common.proto is shared.
+LIMITS = validation.limits(
+    {
+        "copyloop.v1.Audience.segment": 128,
+        "copyloop.v1.Audience.profile_summary": 500,
+        "copyloop.v1.GenerateRequest.idempotency_key": 128,
+        "copyloop.v1.GenerateRequest.template_version": 32,
+        "copyloop.v1.GenerateRequest.angle": 32,
+        "copyloop.v1.Promotion.description": 500,
+        "copyloop.v1.CreativeQuery.item_id": 128,
+        "copyloop.v1.GetCreativesRequest.locale": 16,
+        "copyloop.v1.GetCreativesRequest.segment": 128,
+        "copyloop.v1.ListCreativesRequest.item_id": 128,
+        "copyloop.v1.ApproveCreativeRequest.creative_id": 64,
+        "copyloop.v1.ApproveCreativeRequest.reviewer": 128,
+        "copyloop.v1.RetireCreativeRequest.creative_id": 64,
+        "copyloop.v1.RetireCreativeRequest.reason": 1000,
+        "copyloop.v1.PregenerateCreativesRequest.locales": 16,
+        "copyloop.v1.PregenerateCreativesRequest.segments": 128,
+        "copyloop.v1.PregenerateCreativesRequest.idempotency_key": 128,
+        "copyloop.v1.GetPregenerationJobRequest.job_id": 64,
+        "copyloop.v1.ReviewCopyRequest.locale": 16,
+        "copyloop.v1.ReviewCopyRequest.segment": 128,
+    }
+)
+
+
+def validate_request(request: Message) -> None:
+    """The edge checks every GenerationService RPC runs first (see copyloop.common.validation)."""
+    v = Violations()
+    validation.scan(request, v, LIMITS)
+    v.raise_if_any()
 
 
 def require(field_name: str, value: str) -> None:
@@ -215,6 +264,12 @@ def generation_request(
         f"{prefix}angle",
         "urgency needs a promotion with an end_time: copy may not invent a deadline",
     )
+    template_version = req.template_version or DEFAULT_TEMPLATE_VERSION
+    v.check(
+        template_version in _template_versions(),
+        f"{prefix}template_version",
+        f"unknown; one of {describe(_template_versions())}",
+    )
     if v:
         return None
     return GenerationRequest(
@@ -225,9 +280,15 @@ def generation_request(
         item_id=req.item.item_id,
         item_version=req.item.version,
         store_in_pool=req.store_in_pool,
-        template_version=req.template_version or DEFAULT_TEMPLATE_VERSION,
+        template_version=template_version,
         promotion=promotion,
     )
+
+
+@functools.cache
+def _template_versions() -> tuple[str, ...]:
+    """The versions shipped with the service (a folder each; read once)."""
+    return tuple(available_versions())
 
 
 def _brief(
@@ -496,7 +557,22 @@ def job_to_proto(j: JobRecord) -> generation_pb2.PregenerationJob:
         done_count=j.done_count,
         failed_count=j.failed_count,
         creative_count=j.creative_count,
+        template_count=j.template_count,
         error=j.error,
         create_time=dt_to_ts(j.create_time),
         update_time=dt_to_ts(j.update_time),
     )
+
+
+def idempotency(method: str, request: Any) -> Idempotency:
+    """The request's idempotency key with a fingerprint of everything else it asks, so a retry
+    gets the first reply and a reused key with a different request is refused."""
+    key = request.idempotency_key
+    validate_key(key)
+    if not key:
+        return Idempotency(method, "", "")
+    copy = type(request)()
+    copy.CopyFrom(request)
+    copy.ClearField("idempotency_key")
+    digest = hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
+    return Idempotency(method, key, digest)

@@ -3,10 +3,15 @@
 A model trained on scraped marketing text readily invents "call 400-123-4567" or
 "加微信 abc123"; such text must never reach a shopper. Matches are removed (not masked in
 the copy) and reported in masked form, so the report itself does not leak the data.
+
+Every pattern is linear in its input (hostile request fields reach these regexes: a 1 MB
+must-include term once hung the process): a match may only start where a token starts
+(lookbehinds), and runs are possessive, so no start position rescans the run after it.
 """
 
 from __future__ import annotations
 
+import heapq
 import re
 from dataclasses import dataclass
 
@@ -14,17 +19,22 @@ from copyloop.generation.prompts.sanitize import URL_RE
 
 # Order matters: labelled ids (WeChat/QQ) before bare digit runs, specific before general.
 PII_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("email", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)),
+    # Starts only at the beginning of a local-part run: from any later start the match would
+    # rescan the same run (quadratic on a long word with no "@").
+    ("email", re.compile(r"(?<![\w.+-])[\w.+-]++@[\w-]++(?:\.[\w-]++)+", re.UNICODE)),
     ("url", URL_RE),
     (
         "wechat_id",
         re.compile(
-            r"(?<![A-Za-z])(?:微信|威信|薇信|wechat|weixin|v信|vx|wx)\s*(?:号|id)?\s*[:：]?\s*"
+            r"(?<![A-Za-z])(?:微信|威信|薇信|wechat|weixin|v信|vx|wx)\s*+(?:号|id)?\s*+[:：]?\s*+"
             r"[A-Za-z0-9][-_A-Za-z0-9]{5,19}(?![-_A-Za-z0-9])",
             re.IGNORECASE,
         ),
     ),
-    ("qq_id", re.compile(r"(?:qq|扣扣)\s*(?:号|群|id)?\s*[:：]?\s*\d{5,11}(?!\d)", re.IGNORECASE)),
+    (
+        "qq_id",
+        re.compile(r"(?:qq|扣扣)\s*+(?:号|群|id)?\s*+[:：]?\s*+\d{5,11}(?!\d)", re.IGNORECASE),
+    ),
     ("phone_cn_mobile", re.compile(r"(?<!\d)(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d{4}){2}(?!\d)")),
     (
         "phone_cn_landline",
@@ -64,32 +74,44 @@ _CLAUSE_PUNCT = frozenset(",;!?，。；！？、\n")
 
 
 def _pii_spans(text: str) -> list[tuple[int, int, Redaction]]:
-    """Non-overlapping PII matches; earlier patterns win (an email is not also a URL)."""
+    """Non-overlapping PII matches, sorted; earlier patterns win (an email is not also a URL).
+
+    One sweep per pattern over the (sorted, disjoint) spans found so far: linear, however
+    many matches a hostile text holds."""
     spans: list[tuple[int, int, Redaction]] = []
     for kind, pattern in PII_PATTERNS:
+        found: list[tuple[int, int, Redaction]] = []
+        i = 0
         for match in pattern.finditer(text):
             start, end = match.span()
-            if any(start < e and s < end for s, e, _ in spans):
-                continue
-            spans.append((start, end, Redaction(kind=kind, masked=mask(match.group(0)))))
-    return sorted(spans, key=lambda span: span[0])
+            while i < len(spans) and spans[i][1] <= start:
+                i += 1
+            if i < len(spans) and spans[i][0] < end:
+                continue  # overlaps a match of an earlier pattern
+            found.append((start, end, Redaction(kind=kind, masked=mask(match.group(0)))))
+        if found:
+            spans = list(heapq.merge(spans, found, key=lambda span: span[0]))
+    return spans
 
 
 def _clause_spans(text: str, protected: list[tuple[int, int, Redaction]]) -> list[tuple[int, int]]:
-    """Clauses with their closing punctuation; never split inside a PII match (a.b@c.com)."""
-
-    def inside(pos: int) -> bool:
-        return any(s <= pos < e for s, e, _ in protected)
-
+    """Clauses with their closing punctuation; never split inside a PII match (a.b@c.com).
+    `protected` is sorted and disjoint (as `_pii_spans` returns it)."""
     clauses: list[tuple[int, int]] = []
     start = 0
+    p = 0
     for i, char in enumerate(text):
         is_break = char in _CLAUSE_PUNCT or (
             char == "." and (i + 1 == len(text) or text[i + 1].isspace())
         )
-        if is_break and not inside(i):
-            clauses.append((start, i + 1))
-            start = i + 1
+        if not is_break:
+            continue
+        while p < len(protected) and protected[p][1] <= i:
+            p += 1
+        if p < len(protected) and protected[p][0] <= i:
+            continue  # inside a match
+        clauses.append((start, i + 1))
+        start = i + 1
     if start < len(text):
         clauses.append((start, len(text)))
     return clauses
@@ -111,9 +133,12 @@ def redact_pii(text: str) -> RedactionResult:
     spans = _pii_spans(text)
     if not spans:
         return RedactionResult(text=text, redactions=())
-    kept = [
-        text[start:end]
-        for start, end in _clause_spans(text, spans)
-        if not any(s < end and start < e for s, e, _ in spans)
-    ]
+    kept: list[str] = []
+    p = 0
+    for start, end in _clause_spans(text, spans):  # both sorted: one sweep
+        while p < len(spans) and spans[p][1] <= start:
+            p += 1
+        if p < len(spans) and spans[p][0] < end:
+            continue  # the clause carries personal data
+        kept.append(text[start:end])
     return RedactionResult(text=_tidy("".join(kept)), redactions=tuple(r for _, _, r in spans))

@@ -349,7 +349,10 @@ def fill_with_fallbacks(
     if missing == 0:
         return result
     present = {v.text for v in result.variants}
-    fallbacks = build_fallbacks(brief, result.constraints, count=missing + len(present))
+    # Spare candidates: a template can still fail the claim or sentiment checks below, and the
+    # plain generic lines at the end of the list always pass them, so when nothing is added
+    # it is the request's constraints that cannot be met (FAILED_PRECONDITION upstream).
+    fallbacks = build_fallbacks(brief, result.constraints, count=missing + len(present) + 8)
     added: list[CheckedVariant] = []
     for fallback in fallbacks:
         if len(added) >= missing:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from copyloop.common.idempotency import idempotency_table
@@ -69,6 +70,43 @@ pregeneration_jobs = Table(
     Column("error", Text, nullable=False, default=""),
     Column("create_time", DateTime(timezone=True), nullable=False),
     Column("update_time", DateTime(timezone=True), nullable=False),
+    # Units whose stored copy is template copy (see PregenerationJob.template_count).
+    Column("template_count", BigInteger, nullable=False, server_default="0"),
+    # The status passing model copy is stored with ("draft" or "live"), for a resumed job.
+    Column("creative_status", String(16), nullable=False, server_default="draft"),
+)
+
+# One row per unit of a job (one pool slot: item version, channel, locale, segment) with the
+# generation requests it runs, so a job interrupted by a shutdown or a crash resumes where it
+# stopped. A pending unit holds its slot: at most one pending unit per slot across all jobs
+# (the partial unique index), so repeated requests join the job already filling it.
+pregeneration_units = Table(
+    "pregeneration_units",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("job_id", String(64), primary_key=True),
+    Column("unit_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("item_id", String(128), nullable=False),
+    Column("item_version", BigInteger, nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("locale", String(16), nullable=False),
+    Column("segment", String(128), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | done | failed
+    Column("requests", JSON, nullable=False),  # the unit's GenerationRequests, encoded
+    Column("update_time", DateTime(timezone=True), nullable=False),
+    Index(
+        "ux_pregeneration_units_pending_slot",
+        "tenant_id",
+        "item_id",
+        "item_version",
+        "channel",
+        "locale",
+        "segment",
+        unique=True,
+        sqlite_where=text("state = 'pending'"),
+        postgresql_where=text("state = 'pending'"),
+    ),
+    Index("ix_pregeneration_units_job", "tenant_id", "job_id", "state"),
 )
 
 idempotency_records = idempotency_table(metadata)

@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
+from sqlalchemy.exc import IntegrityError
 
-from copyloop.common import pagination
+from copyloop.common import pagination, validation
 from copyloop.common.deadlines import remaining_s
 from copyloop.common.downstream import forwarded_metadata
 from copyloop.generation import messages
 from copyloop.generation.domain import GenerationDomain, GenerationResult
 from copyloop.generation.effects import CopyEffectClient
 from copyloop.generation.prompts import list_templates
-from copyloop.generation.store import APPROVED, DRAFT, LIVE, RETIRED
+from copyloop.generation.store import APPROVED, DRAFT, LIVE, RETIRED, CreativeRecord
 from copyloop.v1 import generation_pb2, generation_pb2_grpc
 
 G = generation_pb2
@@ -21,6 +22,7 @@ FULL_NAME = G.DESCRIPTOR.services_by_name["GenerationService"].full_name
 EFFECT_TIMEOUT_S = 2.0  # ReviewCopy answers without the prediction when it is slower
 
 
+@validation.checked_by(messages.validate_request)
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     def __init__(self, domain: GenerationDomain, effects: CopyEffectClient) -> None:
         self.domain = domain
@@ -30,6 +32,10 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         self, request: G.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> G.GenerateResponse:
         parsed = messages.generate_request(request)
+        key = messages.idempotency("Generate", request)
+        stored = await self.domain.replay(key)
+        if stored is not None:
+            return G.GenerateResponse.FromString(stored)
         result = await self.domain.generate(
             parsed, timeout_s=remaining_s(context, self.domain.settings.llm_timeout_s)
         )
@@ -37,21 +43,39 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             messages.variant_to_proto(x, result, result.latency_ms / max(1, len(result.variants)))
             for x in result.variants
         ]
-        if request.store_in_pool:
-            stored = await self.domain.store_variants(
-                parsed,
-                [
-                    (x, messages.variant_json(p))
-                    for x, p in zip(result.variants, variants, strict=True)
-                ],
-                DRAFT,
-            )
-            for proto, record in zip(variants, stored, strict=True):
-                proto.creative_id = record.creative_id
-        return G.GenerateResponse(
+        reply = G.GenerateResponse(
             variants=variants,
             llm_unavailable=result.llm_unavailable,
             rejected_attempt_count=result.rejected_attempts,
+            degradations=result.degradations,
+        )
+
+        def with_ids(records: list[CreativeRecord]) -> bytes:
+            for proto, record in zip(reply.variants, records, strict=True):
+                proto.creative_id = record.creative_id
+            return reply.SerializeToString()
+
+        if request.store_in_pool:
+            try:
+                records = await self.domain.store_variants(
+                    parsed,
+                    [
+                        (x, messages.variant_json(p))
+                        for x, p in zip(result.variants, variants, strict=True)
+                    ],
+                    DRAFT,
+                    key,
+                    with_ids,
+                )
+            except IntegrityError:  # a concurrent retry with the same key stored first
+                stored = await self.domain.replay(key)
+                if stored is None:
+                    raise
+                return G.GenerateResponse.FromString(stored)
+            with_ids(records)
+            return reply
+        return G.GenerateResponse.FromString(
+            await self.domain.remember(key, reply.SerializeToString())
         )
 
     async def GenerateStream(
@@ -121,7 +145,10 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     ) -> G.PregenerateCreativesResponse:
         parsed = messages.pregeneration_requests(request)
         job = await self.domain.start_job(
-            parsed, LIVE if request.auto_approve else DRAFT, messages.variant_record
+            parsed,
+            LIVE if request.auto_approve else DRAFT,
+            messages.variant_record,
+            messages.idempotency("PregenerateCreatives", request),
         )
         return G.PregenerateCreativesResponse(job=messages.job_to_proto(job))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from copyloop.prediction.store import (
     LabelledImpression,
     LoggedImpression,
     LoggedOutcome,
+    LogResult,
     PredictionStore,
     VersionRecord,
 )
@@ -169,11 +171,17 @@ class PredictionDomain:
 
     # ---- training log --------------------------------------------------------------------
 
-    async def log_impressions(self, rows: Sequence[LoggedImpression]) -> tuple[int, int]:
+    async def log_impressions(self, rows: Sequence[LoggedImpression]) -> LogResult:
         return await self._runner.run(self.store.log_impressions, current_tenant(), rows)
 
-    async def log_outcomes(self, rows: Sequence[LoggedOutcome]) -> tuple[int, int, int]:
+    async def log_outcomes(self, rows: Sequence[LoggedOutcome]) -> LogResult:
         return await self._runner.run(self.store.log_outcomes, current_tenant(), rows)
+
+    async def delete_user(self, user_id: str) -> tuple[int, int]:
+        """(impressions, outcomes) erased; later log calls about earlier activity are dropped."""
+        return await self._runner.run(
+            self.store.delete_user, current_tenant(), user_id, time.time()
+        )
 
     # ---- lifecycle -----------------------------------------------------------------------
 

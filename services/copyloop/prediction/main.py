@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from copyloop.common.db import make_engine, migrate
+from copyloop.common.retention import RetentionTask
 from copyloop.common.server import RunningServer, ServiceSpec, create_server, run_service
 from copyloop.prediction.domain import PredictionDomain, make_embedder
+from copyloop.prediction.retention import retention_task
 from copyloop.prediction.servicer import FULL_NAME, PredictionServicer
 from copyloop.prediction.settings import PredictionSettings
 from copyloop.prediction.store import PredictionStore
@@ -25,6 +27,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 class PredictionService:
     server: RunningServer
     domain: PredictionDomain
+    retention: RetentionTask | None = None  # prunes the training log (prediction.retention)
 
     @property
     def address(self) -> str:
@@ -32,6 +35,8 @@ class PredictionService:
 
     async def stop(self, grace: float | None = None) -> None:
         await self.server.stop(grace)
+        if self.retention:
+            await self.retention.stop()
         self.domain.close()
         self.domain.store.engine.dispose()
 
@@ -65,7 +70,9 @@ async def start_prediction_service(settings: PredictionSettings) -> PredictionSe
         readiness=domain.ready,
     )
     server = await create_server([spec], settings, label="prediction")
-    return PredictionService(server, domain)
+    retention = retention_task(engine, settings)
+    retention.start()
+    return PredictionService(server, domain, retention)
 
 
 def main() -> None:

@@ -8,6 +8,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from google.protobuf.message import Message
+
+from copyloop.common import validation
 from copyloop.common.errors import Violations
 from copyloop.common.protoconv import (
     CHANNEL_NAMES,
@@ -42,7 +45,42 @@ VERSION_STATES = {
     "retired": P.MODEL_VERSION_STATE_RETIRED,
 }
 MAX_LOG_BATCH = 10_000
-MAX_PRICE = 1e9
+MAX_PRICE = validation.MAX_PRICE
+# Where each request string lands (prediction/schema.py); the rest of common.proto is shared.
+LIMITS = validation.limits(
+    {
+        "copyloop.v1.ScoreRequest.user_id": 128,
+        "copyloop.v1.ScoreRequest.model_version": 64,
+        "copyloop.v1.ScoreCandidate.creative_id": 128,
+        "copyloop.v1.ScoreCandidate.copy_text": 2000,
+        "copyloop.v1.Impression.impression_id": 128,
+        "copyloop.v1.Impression.request_id": 128,
+        "copyloop.v1.Impression.user_id": 128,
+        "copyloop.v1.Impression.model_version": 64,
+        "copyloop.v1.Impression.experiment_arm": 64,
+        "copyloop.v1.Outcome.outcome_id": 128,
+        "copyloop.v1.Outcome.impression_id": 128,
+        "copyloop.v1.Outcome.user_id": 128,
+        "copyloop.v1.TrainModelRequest.idempotency_key": 128,
+        "copyloop.v1.PromoteModelRequest.version": 64,
+        "copyloop.v1.RollbackModelRequest.idempotency_key": 128,
+        "copyloop.v1.GetModelVersionRequest.version": 64,
+        "copyloop.v1.PredictionServiceDeleteUserRequest.user_id": 128,
+    }
+)
+
+
+def validate_request(request: Message) -> None:
+    """The edge checks every PredictionService RPC runs first (see copyloop.common.validation).
+    Score is checked in validate_score, which runs off the event loop."""
+    if isinstance(request, prediction_pb2.ScoreRequest):
+        return
+    v = Violations()
+    validation.scan(request, v, LIMITS)
+    if isinstance(request, prediction_pb2.LogImpressionsRequest):
+        for n, imp in enumerate(request.impressions[: validation.MAX_SCAN_VIOLATIONS]):
+            validation.check_number(v, f"impressions[{n}].served_p_ctr", imp.served_p_ctr, 0, 1)
+    v.raise_if_any()
 
 
 def user_features(user_id: str, profile: common_pb2.UserProfile) -> UserFeatures:
@@ -87,6 +125,7 @@ def candidate_features(
 
 def validate_score(req: prediction_pb2.ScoreRequest, max_candidates: int) -> None:
     v = Violations()
+    validation.scan(req, v, LIMITS)
     v.check(
         bool(req.user_id) and len(req.user_id) <= 128, "user_id", "required, at most 128 characters"
     )
@@ -241,3 +280,14 @@ def version_to_proto(r: VersionRecord) -> prediction_pb2.ModelVersion:
     if r.promote_time:
         msg.promote_time.CopyFrom(dt_to_ts(r.promote_time))
     return msg
+
+
+def delete_user_from_proto(req: prediction_pb2.PredictionServiceDeleteUserRequest) -> str:
+    v = Violations()
+    v.check(
+        bool(req.user_id) and len(req.user_id) <= 128 and "\x00" not in req.user_id,
+        "user_id",
+        "required, at most 128 characters",
+    )
+    v.raise_if_any()
+    return req.user_id

@@ -37,6 +37,7 @@ impressions = Table(
     Column("experiment_arm", String(64), nullable=False, default=""),
     Column("impression_time", Float, nullable=False),
     Index("ix_impressions_tenant_time", "tenant_id", "impression_time"),
+    Index("ix_impressions_tenant_user", "tenant_id", "user_id"),
 )
 
 outcomes = Table(
@@ -48,7 +49,21 @@ outcomes = Table(
     Column("type", String(16), nullable=False),
     Column("value", Float, nullable=False, default=0.0),
     Column("outcome_time", Float, nullable=False),
+    # The impression's user when the caller knows it, so an outcome logged before its
+    # impression (kept, joined when the impression arrives) is erased with the user.
+    Column("user_id", String(128), nullable=False, default=""),
     Index("ix_outcomes_tenant_impression", "tenant_id", "impression_id"),
+    Index("ix_outcomes_tenant_user", "tenant_id", "user_id"),
+)
+
+# Deleted users, by a hash of their id (the id itself is erased): log calls about what a user
+# did before their deletion are dropped, so late traffic cannot bring the user back.
+user_tombstones = Table(
+    "user_tombstones",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("user_hash", String(64), primary_key=True),
+    Column("delete_time", Float, nullable=False),
 )
 
 model_versions = Table(

@@ -3,13 +3,14 @@ the model registry (versions, metrics, the live pointer), per tenant."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from copyloop.common.errors import FailedPrecondition, NotFound
 from copyloop.prediction import schema
@@ -39,6 +40,18 @@ class LoggedOutcome:
     type: str
     value: float
     outcome_time: float
+    user_id: str = ""  # when known: lets an outcome logged before its impression be erased
+
+
+@dataclass(frozen=True)
+class LogResult:
+    """What a log call did: stored now, already stored, dropped because the user was deleted
+    after it happened, and (outcomes) stored before their impression arrived."""
+
+    accepted: int
+    duplicate: int
+    erased: int
+    unmatched: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,10 +86,15 @@ class PredictionStore:
 
     # ---- training log --------------------------------------------------------------------
 
-    def log_impressions(self, tenant: str, rows: Sequence[LoggedImpression]) -> tuple[int, int]:
-        """(accepted, duplicate): an impression id already logged is never logged twice."""
+    def log_impressions(self, tenant: str, rows: Sequence[LoggedImpression]) -> LogResult:
+        """An impression id already logged is never logged twice; impressions of a user deleted
+        after they were shown are dropped."""
         t = schema.impressions
         with self._sessions.begin() as session:
+            deleted = _tombstones(session, tenant, (r.user_id for r in rows))
+            kept = [r for r in rows if not _erased(deleted, r.user_id, r.impression_time)]
+            erased = len(rows) - len(kept)
+            rows = kept
             ids = [r.impression_id for r in rows]
             known = set(
                 session.scalars(
@@ -92,12 +110,18 @@ class PredictionStore:
                     fresh.append({"tenant_id": tenant, **r.__dict__})
             if fresh:
                 session.execute(t.insert(), fresh)
-        return len(fresh), len(rows) - len(fresh)
+        return LogResult(len(fresh), len(rows) - len(fresh), erased)
 
-    def log_outcomes(self, tenant: str, rows: Sequence[LoggedOutcome]) -> tuple[int, int, int]:
-        """(accepted, duplicate, unmatched): outcomes of unknown impressions are kept out."""
+    def log_outcomes(self, tenant: str, rows: Sequence[LoggedOutcome]) -> LogResult:
+        """Outcomes are kept even when their impression is not logged yet (delivery order is
+        not guaranteed); training joins them by impression id once both are there. Outcomes of
+        a user deleted after they happened are dropped."""
         o, i = schema.outcomes, schema.impressions
         with self._sessions.begin() as session:
+            deleted = _tombstones(session, tenant, (r.user_id for r in rows if r.user_id))
+            kept = [r for r in rows if not _erased(deleted, r.user_id, r.outcome_time)]
+            erased = len(rows) - len(kept)
+            rows = kept
             known_outcomes = set(
                 session.scalars(
                     select(o.c.outcome_id).where(
@@ -117,14 +141,50 @@ class PredictionStore:
             for r in rows:
                 if r.outcome_id in known_outcomes:
                     duplicate += 1
-                elif r.impression_id not in impressions:
-                    unmatched += 1
-                else:
-                    known_outcomes.add(r.outcome_id)
-                    fresh.append({"tenant_id": tenant, **r.__dict__})
+                    continue
+                unmatched += r.impression_id not in impressions
+                known_outcomes.add(r.outcome_id)
+                fresh.append({"tenant_id": tenant, **r.__dict__})
             if fresh:
                 session.execute(o.insert(), fresh)
-        return len(fresh), duplicate, unmatched
+        return LogResult(len(fresh), duplicate, erased, unmatched)
+
+    def delete_user(self, tenant: str, user_id: str, now: float) -> tuple[int, int]:
+        """Erases the user's impressions and every outcome of them (including outcomes that
+        arrived before their impression) and leaves a tombstone holding only a hash of the id.
+        Returns (impressions, outcomes) deleted."""
+        i, o, tomb = schema.impressions, schema.outcomes, schema.user_tombstones
+        with self._sessions.begin() as session:
+            ids = list(
+                session.scalars(
+                    select(i.c.impression_id).where(i.c.tenant_id == tenant, i.c.user_id == user_id)
+                )
+            )
+            outcomes = _count(
+                session.execute(delete(o).where(o.c.tenant_id == tenant, o.c.user_id == user_id))
+            )
+            for start in range(0, len(ids), 500):
+                outcomes += _count(
+                    session.execute(
+                        delete(o).where(
+                            o.c.tenant_id == tenant, o.c.impression_id.in_(ids[start : start + 500])
+                        )
+                    )
+                )
+            impressions = _count(
+                session.execute(delete(i).where(i.c.tenant_id == tenant, i.c.user_id == user_id))
+            )
+            digest = user_hash(user_id)
+            updated = session.execute(
+                tomb.update()
+                .where(tomb.c.tenant_id == tenant, tomb.c.user_hash == digest)
+                .values(delete_time=now)
+            )
+            if not _count(updated):
+                session.execute(
+                    tomb.insert().values(tenant_id=tenant, user_hash=digest, delete_time=now)
+                )
+        return impressions, outcomes
 
     def labelled(self, tenant: str, start: float, end: float) -> list[LabelledImpression]:
         """Impressions shown in [start, end) with their outcomes joined by impression id."""
@@ -288,6 +348,37 @@ class PredictionStore:
                 .values(state=LIVE, promote_time=datetime.now(UTC), previous_live=previous)
             )
         return self.get(tenant, live.previous_live)
+
+
+def user_hash(user_id: str) -> str:
+    return hashlib.sha256(user_id.encode()).hexdigest()
+
+
+def _tombstones(session: Session, tenant: str, user_ids: Iterable[str]) -> dict[str, float]:
+    """user id -> deletion time, for the given users that were deleted."""
+    by_hash = {user_hash(u): u for u in set(user_ids)}
+    if not by_hash:
+        return {}
+    t = schema.user_tombstones
+    found: dict[str, float] = {}
+    hashes = list(by_hash)
+    for start in range(0, len(hashes), 500):
+        for digest, when in session.execute(
+            select(t.c.user_hash, t.c.delete_time).where(
+                t.c.tenant_id == tenant, t.c.user_hash.in_(hashes[start : start + 500])
+            )
+        ):
+            found[by_hash[digest]] = when
+    return found
+
+
+def _erased(deleted: dict[str, float], user_id: str, happened: float) -> bool:
+    when = deleted.get(user_id)
+    return when is not None and happened <= when
+
+
+def _count(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _impression(row: Any) -> LoggedImpression:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 import time
 
+from google.protobuf.message import Message
+
+from copyloop.common import validation
 from copyloop.common.errors import Violations
 from copyloop.common.protoconv import PRICE_BAND_ENUMS, dt_to_ts, epoch_to_ts, ts_to_epoch
-from copyloop.profile.catalog import ITEM_ID, ItemData
+from copyloop.profile.catalog import ITEM_ID, MAX_BATCH, ItemData, item_violations
 from copyloop.profile.domain import Profile
 from copyloop.profile.profiles import DAY_S, EventIn
 from copyloop.profile.store import ItemQuery, Rejection, StoredItem
@@ -23,6 +26,59 @@ EVENT_TYPES: dict[int, str] = {
 }
 MAX_EVENTS = 10_000
 MAX_FUTURE_S = DAY_S
+MAX_QUANTITY = validation.INT32_MAX  # events.quantity is an INTEGER column
+# Where each request string lands (profile/schema.py); the rest of common.proto is shared.
+LIMITS = validation.limits(
+    {
+        "copyloop.v1.UpsertItemsRequest.idempotency_key": 128,
+        "copyloop.v1.GetItemsRequest.item_ids": 128,
+        "copyloop.v1.Event.event_id": 128,
+        "copyloop.v1.Event.user_id": 128,
+        "copyloop.v1.Event.item_id": 128,
+        "copyloop.v1.GetUserProfileRequest.user_id": 128,
+        "copyloop.v1.RecallItemsRequest.user_id": 128,
+        "copyloop.v1.DeleteUserRequest.user_id": 128,
+        "copyloop.v1.DeleteUserRequest.idempotency_key": 128,
+    }
+)
+
+
+def validate_request(request: Message) -> None:
+    """The edge checks every ProfileService RPC runs first (see copyloop.common.validation);
+    ingest batches are checked event by event instead, so one bad event rejects only itself."""
+    if isinstance(request, profile_pb2.IngestEventsRequest | profile_pb2.IngestEventStreamRequest):
+        return
+    v = Violations()
+    if isinstance(request, profile_pb2.UpsertItemsRequest):
+        upsert_violations(request, v)
+    validation.scan(request, edge := Violations(), LIMITS)
+    named = {x.field for x in v.items}
+    for x in edge.items:  # a field the catalog rules already named is not named twice
+        if x.field not in named:
+            v.add(x.field, x.description)
+    v.raise_if_any()
+
+
+def upsert_violations(request: profile_pb2.UpsertItemsRequest, v: Violations) -> None:
+    """Every catalog rule an upsert breaks, so the client learns all of them at once."""
+    v.check(1 <= len(request.items) <= MAX_BATCH, "items", f"1 to {MAX_BATCH} items required")
+    seen: set[str] = set()
+    for n, proto in enumerate(request.items):
+        if len(v.items) >= validation.MAX_SCAN_VIOLATIONS:
+            return
+        item = item_from_proto(proto)
+        problems = item_violations(item, f"items[{n}]")
+        for field, why in problems:
+            v.add(field, why)
+        flagged = {field for field, _ in problems}
+        for name in ("price", "list_price"):
+            if f"items[{n}].{name}" not in flagged:
+                validation.check_number(
+                    v, f"items[{n}].{name}", getattr(item, name), 0.0, validation.MAX_PRICE
+                )
+        if item.item_id in seen:
+            v.add(f"items[{n}].item_id", "duplicated in this request")
+        seen.add(item.item_id)
 
 
 def item_from_proto(item: common_pb2.Item) -> ItemData:
@@ -63,14 +119,7 @@ def item_to_proto(stored: StoredItem) -> common_pb2.Item:
 def query_from_filter(
     f: common_pb2.ItemFilter, violations: Violations, prefix: str = "filter"
 ) -> ItemQuery:
-    for name in ("min_price", "max_price"):
-        value = getattr(f, name)
-        violations.check(math.isfinite(value) and value >= 0, f"{prefix}.{name}", "must be >= 0")
-    if f.min_price and f.max_price:
-        violations.check(f.min_price <= f.max_price, f"{prefix}.max_price", "must be >= min_price")
-    violations.check(
-        len(f.exclude_item_ids) <= 10_000, f"{prefix}.exclude_item_ids", "at most 10,000"
-    )
+    validation.check_item_filter(violations, f, prefix)
     return ItemQuery(
         categories=tuple(f.categories),
         min_price=f.min_price,
@@ -90,6 +139,9 @@ def event_from_proto(index: int, ev: profile_pb2.Event, now: float) -> EventIn |
 
     if not ev.event_id or len(ev.event_id) > 128:
         return reject("event_id", "required, at most 128 characters")
+    problem = validation.first_problem(ev, LIMITS)
+    if problem is not None:
+        return reject(*problem)
     if not ev.user_id or len(ev.user_id) > 128:
         return reject("user_id", "required, at most 128 characters")
     kind = EVENT_TYPES.get(ev.type)
@@ -109,10 +161,10 @@ def event_from_proto(index: int, ev: profile_pb2.Event, now: float) -> EventIn |
     t = ts_to_epoch(ev.event_time)
     if t > now + MAX_FUTURE_S:
         return reject("event_time", "more than 1 day in the future")
-    if ev.quantity < 0:
-        return reject("quantity", "must be >= 0")
-    if not math.isfinite(ev.price) or ev.price < 0:
-        return reject("price", "must be >= 0")
+    if not 0 <= ev.quantity <= MAX_QUANTITY:
+        return reject("quantity", f"must be between 0 and {MAX_QUANTITY}")
+    if not math.isfinite(ev.price) or not 0 <= ev.price <= validation.MAX_PRICE:
+        return reject("price", f"must be a finite number between 0 and {validation.MAX_PRICE:g}")
     return EventIn(
         event_id=ev.event_id,
         user_id=ev.user_id,

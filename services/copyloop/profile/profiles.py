@@ -12,6 +12,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 DAY_S = 86_400.0
+# Sums a profile keeps stay finite whatever arrives: a NaN or infinite total breaks every
+# reader (JSON on PostgreSQL, training features, segment rules) for good. 1e12 is beyond any
+# real shopper's spend and far from overflow.
+MAX_TOTAL = 1e12
 RECENT_ITEMS = 20
 FREQUENCY_DAYS = 30
 
@@ -82,7 +86,11 @@ class ProfileState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProfileState:
-        return cls(**data)
+        state = cls(**data)
+        # A row written before totals were bounded may hold inf or NaN; it heals on read.
+        for name in ("monetary_total", "price_weighted_sum", "price_weight"):
+            setattr(state, name, _bounded(getattr(state, name)))
+        return state
 
 
 def decay_factor(from_time: float, to_time: float, half_life_s: float) -> float:
@@ -117,9 +125,9 @@ def apply_event(
         setattr(state, counters[event.type], getattr(state, counters[event.type]) + 1)
     if event.type == "purchase":
         quantity = max(1, event.quantity)
-        unit_price = event.price or (item.price if item else 0.0)
+        unit_price = _bounded(event.price or (item.price if item else 0.0))
         state.purchase_count += 1
-        state.monetary_total += unit_price * quantity
+        state.monetary_total = _bounded(state.monetary_total + _bounded(unit_price * quantity))
         if item and item.discounted:
             state.discounted_purchase_count += 1
 
@@ -138,11 +146,18 @@ def apply_event(
         )
     if item.brand:
         state.brands[item.brand] = state.brands.get(item.brand, 0.0) + contribution
-    price = event.price or item.price
-    state.price_weighted_sum += price * contribution
-    state.price_weight += contribution
+    price = _bounded(event.price or item.price)
+    state.price_weighted_sum = _bounded(state.price_weighted_sum + price * contribution)
+    state.price_weight = _bounded(state.price_weight + contribution)
     if is_newest or item.item_id not in state.recent_item_ids:
         _push_recent(state, item.item_id, newest=is_newest)
+
+
+def _bounded(value: float) -> float:
+    """A non-negative sum kept finite: NaN counts as 0, anything above MAX_TOTAL is MAX_TOTAL."""
+    if math.isnan(value) or value < 0:
+        return 0.0
+    return min(value, MAX_TOTAL)
 
 
 def _scale(state: ProfileState, factor: float) -> None:

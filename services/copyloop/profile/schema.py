@@ -81,4 +81,14 @@ item_stats = Table(
     Column("purchase_count", BigInteger, nullable=False, default=0),
 )
 
+# Deleted users, by a hash of their id (the id itself is erased): events about what a user did
+# before their deletion are refused, so late or replayed traffic cannot bring the user back.
+user_tombstones = Table(
+    "user_tombstones",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("user_hash", String(64), primary_key=True),
+    Column("delete_time", Float, nullable=False),
+)
+
 idempotency_records = idempotency_table(metadata)

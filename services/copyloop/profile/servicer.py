@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from copyloop.common import pagination
+from copyloop.common import pagination, validation
 from copyloop.common.errors import Violations
 from copyloop.common.idempotency import validate_key
 from copyloop.profile import messages
@@ -24,6 +24,7 @@ OUTCOMES = {
 FULL_NAME = profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name
 
 
+@validation.checked_by(messages.validate_request)
 class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
     def __init__(self, domain: ProfileDomain) -> None:
         self.domain = domain

@@ -3,8 +3,11 @@ write runs in one transaction, so a failed call leaves nothing half-written."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -235,10 +238,15 @@ class ProfileStore:
             )
         item_ids = {ev.item_id for _, ev in fresh if ev.item_id}
         facts = self._item_facts(session, tenant, item_ids)
+        deleted = _tombstones(session, tenant, {ev.user_id for _, ev in fresh})
         to_apply: list[EventIn] = []
         for index, event in fresh:
             if event.event_id in stored:
                 result.duplicate += 1
+            elif deleted and event.event_time <= deleted.get(event.user_id, -math.inf):
+                result.reject(
+                    Rejection(index, event.event_id, "user_id", "user_id: deleted after this event")
+                )
             elif event.item_id and event.item_id not in facts:
                 result.reject(Rejection(index, event.event_id, "item_id", "item_id: unknown item"))
             else:
@@ -361,8 +369,20 @@ class ProfileStore:
 
     def delete_user(self, tenant: str, user_id: str) -> tuple[int, bool]:
         """Erases the user's events and profile (privacy request); item popularity keeps only
-        anonymous aggregate counts."""
+        anonymous aggregate counts. A tombstone (a hash of the id) refuses later events about
+        what the user did before now."""
         with self._ingest_lock, self.transaction() as session:
+            t, digest, now = schema.user_tombstones, user_hash(user_id), time.time()
+            if not _rowcount(
+                session.execute(
+                    t.update()
+                    .where(t.c.tenant_id == tenant, t.c.user_hash == digest)
+                    .values(delete_time=now)
+                )
+            ):
+                session.execute(
+                    t.insert().values(tenant_id=tenant, user_hash=digest, delete_time=now)
+                )
             deleted = _rowcount(
                 session.execute(
                     delete(schema.events).where(
@@ -489,6 +509,26 @@ def _matches(item: ItemData, query: ItemQuery) -> bool:
         if not any(level.lower() in wanted for level in item.category_path):
             return False
     return not query.tags or set(query.tags) <= set(item.tags)
+
+
+def user_hash(user_id: str) -> str:
+    return hashlib.sha256(user_id.encode()).hexdigest()
+
+
+def _tombstones(session: Session, tenant: str, user_ids: set[str]) -> dict[str, float]:
+    """user id -> deletion time, for those of the users that were deleted."""
+    by_hash = {user_hash(u): u for u in user_ids}
+    t = schema.user_tombstones
+    found: dict[str, float] = {}
+    hashes = list(by_hash)
+    for start in range(0, len(hashes), 500):
+        for digest, when in session.execute(
+            select(t.c.user_hash, t.c.delete_time).where(
+                t.c.tenant_id == tenant, t.c.user_hash.in_(hashes[start : start + 500])
+            )
+        ):
+            found[by_hash[digest]] = when
+    return found
 
 
 def _rowcount(result: Result[Any]) -> int:

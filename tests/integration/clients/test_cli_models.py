@@ -79,6 +79,8 @@ def test_list_promote_and_rollback_a_trained_version(
         traffic(client, range(30), rng)
         split = time.time()
         traffic(client, range(30, 45), rng)
+        # Fusion forwards outcomes to the training log through its outbox: wait for delivery.
+        assert platform.run(platform.platform.fusion.relay.settle(timeout_s=30))
         trained = client.train_model((start, split), (split, time.time() + 1), epochs=1, seed=1)
     version = trained.model_version.version
     assert not trained.promoted and trained.model_version.metrics.ctr.example_count > 0

@@ -210,7 +210,8 @@ async def test_triton_stopped_mid_test_degrades_to_pool_and_fallbacks(
             v.source == G.VARIANT_SOURCE_TEMPLATE_FALLBACK and v.compliance.passed
             for v in reply.variants
         )
-        # Only when nothing can be served: UNAVAILABLE with a retry hint.
+        # Only when nothing can be served, and that is the constraints' fault, not the model's:
+        # FAILED_PRECONDITION (no retry hint: retrying cannot help), never UNAVAILABLE.
         impossible = request(
             constraints=G.CopyConstraints(
                 max_chars=20, must_include=["a very long required phrase indeed"]
@@ -218,9 +219,11 @@ async def test_triton_stopped_mid_test_degrades_to_pool_and_fallbacks(
         )
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.Generate(impossible, metadata=auth(), timeout=30)
-        assert err.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INVALID_ARGUMENT)
-        if err.value.code() == grpc.StatusCode.UNAVAILABLE:
-            assert detail(err.value, error_details_pb2.RetryInfo) is not None
+        assert err.value.code() in (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        assert detail(err.value, error_details_pb2.RetryInfo) is None
     finally:
         await channel.close()
         await service.stop(0)

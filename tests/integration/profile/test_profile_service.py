@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from sqlalchemy.engine import make_url
 from tests.integration.profile.factories import NOW, event, item
-from tests.support.grpc_helpers import OTHER_API_KEY, auth, detail, field_violations, status_of
+from tests.support.grpc_helpers import (
+    API_KEYS,
+    OTHER_API_KEY,
+    auth,
+    detail,
+    field_violations,
+    status_of,
+)
+from tests.support.tcp_proxy import TcpProxy
 
-from copyloop.v1 import common_pb2, profile_pb2
+from copyloop.profile.main import start_profile_service
+from copyloop.profile.settings import ProfileSettings
+from copyloop.v1 import common_pb2, profile_pb2, profile_pb2_grpc
 
 P = profile_pb2
 DAY = 86_400.0
@@ -351,11 +365,50 @@ async def test_caller_request_id_is_echoed_in_errors(profile) -> None:
     assert request_info is not None and request_info.request_id == "req-123"
 
 
-async def test_deadline_is_honoured(profile) -> None:
-    await upsert(profile.stub, item("a"))
-    events = [event(f"big{n}", f"u{n % 50}", P.EVENT_TYPE_VIEW, "a") for n in range(10_000)]
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await profile.stub.IngestEvents(
-            P.IngestEventsRequest(events=events), metadata=auth(), timeout=0.001
+async def test_a_slow_database_runs_the_server_out_of_time(
+    postgres_databases, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server, not the client, runs out of time: the database is reached through a link
+    that holds every packet for 0.3 s, so a 2,000-event batch outlasts the client's 2 s deadline
+    on the server. The server gave up on the call (its access log says so), and the batch was
+    written whole or not at all: the retry after the link is fast again completes it exactly."""
+    url = make_url(postgres_databases())
+    link = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    service = await start_profile_service(
+        ProfileSettings(
+            port=0,
+            database_url=url.set(port=link.port).render_as_string(False),
+            api_keys=API_KEYS,
+            readiness_interval_s=60,
         )
-    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    )
+    channel = grpc.aio.insecure_channel(service.address)
+    stub = profile_pb2_grpc.ProfileServiceStub(channel)
+    try:
+        await upsert(stub, item("a"))
+        events = [event(f"big{n}", f"u{n % 50}", P.EVENT_TYPE_VIEW, "a") for n in range(2000)]
+        link.delay_s = 0.3
+        with caplog.at_level(logging.INFO, logger="copyloop.access"):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.IngestEvents(
+                    P.IngestEventsRequest(events=events), metadata=auth(), timeout=2
+                )
+            assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            # The call reached the server, which ended it unfinished (not a client-side trip).
+            deadline = asyncio.get_running_loop().time() + 30
+            while not any(
+                getattr(r, "method", "").endswith("/IngestEvents") for r in caplog.records
+            ):
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.1)
+        ended = [r for r in caplog.records if getattr(r, "method", "").endswith("/IngestEvents")]
+        assert [getattr(r, "status", "") for r in ended] != ["OK"]
+        link.delay_s = 0.0
+        retry = await stub.IngestEvents(P.IngestEventsRequest(events=events), metadata=auth())
+        assert retry.summary.accepted + retry.summary.duplicate == 2000
+        store = service.domain.store
+        assert sum(store.count_user_events("tenant-a", f"u{n}") for n in range(50)) == 2000
+    finally:
+        await channel.close()
+        await service.stop(0)
+        link.cut()

@@ -10,9 +10,15 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 from copyloop.common.errors import (
+    MAX_DETAIL_CHARS,
+    MAX_MESSAGE_CHARS,
+    MAX_STATUS_BYTES,
+    MAX_VIOLATIONS,
     FailedPrecondition,
+    FieldViolation,
     InvalidArgument,
     NotFound,
+    RelayedError,
     Unavailable,
     Violations,
 )
@@ -55,3 +61,45 @@ def test_other_errors_carry_their_details() -> None:
     un = Unavailable("llm down", retry_after_s=2.5).to_status()
     retry = unpack(un, error_details_pb2.RetryInfo)
     assert (retry.retry_delay.seconds, retry.retry_delay.nanos) == (2, 500_000_000)
+
+
+def test_a_thousand_bad_items_make_a_small_status() -> None:
+    """Every bad value echoed made a 183 KB trailer that clients reject as RESOURCE_EXHAUSTED:
+    the status lists the first violations with their texts cut, and stays small."""
+    v = Violations()
+    for n in range(1000):
+        v.add(f"events[{n}].user_id", "must be at most 128 characters, got " + "x" * 1000)
+    with pytest.raises(InvalidArgument) as err:
+        v.raise_if_any()
+    status = err.value.to_status("rid-" + "r" * 100)
+    assert status.ByteSize() <= MAX_STATUS_BYTES
+    bad = unpack(status, error_details_pb2.BadRequest)
+    assert 0 < len(bad.field_violations) <= MAX_VIOLATIONS
+    assert bad.field_violations[0].field == "events[0].user_id"
+    assert all(len(f.description) <= MAX_DETAIL_CHARS for f in bad.field_violations)
+    assert bad.field_violations[0].description.endswith("\u2026")
+    assert "and 995 more" in status.message and len(status.message) <= MAX_MESSAGE_CHARS
+    # What the client needs to quote the failure survives the trimming.
+    assert unpack(status, error_details_pb2.RequestInfo).request_id.startswith("rid-")
+    assert unpack(status, error_details_pb2.ErrorInfo).reason == "INVALID_ARGUMENT"
+
+
+def test_huge_field_paths_and_relayed_details_are_trimmed_too() -> None:
+    status = InvalidArgument([FieldViolation("f" * 100_000, "d" * 100_000)]).to_status()
+    bad = unpack(status, error_details_pb2.BadRequest)
+    assert len(bad.field_violations[0].field) == MAX_DETAIL_CHARS
+    assert status.ByteSize() <= MAX_STATUS_BYTES
+    # A downstream service's oversized reply passed on is trimmed the same way.
+    huge = InvalidArgument([FieldViolation(f"f{n}", "v" * 150) for n in range(40)]).to_status()
+    relayed = RelayedError(grpc.StatusCode.INVALID_ARGUMENT, "x" * 50_000, list(huge.details))
+    out = relayed.to_status("rid-2")
+    assert out.ByteSize() <= MAX_STATUS_BYTES and len(out.message) <= MAX_MESSAGE_CHARS
+    assert unpack(out, error_details_pb2.RequestInfo).request_id == "rid-2"
+
+
+def test_short_statuses_are_untouched() -> None:
+    v = [FieldViolation(f"f{n}", "bad") for n in range(MAX_VIOLATIONS)]
+    status = InvalidArgument(v).to_status()
+    assert [f.field for f in unpack(status, error_details_pb2.BadRequest).field_violations] == [
+        f"f{n}" for n in range(MAX_VIOLATIONS)
+    ]

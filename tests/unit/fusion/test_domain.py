@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -153,6 +154,42 @@ async def test_experiment_report_counts_each_configured_arm(
     assert (bandit.users, bandit.impressions, bandit.clicks) == (2, 2, 1)
     assert (bandit.purchases, bandit.revenue, bandit.traffic_weight) == (1, 25.0, 3.0)
     assert report.arms[0].lift is None  # a baseline without impressions has no lift
+
+
+async def test_experiment_report_breaks_results_down_by_segment_and_angle(
+    domain: FusionDomain, fusion_store: FusionStore
+) -> None:
+    def cell(imp: str, arm: str, segment: str, angle: str) -> ServedRow:
+        return dataclasses.replace(served(imp, "exp-1", arm, NOW), segment=segment, angle=angle)
+
+    with as_tenant():
+        experiment = await domain.create_experiment(NewExperiment("exp-1", "", ARMS))
+        fusion_store.log_served(
+            "acme",
+            [
+                cell("im-1", "bandit", "deal_seeker", "value"),
+                cell("im-2", "bandit", "deal_seeker", "value"),
+                cell("im-3", "bandit", "deal_seeker", "quality"),
+                cell("im-4", "control", "", ""),
+            ],
+        )
+        events = [outcome(i, f"im-{i}", "impression", NOW) for i in range(1, 5)]
+        events += [outcome(10, "im-1", "click", NOW + 1), outcome(11, "im-3", "click", NOW + 1)]
+        events += [outcome(12, "im-3", "purchase", NOW + 2, value=9.0)]
+        fusion_store.apply_outcomes("acme", events)
+        result = await domain.experiment_report(experiment, "", include_chart=False)
+
+    cells = {(c.arm_id, c.segment, c.angle): c for c in result.slices}
+    assert set(cells) == {
+        ("bandit", "deal_seeker", "value"),
+        ("bandit", "deal_seeker", "quality"),
+        ("control", "", ""),
+    }
+    value = cells["bandit", "deal_seeker", "value"]
+    assert (value.impressions, value.clicks, value.purchases, value.ctr) == (2, 1, 0, 0.5)
+    quality = cells["bandit", "deal_seeker", "quality"]
+    assert (quality.impressions, quality.clicks, quality.purchases) == (1, 1, 1)
+    assert cells["control", "", ""].clicks == 0
 
 
 async def test_experiment_report_with_baseline_and_chart(

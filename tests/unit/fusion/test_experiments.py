@@ -239,3 +239,15 @@ def test_build_report_combines_everything_with_first_arm_as_default_baseline() -
     assert by_bandit.arms[0].lift is not None and by_bandit.arms[0].lift.lift == pytest.approx(-0.2)
     with pytest.raises(ValueError):
         build_report(arms, baseline_arm_id="nope")
+
+
+def test_wilson_interval_is_honest_for_small_cells() -> None:
+    from copyloop.fusion.experiments import wilson_interval
+
+    lower, upper = wilson_interval(1, 2)
+    assert 0.0 < lower < 0.5 < upper < 1.0  # one click in two impressions says little
+    lower_big, upper_big = wilson_interval(500, 1000)
+    assert lower < lower_big < 0.5 < upper_big < upper and upper_big - lower_big < 0.07
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    low0, high0 = wilson_interval(0, 50)
+    assert low0 == 0.0 and 0.0 < high0 < 0.1

@@ -149,3 +149,17 @@ def test_undefined_lift_is_nan_in_the_report() -> None:
     reply = messages.report_to_proto(ExperimentReportResult(RECORD, report, b"png"))
     assert reply.chart_png == b"png" and reply.baseline_arm_id == "control"
     assert all(math.isnan(a.ctr_lift) for a in reply.arms)
+
+
+def test_report_slices_carry_segment_angle_and_a_wilson_interval() -> None:
+    from copyloop.fusion.domain import ExperimentReportResult
+    from copyloop.fusion.experiments import ArmCounts, SliceCounts, build_report
+
+    report = build_report([ArmCounts("control"), ArmCounts("bandit")])
+    cell = SliceCounts("bandit", "deal_seeker", "value", impressions=40, clicks=4, purchases=1)
+    reply = messages.report_to_proto(ExperimentReportResult(RECORD, report, b"", [cell]))
+    (out,) = reply.slices
+    assert (out.arm_id, out.segment, out.angle) == ("bandit", "deal_seeker", "value")
+    assert (out.impressions, out.clicks, out.purchases) == (40, 4, 1)
+    assert out.ctr == 0.1
+    assert 0.0 < out.ctr_interval.lower < 0.1 < out.ctr_interval.upper < 0.3

@@ -9,7 +9,7 @@ import typer
 
 from copyloop.v1 import fusion_pb2
 from copyloop_client.commands.state import cli_errors, console, fail, state
-from copyloop_client.render import experiment_line, report_table
+from copyloop_client.render import experiment_line, report_table, slice_table
 
 app = typer.Typer(
     help="Experiments: arms of copy strategies, reports with lift and P(best).",
@@ -59,6 +59,8 @@ def report(
     out = console()
     out.print(experiment_line(reply.experiment))
     out.print(report_table(reply))
+    if reply.slices:
+        out.print(slice_table(reply))
     srm = (
         "MISMATCH: traffic split differs from the weights" if reply.sample_ratio_mismatch else "ok"
     )

@@ -17,6 +17,7 @@ from copyloop.fusion.retention import retention_task
 from copyloop.fusion.servicer import FULL_NAME, FusionServicer
 from copyloop.fusion.settings import FusionSettings
 from copyloop.fusion.store import FusionStore
+from copyloop.generation.served import warm_up_in_background
 from copyloop.v1 import fusion_pb2_grpc
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -48,6 +49,7 @@ class FusionService:
 
 
 async def start_fusion_service(settings: FusionSettings) -> FusionService:
+    warm_up_in_background()  # the copy checks' models, off the event loop
     engine = make_engine(settings.database_url)
     migrate(engine, MIGRATIONS, "alembic_version_fusion")
     store = FusionStore(engine)

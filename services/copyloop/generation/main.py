@@ -14,6 +14,7 @@ from copyloop.generation import messages
 from copyloop.generation.domain import GenerationDomain
 from copyloop.generation.effects import CopyEffectClient
 from copyloop.generation.llm_client import TritonLLMClient
+from copyloop.generation.served import warm_up_in_background
 from copyloop.generation.servicer import FULL_NAME, GenerationServicer
 from copyloop.generation.settings import GenerationSettings
 from copyloop.generation.store import CreativeStore
@@ -56,6 +57,7 @@ def load_tokenizer(model_dir: str) -> tuple[Any, str]:
 
 
 async def start_generation_service(settings: GenerationSettings) -> GenerationService:
+    warm_up_in_background()  # the copy checks' models, off the event loop
     engine = make_engine(settings.database_url)
     migrate(engine, MIGRATIONS, "alembic_version_generation")
     tokenizer, version = load_tokenizer(settings.model_dir)

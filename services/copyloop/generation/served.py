@@ -4,7 +4,8 @@ details, no injected instructions, claims the item supports and no ill words abo
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
+from functools import cache, lru_cache
 
 from copyloop.generation.compliance import CopyConstraints, check_compliance
 from copyloop.generation.fallback import GENERIC_COPY, build_fallbacks, item_slots
@@ -58,3 +59,32 @@ def safe_fallback(brief: CopyBrief, constraints: CopyConstraints = CopyConstrain
         if fallback.report.passed and servable(fallback.text, brief, max_chars):
             return fallback.text
     return GENERIC_COPY[brief.locale][0]
+
+
+@cache
+def _warm_up() -> None:
+    for locale, text in (
+        ("en-US", "Sample Kettle - Boils fast"),
+        ("zh-CN", "示例水壶：烧水快，现已上架。"),
+    ):
+        brief = CopyBrief(
+            item_title=text.split(" - ")[0].split("：")[0],
+            brand="",
+            category_path=(),
+            price=10.0,
+            list_price=None,
+            currency="USD",
+            selling_points=(),
+            attributes=(),
+            channel="push",
+            locale=locale,
+            tone="friendly",
+        )
+        servable(text, brief)
+
+
+def warm_up_in_background() -> None:
+    """Loads what the checks need (jieba's dictionary, SnowNLP's and VADER's models) on a
+    thread at start-up: done lazily, the first Chinese check costs seconds on the event loop,
+    long enough for every other call in flight to run out of its deadline."""
+    threading.Thread(target=_warm_up, name="copy-checks-warm-up", daemon=True).start()

@@ -13,7 +13,9 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+import grpc
 import numpy as np
 
 from copyloop.common.protoconv import CHANNEL_ENUMS, epoch_to_ts
@@ -39,6 +41,9 @@ DEVICES = {
     "app": common_pb2.DEVICE_APP,
 }
 DAY_S = 86_400.0
+
+
+RETRIES = 4  # attempts per Recommend when the platform answers UNAVAILABLE
 
 
 @dataclass
@@ -107,6 +112,7 @@ class ClosedLoopSimulator:
         self.rng = random.Random(seed)
         self._live_texts: dict[str, list[str]] = {}
         self.outcomes: list[SessionOutcome] = []
+        self.retried = 0  # Recommend calls retried after UNAVAILABLE
 
     async def seed_history(self, days: float = 30.0, views_per_shopper: int = 12) -> int:
         """Browsing that reflects each shopper's hidden taste, so the profile service builds real
@@ -189,16 +195,14 @@ class ClosedLoopSimulator:
         shopper = self.rng.choice(self.market.shoppers)
         pool = self.rng.sample(sorted(self.catalog), min(candidates, len(self.catalog)))
         ctx, features = self._context(shopper)
-        reply = await self.fusion.Recommend(
-            F.RecommendRequest(
-                user_id=shopper.shopper_id,
-                context=ctx,
-                candidate_item_ids=pool,
-                n=n,
-                latency_budget_ms=budget_ms,
-            ),
-            metadata=self.metadata,
+        request = F.RecommendRequest(
+            user_id=shopper.shopper_id,
+            context=ctx,
+            candidate_item_ids=pool,
+            n=n,
+            latency_budget_ms=budget_ms,
         )
+        reply = await self._recommend(request)
         arm = reply.assignment.arm_id or "default"
         texts = await self._texts(pool)
         best = sorted(
@@ -224,7 +228,10 @@ class ClosedLoopSimulator:
             impressions.append(
                 Impression(arm, step, p_click, rec.p_ctr, clicked, bought, price if bought else 0.0)
             )
-            base = dict(request_id=reply.request_id, impression_id=rec.impression_id)
+            base: dict[str, Any] = {
+                "request_id": reply.request_id,
+                "impression_id": rec.impression_id,
+            }
             events.append(
                 F.OutcomeEvent(
                     event_id=f"{rec.impression_id}-i", type=F.FEEDBACK_TYPE_IMPRESSION, **base
@@ -252,6 +259,19 @@ class ClosedLoopSimulator:
         outcome = SessionOutcome(arm, impressions, float(np.mean(best)) if best else 0.0)
         self.outcomes.append(outcome)
         return outcome
+
+    async def _recommend(self, request: F.RecommendRequest) -> F.RecommendResponse:
+        """Recommend as a shop's client calls it: UNAVAILABLE is retryable (the SDK retries it
+        too), so a busy moment of the one-process demo costs a retry, not the walkthrough."""
+        for attempt in range(RETRIES):
+            try:
+                return await self.fusion.Recommend(request, metadata=self.metadata)
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == RETRIES - 1:
+                    raise
+                self.retried += 1
+                await asyncio.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
 
     def _p(
         self, shopper: Shopper, item_id: str, text: str, ctx: ContextFeatures

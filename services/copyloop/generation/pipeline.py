@@ -183,6 +183,8 @@ def speaks_locale(frame: str, locale: str) -> bool:
 
 
 _CLAUSE_END = re.compile(r"[.!?。！？，,;；:：]+")
+_TITLE_STEM = re.compile(r"\s*(?:,|，|\(|（| - | – )")  # where a title's variant starts
+SHORT_COPY_CHARS = 100  # a one-line text: push, SMS, ad line, email subject
 
 
 def unreadable_reason(text: str, brief: CopyBrief) -> Violation | None:
@@ -197,9 +199,16 @@ def unreadable_reason(text: str, brief: CopyBrief) -> Violation | None:
         if len(clause) >= 6 and clause in seen:
             return Violation("repetition", f"says {clause!r} twice")
         seen.add(clause)
-    title = brief.item_title.casefold().strip()
-    if title and text.casefold().count(title) > 2:
-        return Violation("repetition", "names the product more than twice")
+    # The name as copy says it: the full title, or its stem before a variant ("Endurance Bike
+    # Helmet" of "Endurance Bike Helmet, White"). A one-line text (push, SMS, ad line) that
+    # names the product twice reads as a glitch ("X makes every day X!"); longer copy may
+    # name it twice, never three times.
+    folded = text.casefold()
+    names = {brief.item_title.casefold().strip(), _TITLE_STEM.split(brief.item_title)[0]}
+    named = max((folded.count(n) for n in {n.casefold().strip() for n in names} if n), default=0)
+    allowed = 1 if len(text) <= SHORT_COPY_CHARS else 2
+    if named > allowed:
+        return Violation("repetition", f"names the product {named} times")
     return None
 
 

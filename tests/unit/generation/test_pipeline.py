@@ -350,6 +350,7 @@ def test_one_variant_per_frame_even_when_the_facts_differ() -> None:
             "Galaxy Explorer Rocket Set",
             "repetition",
         ),
+        ("Galaxy Explorer Rocket Set makes every day Galaxy Explorer Rocket Set!", "repetition"),
         ("Galaxy Explorer Rocket Set for just\ufffd420 pieces", "encoding"),
     ],
 )
@@ -357,3 +358,20 @@ def test_copy_no_marketer_would_publish_is_rejected(text: str, rule: str) -> Non
     result = process_variants(BRIEF, NO_RULES, [RawOutput(text)])
     assert result.variants == []
     assert [v.rule for v in result.rejected[0].reasons] == [rule]
+
+
+def test_the_name_counts_without_its_variant() -> None:
+    from dataclasses import replace
+
+    from copyloop.generation.pipeline import unreadable_reason
+
+    brief = replace(BRIEF, item_title="Endurance Bike Helmet, White")
+    text = "Endurance Bike Helmet! Just Endurance Bike Helmet at Endurance Bike Helmet is calling!"
+    found = unreadable_reason(text, brief)
+    assert found is not None and found.rule == "repetition"
+    assert unreadable_reason("Endurance Bike Helmet, White: now $17.99.", brief) is None
+    long = (
+        "Meet Endurance Bike Helmet. Light and vented, it keeps long summer rides cool, and its "
+        "bright shell is easy to see at dusk. Endurance Bike Helmet, now $17.99."
+    )
+    assert len(long) > 100 and unreadable_reason(long, brief) is None

@@ -27,6 +27,7 @@ from copyloop.fusion.ranking import RankCandidate, RankingConfig, rank
 from copyloop.fusion.reasons import ReasonEvidence, reasons_for
 from copyloop.fusion.settings import FusionSettings
 from copyloop.fusion.store import ArmSpec, ExperimentRecord, FusionStore, ServedRow
+from copyloop.generation.messages import item_brief
 from copyloop.generation.prompts import CopyBrief
 from copyloop.generation.served import generic_item_copy, safe_fallback
 from copyloop.v1 import common_pb2, fusion_pb2, generation_pb2, prediction_pb2, profile_pb2
@@ -594,15 +595,8 @@ def generic_copy(item: common_pb2.Item, locale: str) -> CopyOption:
 
 
 def _brief(item: common_pb2.Item, channel: common_pb2.Channel.ValueType, locale: str) -> CopyBrief:
-    return CopyBrief(
-        item_title=item.title,
-        brand=item.brand,
-        category_path=tuple(item.category_path),
-        price=item.price,
-        list_price=item.list_price or None,
-        currency=item.currency_code or "USD",
-        selling_points=tuple(item.selling_points),
-        attributes=tuple(sorted(item.attributes.items())),
+    return item_brief(
+        item,
         channel=CHANNEL_NAMES.get(channel, DEFAULT_CHANNEL),
         locale=locale_or_default(locale),
         tone="friendly",

@@ -335,15 +335,8 @@ def _brief(
         required_disclaimer=c.required_disclaimer,
         max_chars=c.max_chars,
     )
-    brief = CopyBrief(
-        item_title=item.title,
-        brand=item.brand,
-        category_path=tuple(item.category_path),
-        price=item.price,
-        list_price=item.list_price or None,
-        currency=item.currency_code or "USD",
-        selling_points=tuple(item.selling_points),
-        attributes=tuple(sorted(item.attributes.items())),
+    brief = item_brief(
+        item,
         channel=channel,
         locale=locale,
         tone=TONES.get(tone) or DEFAULT_TONES[channel],
@@ -357,6 +350,22 @@ def _brief(
     for name, problem in validate_constraints(constraints, locale):
         v.add(f"{prefix}constraints.{name}", problem)
     return (None, None) if v else (brief, constraints)
+
+
+def item_brief(item: common_pb2.Item, **fields: Any) -> CopyBrief:
+    """A CopyBrief of the item's facts (the one place they are read from the proto) plus
+    `fields` (channel, locale, tone, audience, limits)."""
+    return CopyBrief(
+        item_title=item.title,
+        brand=item.brand,
+        category_path=tuple(item.category_path),
+        price=item.price,
+        list_price=item.list_price or None,
+        currency=item.currency_code or "USD",
+        selling_points=tuple(item.selling_points),
+        attributes=tuple(sorted(item.attributes.items())),
+        **fields,
+    )
 
 
 def promotion_from_proto(

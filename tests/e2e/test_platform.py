@@ -188,6 +188,8 @@ async def test_outcomes_change_later_copy_choices(platform) -> None:
         reply = await c.fusion.Recommend(request(n), metadata=auth())
         rec = reply.recommendations[0]
         shown[rec.copy.creative_id] += 1
+        assert 0 < rec.copy.propensity <= 1  # logged for off-policy evaluation
+        assert rec.copy.posterior_ctr > 0
         events.append(
             F.OutcomeEvent(
                 event_id=f"imp-{n}",
@@ -216,7 +218,12 @@ async def test_outcomes_change_later_copy_choices(platform) -> None:
     after = Counter()
     for n in range(1000, 1030):
         reply = await c.fusion.Recommend(request(n), metadata=auth())
-        after[reply.recommendations[0].copy.creative_id] += 1
+        rec = reply.recommendations[0]
+        after[rec.copy.creative_id] += 1
+        if rec.copy.creative_id == winner:
+            # Ranking reads the same posterior: the clicks lifted it above the model's pCTR.
+            assert rec.copy.posterior_ctr > 2 * rec.p_ctr
+            assert rec.expected_value == pytest.approx(rec.copy.posterior_ctr * rec.p_cvr)
     assert after[winner] >= 27  # the posterior now clearly prefers the copy that gets clicks
     # The feedback reached the profile (impressions and clicks are behaviour events there),
     # forwarded by fusion's outbox relay.

@@ -220,9 +220,11 @@ class Walkthrough:
             )
             for r in reply.recommendations:
                 source = F.CopySource.Name(r.copy.source).removeprefix("COPY_SOURCE_").lower()
+                angle = f", {r.copy.angle} angle" if r.copy.angle else ""
                 print(
                     f"  {r.rank}. {r.title} ({r.price:.2f} {r.currency_code})  "
-                    f"pCTR {r.p_ctr:.3f} pCVR {r.p_cvr:.3f}  [{source}]"
+                    f"pCTR {r.p_ctr:.3f} -> posterior {r.copy.posterior_ctr:.3f}, "
+                    f"pCVR {r.p_cvr:.3f}  [{source}{angle}, chosen with p={r.copy.propensity:.2f}]"
                 )
                 print(f'     "{r.copy.text}"')
                 if r.reasons:

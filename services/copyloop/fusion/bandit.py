@@ -1,41 +1,75 @@
-"""Choosing one copy variant per item: Thompson sampling with a prior from the predicted CTR.
+"""Choosing one copy variant per item: Thompson sampling that shares strength across creatives.
 
-A new creative has no clicks yet, so a flat prior would make the bandit explore blindly; the
-prediction service's pCTR is a far better first guess. The prior is a Beta whose mean is the
-predicted CTR and whose strength (`pseudo_count`, in impressions) says how many real
-impressions it takes before observed data outweighs the model. Greedy and random choosers
-exist for experiment arms that compare the bandit against "no exploration" and "no
-personalisation".
+A creative is seen too rarely to learn alone, and the prediction service's pCTR is a far better
+first guess than a flat prior. So the belief about a creative is a *lift* over its predicted CTR,
+learned at two levels:
+
+- the group (a shopper segment and a copy angle, e.g. "deal seekers x value copy") pools every
+  creative of that angle shown to that segment: lift_g ~ Gamma(a0 + C_g, a0 + E_g), where C is
+  observed clicks and E the clicks the model expected (the sum of the pCTR served with each
+  impression), a0 the group's prior strength in expected clicks (mean lift 1 = "the model is
+  right");
+- the creative shrinks toward its group: lift_c ~ Gamma(k * lift_g + C_c, k + E_c), with k the
+  creative's prior strength (`pseudo_count` impressions times its pCTR, in expected clicks).
+
+The posterior CTR of a creative for this shopper is pCTR x lift_c. A creative's own counts are
+taken out of its group's before pooling, so no click is counted twice. Thompson sampling draws
+lift_g, then lift_c, per arm; the same posterior means rank items, so a learned preference moves
+both the copy choice and the ranking. Without group data the model reduces to the Beta prior
+Beta(p * n + clicks, (1 - p) * n + misses) of plain Thompson sampling with a predicted prior.
+
+Every choice carries its propensity (the probability the policy had of making it, estimated
+from repeated draws for Thompson sampling), so impressions can be reweighted and other policies
+evaluated off-policy. Greedy and random choosers serve experiment arms that compare the bandit
+with "no exploration" and "no personalisation".
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 
+import numpy as np
+import numpy.typing as npt
+
 __all__ = [
+    "DEFAULT_GROUP_STRENGTH",
     "DEFAULT_PSEUDO_COUNT",
+    "PROPENSITY_DRAWS",
     "BetaPosterior",
     "Choice",
+    "LiftPosterior",
+    "LiftStats",
     "SelectionMode",
     "VariantArm",
     "choose",
     "choose_greedy",
     "choose_random",
     "choose_variant",
+    "group_key",
+    "lift_posteriors",
     "prior_from_prediction",
+    "thompson_round",
     "update",
+    "win_counts",
 ]
 
 DEFAULT_PSEUDO_COUNT = 50.0
+# The group prior's strength in expected clicks: a (segment, angle) lift starts at 1 with a
+# standard deviation of about 0.3, and 10 expected clicks of evidence move it halfway.
+DEFAULT_GROUP_STRENGTH = 10.0
+# Extra Thompson rounds that estimate the chosen arm's propensity (a standard error of at most
+# 0.035 at 200 rounds), drawn with numpy in one go: tens of microseconds per item.
+PROPENSITY_DRAWS = 200
+PROPENSITY_FLOOR = 1.0 / PROPENSITY_DRAWS
 # pCTR is clamped into [P_MIN, P_MAX]: a Beta needs both parameters > 0, and a model saying
 # "exactly 0" or "exactly 1" should not freeze a variant out of (or into) every choice.
 P_MIN = 1e-4
 P_MAX = 1.0 - 1e-4
-# Smallest / largest allowed prior strength, so a config typo cannot give a degenerate Beta.
+# Smallest / largest allowed prior strength, so a config typo cannot give a degenerate prior.
 PSEUDO_MIN = 1e-2
 PSEUDO_MAX = 1e7
 
@@ -63,23 +97,110 @@ class BetaPosterior:
 
 
 @dataclass(frozen=True)
+class LiftStats:
+    """What was observed for a creative or a group: impressions, clicks, and the clicks the
+    model expected for those impressions (the sum of their served pCTR)."""
+
+    impressions: int = 0
+    clicks: int = 0
+    expected_clicks: float = 0.0
+
+    def minus(self, other: LiftStats) -> LiftStats:
+        """These counts without `other`'s (a creative taken out of its group), never below 0."""
+        return LiftStats(
+            max(0, self.impressions - other.impressions),
+            max(0, self.clicks - other.clicks),
+            max(0.0, self.expected_clicks - other.expected_clicks),
+        )
+
+
+@dataclass(frozen=True)
 class VariantArm:
-    """One creative for an item: its predicted CTR and what was observed so far."""
+    """One creative for an item: its predicted CTR, what was observed for it so far, and the
+    group ("segment|angle") whose pooled lift its prior shrinks toward ("" = no group)."""
 
     creative_id: str
     p_ctr: float
     impressions: int = 0
     clicks: int = 0
+    expected_clicks: float = 0.0  # 0 with impressions > 0: assume they were expected at p_ctr
+    group: str = ""
+
+    @property
+    def stats(self) -> LiftStats:
+        expected = self.expected_clicks
+        if expected <= 0 and self.impressions > 0:
+            expected = _clamp(self.p_ctr, P_MIN, P_MAX) * self.impressions
+        return LiftStats(self.impressions, self.clicks, expected)
+
+
+@dataclass(frozen=True)
+class LiftPosterior:
+    """Belief about one arm's CTR for this shopper: pCTR x lift, with the lift's group level
+    (`group` "" = none: the group lift is 1)."""
+
+    p_ctr: float
+    group: str
+    group_shape: float
+    group_rate: float
+    prior_strength: float  # k, in expected clicks
+    clicks: int
+    expected_clicks: float
+
+    @property
+    def group_mean(self) -> float:
+        return self.group_shape / self.group_rate if self.group else 1.0
+
+    def sample_group(self, rng: random.Random) -> float:
+        """One draw of the group's lift (1 without a group)."""
+        if not self.group:
+            return 1.0
+        return rng.gammavariate(self.group_shape, 1.0 / self.group_rate)
+
+    @property
+    def lift_mean(self) -> float:
+        k = self.prior_strength
+        return (k * self.group_mean + self.clicks) / (k + self.expected_clicks)
+
+    @property
+    def mean(self) -> float:
+        """Posterior mean CTR (capped below 1)."""
+        return min(self.p_ctr * self.lift_mean, P_MAX)
+
+    def sample(self, rng: random.Random, group_lift: float | None = None) -> float:
+        """One Thompson draw of the CTR given the group's lift (drawn here when not given:
+        arms of one group share one draw per round, see `thompson_round`)."""
+        group = self.sample_group(rng) if group_lift is None else group_lift
+        k = self.prior_strength
+        shape = max(k * group + self.clicks, 1e-9)
+        lift = rng.gammavariate(shape, 1.0 / (k + self.expected_clicks))
+        return min(self.p_ctr * lift, P_MAX)
+
+
+def thompson_round(posteriors: Sequence[LiftPosterior], rng: random.Random) -> list[float]:
+    """One draw per arm, with one shared draw of each group's lift: two creatives of the same
+    (segment, angle) rise and fall together, as the pooled evidence says they should."""
+    lifts: dict[str, float] = {}
+    draws = []
+    for p in posteriors:
+        if p.group not in lifts:
+            lifts[p.group] = p.sample_group(rng)
+        draws.append(p.sample(rng, lifts[p.group]))
+    return draws
 
 
 @dataclass(frozen=True)
 class Choice:
-    """The chosen creative; `explored` is True when it is not the best-by-posterior-mean arm."""
+    """The chosen creative. `explored` is True when it is not the best-by-posterior-mean arm;
+    `propensity` is the probability the policy had of choosing it; `posterior_means` holds every
+    arm's posterior mean CTR, in candidate order."""
 
     creative_id: str
     sampled_ctr: float
     posterior_mean: float
     explored: bool
+    propensity: float = 1.0
+    posterior_means: tuple[float, ...] = field(default=())
 
 
 class SelectionMode(StrEnum):
@@ -120,60 +241,141 @@ def update(posterior: BetaPosterior, impressions: int, clicks: int) -> BetaPoste
     return BetaPosterior(posterior.alpha + clicks, posterior.beta + (shown - clicks))
 
 
-def _posteriors(candidates: Sequence[VariantArm], pseudo_count: float) -> list[BetaPosterior]:
+def lift_posteriors(
+    candidates: Sequence[VariantArm],
+    pseudo_count: float = DEFAULT_PSEUDO_COUNT,
+    groups: Mapping[str, LiftStats] | None = None,
+    group_strength: float = DEFAULT_GROUP_STRENGTH,
+) -> list[LiftPosterior]:
+    """Each arm's posterior, its prior shrunk toward its group's pooled lift (see the module)."""
     if not candidates:
         raise ValueError("no candidate variants to choose from")
-    return [
-        update(prior_from_prediction(arm.p_ctr, pseudo_count), arm.impressions, arm.clicks)
-        for arm in candidates
-    ]
+    for arm in candidates:
+        if math.isnan(arm.p_ctr):
+            raise ValueError(f"{arm.creative_id}: p_ctr is NaN")
+        if arm.impressions < 0 or arm.clicks < 0 or arm.expected_clicks < 0:
+            raise ValueError(f"{arm.creative_id}: counts must be >= 0")
+    n = _clamp(pseudo_count, PSEUDO_MIN, PSEUDO_MAX)
+    a0 = _clamp(group_strength, PSEUDO_MIN, PSEUDO_MAX)
+    groups = groups or {}
+    out = []
+    for arm in candidates:
+        p = _clamp(arm.p_ctr, P_MIN, P_MAX)
+        own = arm.stats
+        pooled = groups.get(arm.group, LiftStats()).minus(own) if arm.group else LiftStats()
+        clicks = min(own.clicks, max(own.impressions, own.clicks))
+        out.append(
+            LiftPosterior(
+                p_ctr=p,
+                group=arm.group,
+                group_shape=a0 + pooled.clicks,
+                group_rate=a0 + pooled.expected_clicks,
+                prior_strength=p * n,
+                clicks=clicks,
+                expected_clicks=own.expected_clicks,
+            )
+        )
+    return out
 
 
-def _best_mean_index(posteriors: Sequence[BetaPosterior]) -> int:
-    means = [p.mean for p in posteriors]
+def win_counts(
+    posteriors: Sequence[LiftPosterior], generator: np.random.Generator, draws: int
+) -> npt.NDArray[np.int64]:
+    """How often each arm wins `draws` Thompson rounds (vectorised: one round per row, one
+    shared draw per group and round, as in `thompson_round`)."""
+    keys = sorted({p.group for p in posteriors})
+    column = {key: i for i, key in enumerate(keys)}
+    shape = np.array([max(p.group_shape, 1e-9) for p in posteriors])
+    rate = np.array([p.group_rate for p in posteriors])
+    group_draws = np.ones((draws, len(keys)))
+    for key in keys:
+        if key:
+            first = next(i for i, p in enumerate(posteriors) if p.group == key)
+            group_draws[:, column[key]] = generator.gamma(shape[first], 1.0 / rate[first], draws)
+    lift_g = group_draws[:, [column[p.group] for p in posteriors]]  # [draws, arms]
+    k = np.array([p.prior_strength for p in posteriors])
+    clicks = np.array([p.clicks for p in posteriors], dtype=np.float64)
+    expected = np.array([p.expected_clicks for p in posteriors])
+    lift = generator.gamma(np.maximum(k * lift_g + clicks, 1e-9), 1.0 / (k + expected))
+    ctr = np.minimum(np.array([p.p_ctr for p in posteriors]) * lift, P_MAX)
+    return np.bincount(ctr.argmax(axis=1), minlength=len(posteriors)).astype(np.int64)
+
+
+def _best_mean_index(means: Sequence[float]) -> int:
     return max(range(len(means)), key=means.__getitem__)  # first of equals: stable order
 
 
+def _argmax(values: Sequence[float]) -> int:
+    return max(range(len(values)), key=values.__getitem__)
+
+
 def choose_variant(
-    candidates: Sequence[VariantArm], pseudo_count: float, rng: random.Random
+    candidates: Sequence[VariantArm],
+    pseudo_count: float,
+    rng: random.Random,
+    groups: Mapping[str, LiftStats] | None = None,
+    group_strength: float = DEFAULT_GROUP_STRENGTH,
+    propensity_draws: int = PROPENSITY_DRAWS,
 ) -> Choice:
-    """Thompson sampling: draw a CTR from each posterior and show the highest draw."""
-    posteriors = _posteriors(candidates, pseudo_count)
-    draws = [p.sample(rng) for p in posteriors]
-    chosen = max(range(len(draws)), key=draws.__getitem__)
+    """Thompson sampling: draw a CTR from each posterior and show the highest draw. The
+    propensity is the share of `propensity_draws` further rounds the same arm would win."""
+    posteriors = lift_posteriors(candidates, pseudo_count, groups, group_strength)
+    means = tuple(p.mean for p in posteriors)
+    draws = thompson_round(posteriors, rng)
+    chosen = _argmax(draws)
+    propensity = 1.0
+    if len(candidates) > 1 and propensity_draws > 0:
+        generator = np.random.default_rng(rng.getrandbits(64))
+        wins = win_counts(posteriors, generator, propensity_draws)
+        propensity = max(int(wins[chosen]) / propensity_draws, 1.0 / propensity_draws)
     return Choice(
         creative_id=candidates[chosen].creative_id,
         sampled_ctr=draws[chosen],
-        posterior_mean=posteriors[chosen].mean,
-        explored=chosen != _best_mean_index(posteriors),
+        posterior_mean=means[chosen],
+        explored=chosen != _best_mean_index(means),
+        propensity=propensity,
+        posterior_means=means,
     )
 
 
 def choose_greedy(
-    candidates: Sequence[VariantArm], pseudo_count: float = DEFAULT_PSEUDO_COUNT
+    candidates: Sequence[VariantArm],
+    pseudo_count: float = DEFAULT_PSEUDO_COUNT,
+    groups: Mapping[str, LiftStats] | None = None,
+    group_strength: float = DEFAULT_GROUP_STRENGTH,
 ) -> Choice:
     """Argmax of the predicted CTR, ignoring observed data: the "model only, no bandit" arm."""
-    posteriors = _posteriors(candidates, pseudo_count)
+    posteriors = lift_posteriors(candidates, pseudo_count, groups, group_strength)
+    means = tuple(p.mean for p in posteriors)
     chosen = max(range(len(candidates)), key=lambda i: candidates[i].p_ctr)
     return Choice(
         creative_id=candidates[chosen].creative_id,
         sampled_ctr=candidates[chosen].p_ctr,
-        posterior_mean=posteriors[chosen].mean,
-        explored=chosen != _best_mean_index(posteriors),
+        posterior_mean=means[chosen],
+        explored=chosen != _best_mean_index(means),
+        propensity=1.0,
+        posterior_means=means,
     )
 
 
 def choose_random(
-    candidates: Sequence[VariantArm], rng: random.Random, pseudo_count: float = DEFAULT_PSEUDO_COUNT
+    candidates: Sequence[VariantArm],
+    rng: random.Random,
+    pseudo_count: float = DEFAULT_PSEUDO_COUNT,
+    groups: Mapping[str, LiftStats] | None = None,
+    group_strength: float = DEFAULT_GROUP_STRENGTH,
 ) -> Choice:
     """Uniformly random variant: the "no copy personalisation" arm."""
-    posteriors = _posteriors(candidates, pseudo_count)
+    posteriors = lift_posteriors(candidates, pseudo_count, groups, group_strength)
+    means = tuple(p.mean for p in posteriors)
     chosen = rng.randrange(len(candidates))
     return Choice(
         creative_id=candidates[chosen].creative_id,
-        sampled_ctr=posteriors[chosen].mean,
-        posterior_mean=posteriors[chosen].mean,
-        explored=chosen != _best_mean_index(posteriors),
+        sampled_ctr=means[chosen],
+        posterior_mean=means[chosen],
+        explored=chosen != _best_mean_index(means),
+        propensity=1.0 / len(candidates),
+        posterior_means=means,
     )
 
 
@@ -182,13 +384,20 @@ def choose(
     candidates: Sequence[VariantArm],
     rng: random.Random,
     pseudo_count: float = DEFAULT_PSEUDO_COUNT,
+    groups: Mapping[str, LiftStats] | None = None,
+    group_strength: float = DEFAULT_GROUP_STRENGTH,
 ) -> Choice:
     """Dispatch on the selection mode an experiment arm asks for."""
     match SelectionMode(mode):
         case SelectionMode.THOMPSON:
-            return choose_variant(candidates, pseudo_count, rng)
+            return choose_variant(candidates, pseudo_count, rng, groups, group_strength)
         case SelectionMode.GREEDY:
-            return choose_greedy(candidates, pseudo_count)
+            return choose_greedy(candidates, pseudo_count, groups, group_strength)
         case SelectionMode.RANDOM:
-            return choose_random(candidates, rng, pseudo_count)
+            return choose_random(candidates, rng, pseudo_count, groups, group_strength)
     raise AssertionError(f"unhandled mode {mode}")  # pragma: no cover
+
+
+def group_key(segment: str, angle: str) -> str:
+    """The pooling key of a (segment, angle) pair; "" when the copy's angle is unknown."""
+    return f"{segment}|{angle}" if angle else ""

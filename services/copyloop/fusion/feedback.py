@@ -184,4 +184,11 @@ def _impression(a: AppliedOutcome) -> prediction_pb2.Impression:
         model_version=a.served.model_version,
         impression_time=epoch_to_ts(a.outcome.event_time),
         experiment_arm=a.served.arm_id,
+        propensity=float(f.get("propensity") or 0.0),
+        alternatives=[
+            prediction_pb2.CopyAlternative(
+                creative_id=str(alt.get("creative_id", "")), copy_text=str(alt.get("copy_text", ""))
+            )
+            for alt in f.get("alternatives") or ()
+        ],
     )

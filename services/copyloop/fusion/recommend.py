@@ -70,6 +70,17 @@ class Slot:
 
 
 @dataclass
+class Pick:
+    """The copy chosen for a slot, its model score, the policy's choice (propensity, posterior
+    mean) and the options not chosen (logged for off-policy evaluation)."""
+
+    option: CopyOption
+    score: prediction_pb2.CandidateScore
+    choice: bandit.Choice
+    alternatives: list[CopyOption]
+
+
+@dataclass
 class RecommendCall:
     """One Recommend request while it is answered: what was asked, who asked, the budget's end
     and the reply being built. Every step takes it, so all steps cut their downstream timeouts
@@ -158,10 +169,10 @@ class Recommender:
                     s.item.brand,
                     s.item.price,
                     s.item.stock > 0,
-                    score.p_ctr,
-                    score.p_cvr,
+                    pick.choice.posterior_mean,
+                    pick.score.p_cvr,
                 )
-                for s, (_, score) in zip(slots, chosen, strict=True)
+                for s, pick in zip(slots, chosen, strict=True)
             ],
             n=req.n or 10,
             config=RankingConfig(
@@ -169,14 +180,12 @@ class Recommender:
             ),
             excluded_ids=set(req.filter.exclude_item_ids),
         )
-        by_id = {
-            s.item.item_id: (s, option, score)
-            for s, (option, score) in zip(slots, chosen, strict=True)
-        }
+        by_id = {s.item.item_id: (s, pick) for s, pick in zip(slots, chosen, strict=True)}
         served: list[ServedRow] = []
         now = time.time()
         for r in ranked:
-            slot, option, score = by_id[r.item_id]
+            slot, pick = by_id[r.item_id]
+            option, score = pick.option, pick.score
             impression_id = f"im_{uuid.uuid4().hex[:20]}"
             rec = reply.recommendations.add(
                 rank=r.rank,
@@ -191,6 +200,8 @@ class Recommender:
                     template_version=option.template_version,
                     angle=option.angle,
                     segment=option.segment,
+                    propensity=pick.choice.propensity,
+                    posterior_ctr=pick.choice.posterior_mean,
                 ),
                 p_ctr=score.p_ctr,
                 p_cvr=score.p_cvr,
@@ -215,7 +226,7 @@ class Recommender:
                     copy_source=F.CopySource.Name(option.source),
                     model_version=model_version,
                     serve_time=now,
-                    features=_served_features(req, profile, slot.item, option, rec),
+                    features=_served_features(req, profile, slot.item, pick, rec),
                     angle=option.angle,
                 )
             )
@@ -519,27 +530,49 @@ class Recommender:
         slots: Sequence[Slot],
         strategy: F.ArmStrategy.ValueType,
         segment: str,
-    ) -> list[tuple[CopyOption, prediction_pb2.CandidateScore]]:
-        """One copy option per slot, by the arm's selection mode (Thompson by default)."""
+    ) -> list[Pick]:
+        """One copy option per slot, by the arm's selection mode (Thompson by default). Every
+        mode reads the same posteriors (the predicted CTR corrected by what was observed for the
+        creative and its (segment, angle)), so ranking by their means is the same in each arm;
+        only how the copy is picked differs."""
         mode = STRATEGY_MODES.get(strategy, bandit.SelectionMode.THOMPSON)
-        stats: dict[str, tuple[int, int]] = {}
-        if mode == bandit.SelectionMode.THOMPSON:
-            stats = await self.runner.run(
-                self.store.bandit_stats,
-                call.tenant,
-                [o.creative_id for s in slots for o in s.options],
-                segment,
-            )
-        chosen = []
+        options = [o for s in slots for o in s.options]
+        stats, by_angle = await self.runner.run(
+            self.store.bandit_state,
+            call.tenant,
+            [o.creative_id for o in options],
+            segment,
+            [o.angle for o in options],
+        )
+        groups = {bandit.group_key(segment, a): st for a, st in by_angle.items()}
+        empty = bandit.LiftStats()
+        picks = []
         for s in slots:
-            arms = [
-                bandit.VariantArm(o.creative_id, sc.p_ctr, *stats.get(o.creative_id, (0, 0)))
-                for o, sc in zip(s.options, s.scores, strict=True)
-            ]
-            pick = bandit.choose(mode, arms, call.rng, self.settings.bandit_pseudo_count)
-            index = next(i for i, o in enumerate(s.options) if o.creative_id == pick.creative_id)
-            chosen.append((s.options[index], s.scores[index]))
-        return chosen
+            arms = []
+            for o, sc in zip(s.options, s.scores, strict=True):
+                seen = stats.get(o.creative_id, empty)
+                arms.append(
+                    bandit.VariantArm(
+                        o.creative_id,
+                        sc.p_ctr,
+                        seen.impressions,
+                        seen.clicks,
+                        seen.expected_clicks,
+                        bandit.group_key(segment, o.angle),
+                    )
+                )
+            choice = bandit.choose(
+                mode,
+                arms,
+                call.rng,
+                self.settings.bandit_pseudo_count,
+                groups,
+                self.settings.bandit_group_strength,
+            )
+            index = next(i for i, o in enumerate(s.options) if o.creative_id == choice.creative_id)
+            alternatives = [o for i, o in enumerate(s.options) if i != index]
+            picks.append(Pick(s.options[index], s.scores[index], choice, alternatives))
+        return picks
 
     def _reasons(
         self,
@@ -616,15 +649,21 @@ def _served_features(
     req: F.RecommendRequest,
     profile: common_pb2.UserProfile,
     item: common_pb2.Item,
-    option: CopyOption,
+    pick: Pick,
     rec: F.Recommendation,
 ) -> dict[str, Any]:
-    """What PredictionService needs to log this impression exactly as it was served."""
+    """What PredictionService needs to log this impression exactly as it was served, with the
+    choice's propensity and the copy not chosen (for propensity weighting and off-policy
+    estimates)."""
     candidate = prediction_pb2.ScoreCandidate(
-        item=item, creative_id=option.creative_id, copy_text=option.text
+        item=item, creative_id=pick.option.creative_id, copy_text=pick.option.text
     )
     return {
         "profile": json_format.MessageToDict(profile, preserving_proto_field_name=True),
         "context": json_format.MessageToDict(req.context, preserving_proto_field_name=True),
         "candidate": json_format.MessageToDict(candidate, preserving_proto_field_name=True),
+        "propensity": round(pick.choice.propensity, 4),
+        "alternatives": [
+            {"creative_id": o.creative_id, "copy_text": o.text} for o in pick.alternatives
+        ],
     }

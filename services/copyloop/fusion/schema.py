@@ -87,6 +87,20 @@ bandit_stats = Table(
     Column("segment", String(128), primary_key=True),
     Column("impressions", BigInteger, nullable=False, default=0),
     Column("clicks", BigInteger, nullable=False, default=0),
+    # The clicks the model expected for those impressions (sum of the served pCTR).
+    Column("expected_clicks", Float, nullable=False, default=0.0),
+)
+
+# The same counts pooled per (segment, angle): what a creative's prior shrinks toward.
+bandit_groups = Table(
+    "bandit_groups",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("segment", String(128), primary_key=True),
+    Column("angle", String(32), primary_key=True),
+    Column("impressions", BigInteger, nullable=False, default=0),
+    Column("clicks", BigInteger, nullable=False, default=0),
+    Column("expected_clicks", Float, nullable=False, default=0.0),
 )
 
 # The request-level part of the serve log's feature snapshot (profile and context as served),

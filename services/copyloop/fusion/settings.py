@@ -28,7 +28,12 @@ class FusionSettings(ServiceSettings):
         0.7, ge=0, le=1, description="MMR relevance weight (1 = no diversity)."
     )
     bandit_pseudo_count: float = Field(
-        50.0, gt=0, description="Strength of the predicted-CTR prior."
+        50.0, gt=0, description="Strength of the predicted-CTR prior, in impressions."
+    )
+    bandit_group_strength: float = Field(
+        10.0,
+        gt=0,
+        description="Strength of a (segment, angle) lift's prior of 1, in expected clicks.",
     )
     recall_k: int = Field(
         50, ge=1, le=1000, description="Candidates recalled when the caller gives none."

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from copyloop.common.errors import AlreadyExists, NotFound
 from copyloop.fusion import outbox, schema
+from copyloop.fusion.bandit import LiftStats
 from copyloop.fusion.experiments import ArmCounts, SliceCounts
 
 RUNNING, STOPPED = "running", "stopped"
@@ -56,6 +57,20 @@ class ServedRow:
     serve_time: float
     features: dict[str, Any]
     angle: str = ""  # the copy's marketing angle ("" when unknown)
+
+
+@dataclass
+class Bump:
+    """Counts to add to the bandit statistics in one transaction."""
+
+    impressions: int = 0
+    clicks: int = 0
+    expected_clicks: float = 0.0
+
+    def add(self, other: Bump) -> None:
+        self.impressions += other.impressions
+        self.clicks += other.clicks
+        self.expected_clicks += other.expected_clicks
 
 
 @dataclass(frozen=True)
@@ -220,19 +235,47 @@ class FusionStore:
 
     def bandit_stats(
         self, tenant: str, creative_ids: Sequence[str], segment: str
-    ) -> dict[str, tuple[int, int]]:
+    ) -> dict[str, LiftStats]:
+        """What was observed per creative for shoppers of `segment`."""
         b = schema.bandit_stats
         if not creative_ids:
             return {}
         with self._sessions() as session:
             rows = session.execute(
-                select(b.c.creative_id, b.c.impressions, b.c.clicks).where(
+                select(b.c.creative_id, b.c.impressions, b.c.clicks, b.c.expected_clicks).where(
                     b.c.tenant_id == tenant,
                     b.c.segment == segment,
                     b.c.creative_id.in_(list(set(creative_ids))),
                 )
             )
-            return {r.creative_id: (r.impressions, r.clicks) for r in rows}
+            return {
+                r.creative_id: LiftStats(r.impressions, r.clicks, r.expected_clicks) for r in rows
+            }
+
+    def bandit_state(
+        self, tenant: str, creative_ids: Sequence[str], segment: str, angles: Sequence[str]
+    ) -> tuple[dict[str, LiftStats], dict[str, LiftStats]]:
+        """(per creative, per angle) statistics for one Recommend: one call off the event loop."""
+        return (
+            self.bandit_stats(tenant, creative_ids, segment),
+            self.bandit_groups(tenant, segment, angles),
+        )
+
+    def bandit_groups(
+        self, tenant: str, segment: str, angles: Sequence[str]
+    ) -> dict[str, LiftStats]:
+        """What was observed per copy angle for shoppers of `segment`, pooled over creatives."""
+        g = schema.bandit_groups
+        wanted = sorted({a for a in angles if a})
+        if not wanted:
+            return {}
+        with self._sessions() as session:
+            rows = session.execute(
+                select(g.c.angle, g.c.impressions, g.c.clicks, g.c.expected_clicks).where(
+                    g.c.tenant_id == tenant, g.c.segment == segment, g.c.angle.in_(wanted)
+                )
+            )
+            return {r.angle: LiftStats(r.impressions, r.clicks, r.expected_clicks) for r in rows}
 
     def apply_outcomes(
         self,
@@ -282,7 +325,7 @@ class FusionStore:
                     )
                 )
             }
-            bumps: dict[tuple[str, str], list[int]] = {}
+            bumps: dict[tuple[str, str, str], Bump] = {}
             for e in events:
                 if e.event_id in known:
                     duplicate += 1
@@ -308,8 +351,12 @@ class FusionStore:
                     )
                 )
                 if first and e.type in ("impression", "click"):
-                    bump = bumps.setdefault((row.creative_id, row.segment), [0, 0])
-                    bump[0 if e.type == "impression" else 1] += 1
+                    bump = bumps.setdefault((row.creative_id, row.segment, row.angle), Bump())
+                    if e.type == "impression":
+                        bump.impressions += 1
+                        bump.expected_clicks += row.p_ctr
+                    else:
+                        bump.clicks += 1
                 applied.append(AppliedOutcome(e, row, first))
             self._bump_bandit(session, tenant, bumps)
             if forward is not None and applied:
@@ -351,22 +398,51 @@ class FusionStore:
         return UserDeletion(served, outcomes, assigned, dropped, len(forward))
 
     def _bump_bandit(
-        self, session: Session, tenant: str, bumps: dict[tuple[str, str], list[int]]
+        self, session: Session, tenant: str, bumps: dict[tuple[str, str, str], Bump]
     ) -> None:
-        b = schema.bandit_stats
-        for (creative_id, segment), (imps, clicks) in bumps.items():
-            insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        """Adds the new counts per (creative, segment) and per (segment, angle), in a stable
+        key order so concurrent transactions lock rows in the same order."""
+        b, g = schema.bandit_stats, schema.bandit_groups
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        groups: dict[tuple[str, str], Bump] = {}
+        for (creative_id, segment, angle), bump in sorted(bumps.items()):
             stmt = insert(b).values(
                 tenant_id=tenant,
                 creative_id=creative_id,
                 segment=segment,
-                impressions=imps,
-                clicks=clicks,
+                impressions=bump.impressions,
+                clicks=bump.clicks,
+                expected_clicks=bump.expected_clicks,
             )
             session.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["tenant_id", "creative_id", "segment"],
-                    set_={"impressions": b.c.impressions + imps, "clicks": b.c.clicks + clicks},
+                    set_={
+                        "impressions": b.c.impressions + bump.impressions,
+                        "clicks": b.c.clicks + bump.clicks,
+                        "expected_clicks": b.c.expected_clicks + bump.expected_clicks,
+                    },
+                )
+            )
+            if angle:
+                groups.setdefault((segment, angle), Bump()).add(bump)
+        for (segment, angle), bump in sorted(groups.items()):
+            stmt = insert(g).values(
+                tenant_id=tenant,
+                segment=segment,
+                angle=angle,
+                impressions=bump.impressions,
+                clicks=bump.clicks,
+                expected_clicks=bump.expected_clicks,
+            )
+            session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["tenant_id", "segment", "angle"],
+                    set_={
+                        "impressions": g.c.impressions + bump.impressions,
+                        "clicks": g.c.clicks + bump.clicks,
+                        "expected_clicks": g.c.expected_clicks + bump.expected_clicks,
+                    },
                 )
             )
 

@@ -1,0 +1,104 @@
+"""The bandit shares strength: a creative's prior shrinks toward its (segment, angle) lift, every
+choice carries its propensity, and with no group data it is plain Thompson sampling."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from copyloop.fusion.bandit import (
+    LiftStats,
+    SelectionMode,
+    VariantArm,
+    choose,
+    choose_variant,
+    group_key,
+    lift_posteriors,
+    prior_from_prediction,
+    update,
+)
+
+
+def test_without_groups_the_posterior_mean_is_the_beta_posterior_mean() -> None:
+    arm = VariantArm("a", 0.04, impressions=300, clicks=21, expected_clicks=12.0)
+    (posterior,) = lift_posteriors([arm], pseudo_count=50)
+    beta = update(prior_from_prediction(0.04, 50), 300, 21)
+    assert posterior.mean == pytest.approx(beta.mean, rel=0.02)
+
+
+def test_an_unseen_creative_borrows_its_angle_s_observed_lift() -> None:
+    groups = {
+        group_key("deal", "value"): LiftStats(2_000, 120, 60.0),  # clicks 2x what was expected
+        group_key("deal", "quality"): LiftStats(2_000, 30, 60.0),  # half
+    }
+    arms = [
+        VariantArm("new-value", 0.03, group=group_key("deal", "value")),
+        VariantArm("new-quality", 0.03, group=group_key("deal", "quality")),
+        VariantArm("no-angle", 0.03),
+    ]
+    value, quality, plain = (p.mean for p in lift_posteriors(arms, 50, groups, 10.0))
+    assert value > plain > quality
+    assert value == pytest.approx(0.03 * (10 + 120) / (10 + 60))  # k*lift_g/k: prior is the group
+    assert plain == pytest.approx(0.03)
+    picks = Counter(
+        choose_variant(arms, 50, random.Random(seed), groups, 10.0).creative_id
+        for seed in range(400)
+    )
+    assert picks["new-value"] > 0.6 * 400 and picks["new-quality"] < 0.1 * 400
+
+
+def test_a_creative_s_own_counts_are_not_counted_twice_in_its_group() -> None:
+    key = group_key("deal", "value")
+    own = LiftStats(1_000, 60, 30.0)
+    arm = VariantArm("only", 0.03, own.impressions, own.clicks, own.expected_clicks, key)
+    alone = lift_posteriors([arm], 50, {key: own}, 10.0)[0]
+    assert alone.group_mean == pytest.approx(1.0)  # the group holds nothing but this creative
+    assert alone.mean == pytest.approx(0.03 * (1.5 + 60) / (1.5 + 30.0))
+
+
+def test_own_evidence_outweighs_the_group_once_there_is_enough() -> None:
+    key = group_key("deal", "value")
+    groups = {key: LiftStats(10_000, 600, 300.0)}  # the angle does 2x for this segment
+    weak = VariantArm("weak", 0.03, 5_000, 60, 150.0, key)  # but this creative does 0.4x
+    (posterior,) = lift_posteriors([weak], 50, groups, 10.0)
+    assert posterior.mean < 0.03 * 0.5
+
+
+def test_thompson_propensity_matches_how_often_the_choice_is_made() -> None:
+    groups = {group_key("s", "value"): LiftStats(400, 18, 12.0)}
+    arms = [
+        VariantArm("a", 0.03, 80, 4, 2.4, group_key("s", "value")),
+        VariantArm("b", 0.03, 80, 2, 2.4, group_key("s", "quality")),
+        VariantArm("c", 0.028),
+    ]
+    rng = random.Random(11)
+    choices = [choose_variant(arms, 50, rng, groups, 10.0) for _ in range(3_000)]
+    counts = Counter(c.creative_id for c in choices)
+    for cid in ("a", "b", "c"):
+        mean_propensity = sum(c.propensity for c in choices if c.creative_id == cid) / counts[cid]
+        assert mean_propensity == pytest.approx(counts[cid] / 3_000, abs=0.05)
+    assert all(0 < c.propensity <= 1 for c in choices)
+    assert len(choices[0].posterior_means) == 3
+
+
+def test_propensity_of_random_greedy_and_a_single_option() -> None:
+    arms = [VariantArm(c, 0.02 + i / 100) for i, c in enumerate("abcd")]
+    rng = random.Random(0)
+    assert choose(SelectionMode.RANDOM, arms, rng).propensity == pytest.approx(0.25)
+    greedy = choose(SelectionMode.GREEDY, arms, rng)
+    assert greedy.creative_id == "d" and greedy.propensity == 1.0
+    assert choose(SelectionMode.THOMPSON, arms[:1], rng).propensity == 1.0
+
+
+def test_choices_are_reproducible_for_a_seed() -> None:
+    groups = {group_key("s", "gift"): LiftStats(100, 5, 3.0)}
+    arms = [VariantArm("a", 0.03, group=group_key("s", "gift")), VariantArm("b", 0.031)]
+    first = [choose_variant(arms, 50, random.Random(s), groups) for s in range(50)]
+    again = [choose_variant(arms, 50, random.Random(s), groups) for s in range(50)]
+    assert first == again
+
+
+def test_no_group_key_without_an_angle() -> None:
+    assert group_key("deal", "") == "" and group_key("deal", "value") == "deal|value"

@@ -79,6 +79,8 @@ def example_from_log(row: LabelledImpression) -> TrainingExample:
         clicked=row.clicked,
         converted=row.converted,
         timestamp=row.impression.impression_time,
+        propensity=row.impression.propensity,
+        alternatives=tuple(a.copy_text for a in row.impression.alternatives),
     )
 
 

@@ -25,7 +25,12 @@ from copyloop.prediction.features.types import (
     ItemFeatures,
     UserFeatures,
 )
-from copyloop.prediction.store import LoggedImpression, LoggedOutcome, VersionRecord
+from copyloop.prediction.store import (
+    CopyAlternative,
+    LoggedImpression,
+    LoggedOutcome,
+    VersionRecord,
+)
 from copyloop.v1 import common_pb2, prediction_pb2
 
 P = prediction_pb2
@@ -45,6 +50,10 @@ VERSION_STATES = {
     "retired": P.MODEL_VERSION_STATE_RETIRED,
 }
 MAX_LOG_BATCH = 10_000
+MAX_COPY_TEXT = 2000
+# Copies a policy chooses among per item (fusion's bandit offers a handful); each one is
+# scored again for off-policy estimates, so the log bounds them.
+MAX_ALTERNATIVES = 20
 MAX_PRICE = validation.MAX_PRICE
 # Where each request string lands (prediction/schema.py); the rest of common.proto is shared.
 LIMITS = validation.limits(
@@ -58,6 +67,8 @@ LIMITS = validation.limits(
         "copyloop.v1.Impression.user_id": 128,
         "copyloop.v1.Impression.model_version": 64,
         "copyloop.v1.Impression.experiment_arm": 64,
+        "copyloop.v1.CopyAlternative.creative_id": 128,
+        "copyloop.v1.CopyAlternative.copy_text": MAX_COPY_TEXT,
         "copyloop.v1.Outcome.outcome_id": 128,
         "copyloop.v1.Outcome.impression_id": 128,
         "copyloop.v1.Outcome.user_id": 128,
@@ -80,6 +91,10 @@ def validate_request(request: Message) -> None:
     if isinstance(request, prediction_pb2.LogImpressionsRequest):
         for n, imp in enumerate(request.impressions[: validation.MAX_SCAN_VIOLATIONS]):
             validation.check_number(v, f"impressions[{n}].served_p_ctr", imp.served_p_ctr, 0, 1)
+            policy = Violations()
+            check_policy(policy, f"impressions[{n}]", imp)
+            flagged = {item.field for item in v.items}  # by the scan: one violation a field
+            v.items += [item for item in policy.items if item.field not in flagged]
     v.raise_if_any()
 
 
@@ -167,6 +182,23 @@ def validate_score(req: prediction_pb2.ScoreRequest, max_candidates: int) -> Non
     v.raise_if_any()
 
 
+def check_policy(v: Violations, p: str, imp: prediction_pb2.Impression) -> bool:
+    """How serving chose the copy: a propensity in [0, 1] (0 = unknown) and a bounded list of
+    the copies it did not choose, each with text."""
+    ok = validation.check_number(v, f"{p}.propensity", imp.propensity, 0, 1)
+    ok &= v.check(
+        len(imp.alternatives) <= MAX_ALTERNATIVES,
+        f"{p}.alternatives",
+        f"at most {MAX_ALTERNATIVES} alternatives",
+    )
+    for k, alt in enumerate(imp.alternatives[:MAX_ALTERNATIVES]):
+        ok &= validation.check_text(
+            v, f"{p}.alternatives[{k}].copy_text", alt.copy_text, MAX_COPY_TEXT, required=True
+        )
+        ok &= validation.check_text(v, f"{p}.alternatives[{k}].creative_id", alt.creative_id, 128)
+    return ok
+
+
 def impression_from_proto(
     n: int, imp: prediction_pb2.Impression, v: Violations
 ) -> LoggedImpression | None:
@@ -184,6 +216,7 @@ def impression_from_proto(
     ok &= v.check(
         imp.context.channel in CHANNELS, f"{p}.context.channel", "required: a known channel"
     )
+    ok &= check_policy(v, p, imp)
     if not ok:
         return None
     t = ts_to_epoch(imp.impression_time)
@@ -206,6 +239,8 @@ def impression_from_proto(
         model_version=imp.model_version,
         experiment_arm=imp.experiment_arm,
         impression_time=t,
+        propensity=imp.propensity,
+        alternatives=tuple(CopyAlternative(a.creative_id, a.copy_text) for a in imp.alternatives),
     )
 
 
@@ -279,7 +314,34 @@ def version_to_proto(r: VersionRecord) -> prediction_pb2.ModelVersion:
     )
     if r.promote_time:
         msg.promote_time.CopyFrom(dt_to_ts(r.promote_time))
+    off_policy = r.metrics.get("off_policy")
+    if off_policy:
+        msg.off_policy.CopyFrom(_off_policy_proto(off_policy))
     return msg
+
+
+def _off_policy_proto(d: dict[str, Any]) -> prediction_pb2.OffPolicyEstimate:
+    def interval(name: str) -> prediction_pb2.EstimateInterval:
+        part = d.get(name) or {}
+        return P.EstimateInterval(
+            value=_nan_if_null(part.get("value")),
+            lower=_nan_if_null(part.get("low")),
+            upper=_nan_if_null(part.get("high")),
+        )
+
+    return P.OffPolicyEstimate(
+        ips=interval("ips"),
+        snips=interval("snips"),
+        logging=interval("logging"),
+        impressions=int(d.get("n") or 0),
+        effective_sample_size=_nan_if_null(d.get("effective_sample_size")),
+        agreement=_nan_if_null(d.get("agreement")),
+    )
+
+
+def _nan_if_null(value: Any) -> float:
+    """A stored figure; None (NaN stored as JSON null) back to NaN."""
+    return math.nan if value is None else float(value)
 
 
 def delete_user_from_proto(req: prediction_pb2.PredictionServiceDeleteUserRequest) -> str:

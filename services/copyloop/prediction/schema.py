@@ -36,6 +36,11 @@ impressions = Table(
     Column("model_version", String(64), nullable=False, default=""),
     Column("experiment_arm", String(64), nullable=False, default=""),
     Column("impression_time", Float, nullable=False),
+    # How the serving policy chose this copy: the probability of the choice (0 = unknown) and
+    # the copies it did not choose ([{"creative_id", "copy_text"}]), for propensity-weighted
+    # training and off-policy estimates.
+    Column("propensity", Float, nullable=False, default=0.0, server_default="0"),
+    Column("alternatives", JSON, nullable=False, default=list, server_default="[]"),
     Index("ix_impressions_tenant_time", "tenant_id", "impression_time"),
     Index("ix_impressions_tenant_user", "tenant_id", "user_id"),
 )

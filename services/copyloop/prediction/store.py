@@ -20,6 +20,14 @@ OUTCOME_TYPES = ("click", "add_to_cart", "purchase")
 
 
 @dataclass(frozen=True)
+class CopyAlternative:
+    """A copy offered for an impression's item but not chosen."""
+
+    creative_id: str
+    copy_text: str
+
+
+@dataclass(frozen=True)
 class LoggedImpression:
     impression_id: str
     request_id: str
@@ -31,6 +39,8 @@ class LoggedImpression:
     model_version: str
     experiment_arm: str
     impression_time: float
+    propensity: float = 0.0  # of the serving policy's choice; 0 = unknown
+    alternatives: tuple[CopyAlternative, ...] = ()  # the copies it did not choose
 
 
 @dataclass(frozen=True)
@@ -107,7 +117,13 @@ class PredictionStore:
             for r in rows:
                 if r.impression_id not in seen:
                     seen.add(r.impression_id)
-                    fresh.append({"tenant_id": tenant, **r.__dict__})
+                    fresh.append(
+                        {
+                            "tenant_id": tenant,
+                            **r.__dict__,
+                            "alternatives": [a.__dict__ for a in r.alternatives],
+                        }
+                    )
             if fresh:
                 session.execute(t.insert(), fresh)
         return LogResult(len(fresh), len(rows) - len(fresh), erased)
@@ -383,7 +399,10 @@ def _count(result: Any) -> int:
 
 def _impression(row: Any) -> LoggedImpression:
     data = row._asdict()
-    return LoggedImpression(**{f: data[f] for f in LoggedImpression.__dataclass_fields__})
+    fields = {f: data[f] for f in LoggedImpression.__dataclass_fields__}
+    fields["propensity"] = float(fields["propensity"] or 0.0)
+    fields["alternatives"] = tuple(CopyAlternative(**a) for a in fields["alternatives"] or ())
+    return LoggedImpression(**fields)
 
 
 def _version(row: Any) -> VersionRecord:

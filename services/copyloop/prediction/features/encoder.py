@@ -136,6 +136,7 @@ class EncodedBatch:
     text: NDArray[np.float32]  # float32 [B, embedding dim]
     clicked: NDArray[np.float32] | None = None  # float32 [B]
     converted: NDArray[np.float32] | None = None  # float32 [B], click and purchase
+    propensity: NDArray[np.float64] | None = None  # float64 [B], logged; 0 = unknown
 
     def __len__(self) -> int:
         return int(self.cat.shape[0])
@@ -158,6 +159,7 @@ class EncodedBatch:
             self.text[index],
             None if self.clicked is None else self.clicked[index],
             None if self.converted is None else self.converted[index],
+            None if self.propensity is None else self.propensity[index],
         )
 
 
@@ -527,6 +529,7 @@ class FeatureEncoder:
         batch.converted = np.asarray(
             [e.clicked and e.converted for e in examples], dtype=np.float32
         )
+        batch.propensity = np.asarray([e.propensity for e in examples], dtype=np.float64)
         return batch
 
     def encode_candidates(

@@ -63,7 +63,12 @@ class ContextFeatures:
 
 @dataclass(frozen=True)
 class TrainingExample:
-    """One logged impression and what the shopper then did."""
+    """One logged impression and what the shopper then did.
+
+    `propensity` is the probability with which the serving policy chose this copy among
+    itself and `alternatives` (the other copy texts it could have shown); 0 = unknown. Training
+    weights by its inverse and off-policy estimates divide by it.
+    """
 
     user: UserFeatures
     item: ItemFeatures
@@ -72,6 +77,8 @@ class TrainingExample:
     clicked: bool
     converted: bool
     timestamp: float
+    propensity: float = 0.0
+    alternatives: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -196,13 +196,40 @@ def esmm_loss(
     cvr_logit: torch.Tensor,
     clicked: torch.Tensor,
     converted: torch.Tensor,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """BCE(pCTR, click) + BCE(pCTR*pCVR, click & conversion), both over all impressions."""
-    ctr_loss = F.binary_cross_entropy_with_logits(ctr_logit, clicked)
+    """BCE(pCTR, click) + BCE(pCTR*pCVR, click & conversion), both over all impressions.
+
+    `weight` (per impression, e.g. clipped inverse propensities from `propensity_weights`)
+    turns both means into weighted means; None keeps the plain loss exactly.
+    """
     log_ctcvr = F.logsigmoid(ctr_logit) + F.logsigmoid(cvr_logit)
     log_not_ctcvr = torch.log1p(-torch.exp(log_ctcvr).clamp(max=1.0 - 1e-7))
-    ctcvr_loss = -(converted * log_ctcvr + (1.0 - converted) * log_not_ctcvr).mean()
-    return ctr_loss + ctcvr_loss
+    ctcvr_terms = -(converted * log_ctcvr + (1.0 - converted) * log_not_ctcvr)
+    if weight is None:
+        ctr_loss = F.binary_cross_entropy_with_logits(ctr_logit, clicked)
+        return ctr_loss + ctcvr_terms.mean()
+    ctr_terms = F.binary_cross_entropy_with_logits(ctr_logit, clicked, reduction="none")
+    return (weight * (ctr_terms + ctcvr_terms)).mean()
+
+
+def propensity_weights(propensity: torch.Tensor, clip: float) -> torch.Tensor | None:
+    """Per-impression loss weights from logged propensities (0 = unknown), or None when none
+    is known (the plain loss).
+
+    Inverse propensity weighting makes the loss an estimate of the loss under the uniform
+    choice among the logged options, so copies the serving policy rarely picks are not
+    under-learned; clipping at `clip` bounds the variance a tiny propensity would add, and
+    normalising the known rows to mean 1 keeps the loss scale (and learning rate) unchanged.
+    Unknown rows weigh 1.
+    """
+    known = propensity > 0
+    if not bool(known.any()):
+        return None
+    inverse = torch.where(known, 1.0 / propensity.clamp(min=1e-12), torch.ones_like(propensity))
+    clipped = inverse.clamp(max=clip)
+    scaled = clipped / clipped[known].mean()
+    return torch.where(known, scaled, torch.ones_like(propensity)).to(torch.float32)
 
 
 _GROUP_NAMES = {

@@ -8,7 +8,7 @@ set, measured with a paired bootstrap over impressions, and is not clearly worse
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from copyloop.prediction.features.types import TrainingExample
 from copyloop.prediction.model.predictions import Predictions
 from copyloop.prediction.model.version import ModelVersion
 from copyloop.prediction.training.evaluation import TaskMetrics, auc, evaluate
+from copyloop.prediction.training.trainer import off_policy_estimate
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class VersionComparison:
     auc_delta_ci: tuple[float, float]  # 90% paired-bootstrap interval
     candidate_better: bool
     reason: str
+    # name -> OffPolicyEstimate.to_dict() of each version's greedy copy choice, when the
+    # impressions carry propensities and alternatives (information: not part of the rule).
+    off_policy: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _bootstrap_auc_delta(
@@ -99,15 +103,34 @@ def compare_versions(
     examples: Sequence[TrainingExample],
     **kwargs: float,
 ) -> VersionComparison:
-    """Score the same impressions with both versions and apply `compare_predictions`."""
+    """Score the same impressions with both versions and apply `compare_predictions`; where
+    the impressions carry propensities and alternatives, add both versions' off-policy
+    estimates to the comparison and its reason."""
     clicked = np.asarray([e.clicked for e in examples], dtype=bool)
     converted = np.asarray([e.clicked and e.converted for e in examples], dtype=bool)
-    return compare_predictions(
-        candidate.predict_examples(examples),
-        live.predict_examples(examples),
+    cand_preds = candidate.predict_examples(examples)
+    live_preds = live.predict_examples(examples)
+    comparison = compare_predictions(
+        cand_preds,
+        live_preds,
         clicked,
         converted,
         candidate.version_id,
         live.version_id,
         **kwargs,  # type: ignore[arg-type]
     )
+    estimates = {
+        name: off_policy_estimate(version, examples, preds.p_ctr)
+        for name, version, preds in (
+            ("candidate", candidate, cand_preds),
+            ("live", live, live_preds),
+        )
+    }
+    if not all(e is not None and e.n for e in estimates.values()):
+        return comparison
+    found = {name: e.to_dict() for name, e in estimates.items() if e is not None}
+    snips = {name: e.snips for name, e in estimates.items() if e is not None}
+    note = "; off-policy SNIPS clicks/impression " + ", ".join(
+        f"{name} {s.value:.4f} [{s.low:.4f}, {s.high:.4f}]" for name, s in snips.items()
+    )
+    return replace(comparison, off_policy=found, reason=comparison.reason + note)

@@ -73,6 +73,36 @@ def metrics_table(models: dict[str, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def off_policy_table(estimate: dict[str, Any]) -> str:
+    """Markdown table of an off-policy estimate (`OffPolicyEstimate.to_dict()`)."""
+
+    def cell(interval: dict[str, Any]) -> str:
+        value, low, high = (interval.get(k) for k in ("value", "low", "high"))
+        if value is None:
+            return "n/a"
+        if low is None or high is None:
+            return f"{value:.4f}"
+        return f"{value:.4f} [{low:.4f}, {high:.4f}]"
+
+    confidence = round(100 * float(estimate.get("confidence") or 0.95))
+    ess = estimate.get("effective_sample_size")
+    agreement = estimate.get("agreement")
+    return "\n".join(
+        [
+            f"| policy | clicks per impression ({confidence}% CI) |",
+            "|---|---|",
+            f"| logging (as served) | {cell(estimate.get('logging') or {})} |",
+            f"| this model, greedy: IPS | {cell(estimate.get('ips') or {})} |",
+            f"| this model, greedy: SNIPS | {cell(estimate.get('snips') or {})} |",
+            "",
+            f"{estimate.get('n', 0)} impressions with a propensity and alternatives "
+            f"({estimate.get('n_excluded', 0)} without, excluded); effective sample size "
+            f"{'n/a' if ess is None else f'{ess:.0f}'}; the model would pick the logged copy "
+            f"{'n/a' if agreement is None else f'{100 * agreement:.1f}%'} of the time.",
+        ]
+    )
+
+
 def _plot_roc(path: Path, report: TrainingReport) -> None:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
@@ -152,6 +182,15 @@ def write_report(
         "cvr is evaluated on clicked impressions only; ctcvr = ctr x cvr over all impressions.",
         "ECE uses 15 equal-count bins.",
         "",
+    ]
+    if metrics.get("off_policy"):
+        lines += [
+            "## Off-policy estimate (greedy copy choice by pCTR, evaluation window)",
+            "",
+            off_policy_table(metrics["off_policy"]),
+            "",
+        ]
+    lines += [
         "## Reliability (calibrated model, ctr)",
         "",
         "| bin | predictions in | count | mean prediction | observed rate |",

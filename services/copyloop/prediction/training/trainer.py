@@ -13,11 +13,12 @@ import hashlib
 import io
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from copyloop.prediction.errors import InsufficientDataError
@@ -31,6 +32,7 @@ from copyloop.prediction.model.esmm import (
     ModelConfig,
     clicked_cvr_loss,
     esmm_loss,
+    propensity_weights,
 )
 from copyloop.prediction.model.predictions import Predictions
 from copyloop.prediction.model.runtime import torch_threads
@@ -42,6 +44,7 @@ from copyloop.prediction.training.evaluation import (
     reliability_table,
     roc_points,
 )
+from copyloop.prediction.training.off_policy import OffPolicyEstimate, evaluate_greedy
 from copyloop.prediction.training.report import TrainingReport
 
 Oracle = Callable[[Sequence[TrainingExample]], Predictions]
@@ -93,6 +96,10 @@ class TrainConfig:
     cvr_aux_weight: float = 0.0  # > 0 adds BCE(pCVR) on clicked rows (not in plain ESMM)
     embedding_lr_scale: float = 0.03  # hashed-id embeddings memorise fast; see report
     patience: int = 2
+    # Impressions with a logged propensity p weigh min(1/p, clip), normalised to mean 1 over
+    # each batch's known rows; unknown propensity weighs 1 (see esmm.propensity_weights).
+    propensity_clip: float = 10.0
+    off_policy_chunk: int = 20_000  # alternative copies scored per batch (bounds memory)
     holdout_fraction: float = 0.2
     calibration_method: str = "auto"  # isotonic when the hold-out has enough positives
     baseline_epochs: int = 3
@@ -137,13 +144,25 @@ def _minibatch(inputs: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, 
     return {k: v[idx] for k, v in inputs.items()}
 
 
-def _mean_loss(model: EsmmModel, batch: EncodedBatch) -> float:
+def _weights(batch: EncodedBatch, clip: float) -> torch.Tensor | None:
+    if batch.propensity is None:
+        return None
+    return propensity_weights(torch.from_numpy(batch.propensity), clip)
+
+
+def _mean_loss(model: EsmmModel, batch: EncodedBatch, clip: float) -> float:
+    """Hold-out loss, weighted like the training loss so early stopping judges the same
+    objective."""
     assert batch.clicked is not None and batch.converted is not None
     model.eval()
     with torch.inference_mode():
         ctr_logit, cvr_logit = model(batch.tensors())
         loss = esmm_loss(
-            ctr_logit, cvr_logit, torch.from_numpy(batch.clicked), torch.from_numpy(batch.converted)
+            ctr_logit,
+            cvr_logit,
+            torch.from_numpy(batch.clicked),
+            torch.from_numpy(batch.converted),
+            _weights(batch, clip),
         )
     return float(loss)
 
@@ -158,7 +177,8 @@ def effective_batch_size(n_examples: int, config: TrainConfig) -> int:
 def fit_esmm(
     encoder: FeatureEncoder, fit: EncodedBatch, holdout: EncodedBatch, config: TrainConfig
 ) -> tuple[EsmmModel, list[dict[str, float]]]:
-    """Adam on the ESMM loss; keeps the epoch with the lowest hold-out loss."""
+    """Adam on the ESMM loss (propensity-weighted when `fit` carries known propensities);
+    keeps the epoch with the lowest hold-out loss."""
     assert fit.clicked is not None and fit.converted is not None
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -172,6 +192,9 @@ def fit_esmm(
     inputs = fit.tensors()
     clicked = torch.from_numpy(fit.clicked)
     converted = torch.from_numpy(fit.converted)
+    propensity = None
+    if fit.propensity is not None and bool((fit.propensity > 0).any()):
+        propensity = torch.from_numpy(fit.propensity)
     history: list[dict[str, float]] = []
     best_loss, best_state, stale = float("inf"), None, 0
     batch_size = effective_batch_size(len(fit), config)
@@ -190,7 +213,12 @@ def fit_esmm(
             idx = order[start : start + batch_size]
             mb = _minibatch(inputs, idx)
             ctr_logit, cvr_logit = model(mb)
-            loss = esmm_loss(ctr_logit, cvr_logit, clicked[idx], converted[idx])
+            weight = (
+                None
+                if propensity is None
+                else propensity_weights(propensity[idx], config.propensity_clip)
+            )
+            loss = esmm_loss(ctr_logit, cvr_logit, clicked[idx], converted[idx], weight)
             if config.cvr_aux_weight > 0:
                 loss = loss + config.cvr_aux_weight * clicked_cvr_loss(
                     cvr_logit, clicked[idx], converted[idx]
@@ -206,7 +234,7 @@ def fit_esmm(
                 optimizer.step()
             total += float(loss.detach()) * len(idx)
             progress.update(1)
-        holdout_loss = _mean_loss(model, holdout)
+        holdout_loss = _mean_loss(model, holdout, config.propensity_clip)
         history.append(
             {"epoch": epoch + 1, "train_loss": total / len(fit), "holdout_loss": holdout_loss}
         )
@@ -223,6 +251,45 @@ def fit_esmm(
         model.load_state_dict(best_state)
     model.eval()
     return model, history
+
+
+def off_policy_estimate(
+    version: ModelVersion,
+    examples: Sequence[TrainingExample],
+    chosen_p_ctr: NDArray[np.float64],
+    chunk: int = 20_000,
+) -> OffPolicyEstimate | None:
+    """Clicks per impression the version's greedy copy choice (highest calibrated pCTR among
+    the logged copy and its alternatives) would earn on `examples`, by IPS and SNIPS; None
+    when no impression has both a propensity and alternatives.
+
+    `chosen_p_ctr` is the version's pCTR of each logged copy (already computed for AUC); the
+    alternatives are scored by swapping their text into the impression, in batches of `chunk`.
+    """
+    counts = np.asarray(
+        [len(e.alternatives) if e.propensity > 0 else 0 for e in examples], dtype=np.int64
+    )
+    if not counts.any():
+        return None
+    swapped = [
+        replace(e, copy=replace(e.copy, creative_id="", text=text))
+        for e, k in zip(examples, counts, strict=True)
+        if k
+        for text in e.alternatives
+    ]
+    scores = np.concatenate(
+        [
+            version.predict_examples(swapped[start : start + chunk]).p_ctr
+            for start in range(0, len(swapped), chunk)
+        ]
+    )
+    return evaluate_greedy(
+        np.asarray([e.clicked for e in examples], dtype=np.float64),
+        np.asarray([e.propensity for e in examples], dtype=np.float64),
+        chosen_p_ctr,
+        scores,
+        counts,
+    )
 
 
 def _state_digest(model: EsmmModel) -> str:
@@ -295,6 +362,9 @@ def _train_version(
     predictions: dict[str, Predictions] = {}
     predictions["esmm_uncalibrated"] = version.predict_raw(eval_batch)
     predictions["esmm"] = version.calibration.apply(predictions["esmm_uncalibrated"])
+    off_policy = off_policy_estimate(
+        version, evaluation, predictions["esmm"].p_ctr, config.off_policy_chunk
+    )
     logistic = LogisticBaseline(encoder, config.seed).fit(fit_batch, config.baseline_epochs)
     predictions["logistic"] = logistic.predict(eval_batch)
     predictions["popularity"] = PopularityPrior().fit(fit_part).predict(evaluation)
@@ -329,6 +399,8 @@ def _train_version(
         "models": models,
         "loss_history": history,
     }
+    if off_policy is not None:
+        version.metrics["off_policy"] = off_policy.to_dict()
     version.info = {
         "train_window": [train_window.start, train_window.end],
         "eval_window": [eval_window.start, eval_window.end],

@@ -234,6 +234,19 @@ async def test_outcomes_change_later_copy_choices(platform) -> None:
         )
     ).profile
     assert profile.event_count >= 1 and not profile.cold_start
+    # Each impression reached the training log with the policy's propensity and the copy it
+    # did not choose, so training can reweight and a candidate can be evaluated off-policy.
+    logged = [
+        r.impression
+        for r in p.prediction.domain.store.labelled("tenant-a", 0, time.time() + 60)
+        if r.impression.user_id.startswith("visitor-")
+    ]
+    assert len(logged) == 120
+    assert all(0 < i.propensity <= 1 for i in logged)
+    assert all(
+        [a.creative_id for a in i.alternatives] == [cid for cid in ids if cid != i.creative_id]
+        for i in logged
+    )
 
 
 async def test_experiment_assigns_arms_and_reports(platform) -> None:

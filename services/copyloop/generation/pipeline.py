@@ -31,6 +31,7 @@ from copyloop.generation.compliance import (
 from copyloop.generation.coverage import CoverageReport, attribute_coverage
 from copyloop.generation.dedupe import DEFAULT_THRESHOLD, dedupe
 from copyloop.generation.fallback import build_fallbacks
+from copyloop.generation.fluency import non_words
 from copyloop.generation.frames import frame_of
 from copyloop.generation.length import LengthResult, effective_max_chars, fit_to_length
 from copyloop.generation.pii import redact_pii
@@ -85,8 +86,8 @@ class RejectedOutput:
     raw_index: int
     raw_text: str
     source: str
-    reasons: list[Violation]  # compliance violations, or "slot" / "raw_number" / "duplicate" /
-    # "coverage"
+    reasons: list[Violation]  # compliance violations, or "slot" / "raw_number" / "fluency" /
+    # "duplicate" / "coverage" / "repetition" / "language"
     compliance: ComplianceReport | None = None
 
 
@@ -212,6 +213,17 @@ def unreadable_reason(text: str, brief: CopyBrief) -> Violation | None:
     return None
 
 
+def _facts(brief: CopyBrief) -> list[str]:
+    """The item's own words, which copy may name however rare they are."""
+    return [
+        brief.item_title,
+        brief.brand,
+        *brief.category_path,
+        *brief.selling_points,
+        *(f"{key} {value}" for key, value in brief.attributes),
+    ]
+
+
 def process_variants(
     brief: CopyBrief,
     constraints: CopyConstraints,
@@ -243,6 +255,11 @@ def process_variants(
             continue
         if frame.strip() and not speaks_locale(frame, brief.locale):
             reason = Violation("language", f"the copy around the facts is not in {brief.locale}")
+            rejected.append(RejectedOutput(index, raw.text, source, [reason]))
+            continue
+        strange = non_words(frame, brief.locale, _facts(brief))
+        if strange:
+            reason = Violation("fluency", "not words: " + ", ".join(dict.fromkeys(strange)))
             rejected.append(RejectedOutput(index, raw.text, source, [reason]))
             continue
         invented = unslotted_amounts(frame, brief)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from functools import cache, lru_cache
 
+from copyloop.generation import fluency
 from copyloop.generation.compliance import CopyConstraints, check_compliance
 from copyloop.generation.fallback import GENERIC_COPY, build_fallbacks, item_slots
 from copyloop.generation.length import effective_max_chars
@@ -63,6 +64,7 @@ def safe_fallback(brief: CopyBrief, constraints: CopyConstraints = CopyConstrain
 
 @cache
 def _warm_up() -> None:
+    fluency.warm_up()
     for locale, text in (
         ("en-US", "Sample Kettle - Boils fast"),
         ("zh-CN", "示例水壶：烧水快，现已上架。"),

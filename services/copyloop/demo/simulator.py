@@ -1,7 +1,9 @@
-"""A market to run the platform against: synthetic shoppers with hidden tastes browse (building
-real profiles), ask FusionService for recommendations over gRPC, and click and buy according to
-the hidden model. Because the simulator knows the true probabilities, every figure can be given
-as a share of the best possible (the oracle policy) and the model's AUC next to the oracle's."""
+"""A market to run the platform against: synthetic shoppers of hidden types browse and buy as
+their type would (building real profiles), ask FusionService for recommendations over gRPC, and
+click and buy according to the hidden model (docs/market.md), given the copy's angle, its rank
+and how often the shopper has seen the item. Because the simulator knows the true
+probabilities, every figure can be given as a share of the best possible (the oracle policy)
+and the model's AUC next to the oracle's."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import math
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +47,16 @@ DAY_S = 86_400.0
 
 
 RETRIES = 4  # attempts per Recommend when the platform answers UNAVAILABLE
+# Segments whose pool copy the oracle may also use (FusionService writes and serves copy per
+# primary behavioural segment; copy for everyone, "", always).
+POOL_SEGMENTS: tuple[str, ...] = (
+    "new_user",
+    "lapsed",
+    "loyal_high_value",
+    "bargain_hunter",
+    "premium_shopper",
+    "window_shopper",
+)
 
 
 @dataclass
@@ -62,6 +75,9 @@ class SessionOutcome:
     arm: str
     impressions: list[Impression]
     oracle_ctr: float
+    # The platform's own items and ranks, each with its best live copy for this shopper: how
+    # much of the gap to the oracle is the copy rather than the choice of items.
+    copy_oracle_ctr: float = 0.0
 
 
 @dataclass
@@ -74,10 +90,15 @@ class ArmSummary:
     observed_ctr: float
     cvr: float
     oracle_ctr: float  # mean true click probability of the oracle's choices, same sessions
+    copy_oracle_ctr: float = 0.0  # same items and ranks as shown, best copy for each
 
     @property
     def share_of_oracle(self) -> float:
         return self.expected_ctr / self.oracle_ctr if self.oracle_ctr else 0.0
+
+    @property
+    def share_of_copy_oracle(self) -> float:
+        return self.expected_ctr / self.copy_oracle_ctr if self.copy_oracle_ctr else 0.0
 
 
 @dataclass
@@ -103,6 +124,7 @@ class ClosedLoopSimulator:
         channel: str = "push",
         locale: str = "en-US",
         seed: int = 0,
+        pool_segments: Sequence[str] = POOL_SEGMENTS,
     ) -> None:
         self.market = market
         self.catalog = {i.item_id: i for i in catalog}
@@ -110,42 +132,44 @@ class ClosedLoopSimulator:
         self.metadata = tuple(metadata)
         self.channel, self.locale = channel, locale
         self.rng = random.Random(seed)
-        self._live_texts: dict[str, list[str]] = {}
+        self.pool_segments = tuple(dict.fromkeys(("", *pool_segments)))
+        self._live_texts: dict[str, list[tuple[str, str]]] = {}
+        # Impressions so far per (shopper, item): the market's fatigue term reads it.
+        self._exposures: Counter[tuple[str, str]] = Counter()
         self.outcomes: list[SessionOutcome] = []
         self.retried = 0  # Recommend calls retried after UNAVAILABLE
 
-    async def seed_history(self, days: float = 30.0, views_per_shopper: int = 12) -> int:
-        """Browsing that reflects each shopper's hidden taste, so the profile service builds real
-        profiles (cold shoppers have none)."""
-        by_category: dict[str, list[str]] = {}
-        for item_id, item in self.catalog.items():
-            by_category.setdefault(item.category_path[0], []).append(item_id)
+    async def seed_history(self, days: float = 30.0) -> int:
+        """Browsing and purchases that follow each shopper's hidden type, taste and budget
+        (`SyntheticMarket.history`, docs/market.md), so the profile service builds real
+        profiles whose segments correlate with the type (cold shoppers have none)."""
         now = time.time()
         events = []
         for shopper in self.market.shoppers:
-            if shopper.cold:
-                continue
-            liked = [
-                c for c, t in shopper.category_taste.items() if t > 0 and c in by_category
-            ] or list(by_category)
-            for n in range(views_per_shopper):
-                item_id = self.rng.choice(by_category[self.rng.choice(liked)])
-                t = now - self.rng.uniform(0, days) * DAY_S
-                kind = (
-                    profile_pb2.EVENT_TYPE_PURCHASE
-                    if self.rng.random() < 0.08
-                    else profile_pb2.EVENT_TYPE_VIEW
-                )
+            history = [
+                (i, bought)
+                for i, bought in self.market.history(shopper, self.rng)
+                if i in self.catalog
+            ]
+            # Views first, purchases later: a purchase is the newest thing a buyer did.
+            times = sorted(now - self.rng.uniform(0, days) * DAY_S for _ in history)
+            for n, ((item_id, bought), t) in enumerate(zip(history, times, strict=True)):
                 events.append(
                     profile_pb2.Event(
                         event_id=f"seed-{shopper.shopper_id}-{n}",
                         user_id=shopper.shopper_id,
-                        type=kind,
+                        type=(
+                            profile_pb2.EVENT_TYPE_PURCHASE
+                            if bought
+                            else profile_pb2.EVENT_TYPE_VIEW
+                        ),
                         item_id=item_id,
                         event_time=epoch_to_ts(t),
                         price=self.catalog[item_id].price,
                     )
                 )
+        if not events:
+            return 0
 
         async def chunks() -> AsyncIterator[profile_pb2.IngestEventStreamRequest]:
             for start in range(0, len(events), 2000):
@@ -156,21 +180,28 @@ class ClosedLoopSimulator:
         )
         return reply.summary.accepted + reply.summary.duplicate
 
-    async def _texts(self, item_ids: Sequence[str]) -> dict[str, list[str]]:
-        """Live copy per item (what the oracle may choose from); cached for the run."""
+    async def _texts(self, item_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        """Live copy per item as (text, angle), for everyone and for every segment in
+        `pool_segments` (what the oracle may choose from); cached for the run."""
         missing = [i for i in item_ids if i not in self._live_texts]
         if missing:
-            reply = await self.generation.GetCreatives(
-                generation_pb2.GetCreativesRequest(
-                    queries=[generation_pb2.CreativeQuery(item_id=i) for i in missing],
-                    channel=CHANNEL_ENUMS[self.channel],
-                    locale=self.locale,
-                    max_per_item=20,
-                ),
-                metadata=self.metadata,
-            )
-            for entry in reply.items:
-                self._live_texts[entry.item_id] = [c.text for c in entry.creatives]
+            found: dict[str, dict[str, tuple[str, str]]] = {i: {} for i in missing}
+            for segment in self.pool_segments:
+                reply = await self.generation.GetCreatives(
+                    generation_pb2.GetCreativesRequest(
+                        queries=[generation_pb2.CreativeQuery(item_id=i) for i in missing],
+                        channel=CHANNEL_ENUMS[self.channel],
+                        locale=self.locale,
+                        segment=segment,
+                        max_per_item=20,
+                    ),
+                    metadata=self.metadata,
+                )
+                for entry in reply.items:
+                    for c in entry.creatives:
+                        found[entry.item_id][c.creative_id] = (c.text, c.angle or c.variant.angle)
+            for item_id, creatives in found.items():
+                self._live_texts[item_id] = list(creatives.values())
         return {i: self._live_texts.get(i, []) for i in item_ids}
 
     def _context(self, shopper: Shopper) -> tuple[common_pb2.Context, ContextFeatures]:
@@ -205,23 +236,37 @@ class ClosedLoopSimulator:
         reply = await self._recommend(request)
         arm = reply.assignment.arm_id or "default"
         texts = await self._texts(pool)
-        best = sorted(
+        # The oracle knows everything: it takes each candidate's best live copy for this
+        # shopper (at the shopper's fatigue for the item) and fills the same n slots best
+        # first, so it also gets the best positions.
+        attractive = sorted(
             (
                 max(
-                    (
-                        self._p(shopper, i, t, features)[0]
-                        for t in texts[i] or [self.catalog[i].title]
-                    ),
-                    default=0.0,
+                    self._p(shopper, i, text, features, angle, 1)[0]
+                    for text, angle in texts[i] or [(self.catalog[i].title, "")]
                 )
                 for i in pool
             ),
             reverse=True,
-        )[:n]
+        )[: len(reply.recommendations) or n]
+        best = [
+            p * (rank + 1) ** -self.market.config.position_exponent
+            for rank, p in enumerate(attractive)
+        ]
         events: list[F.OutcomeEvent] = []
         impressions = []
+        copy_best = [
+            max(
+                self._p(shopper, rec.item_id, text, features, angle, rec.rank)[0]
+                for text, angle in [*texts[rec.item_id], (rec.copy.text, rec.copy.angle)]
+            )
+            for rec in reply.recommendations
+        ]
         for rec in reply.recommendations:
-            p_click, p_buy = self._p(shopper, rec.item_id, rec.copy.text, features)
+            p_click, p_buy = self._p(
+                shopper, rec.item_id, rec.copy.text, features, rec.copy.angle, rec.rank
+            )
+            self._exposures[(shopper.shopper_id, rec.item_id)] += 1
             clicked = self.rng.random() < p_click
             bought = clicked and self.rng.random() < p_buy
             price = self.catalog[rec.item_id].price
@@ -256,7 +301,12 @@ class ClosedLoopSimulator:
             await self.fusion.ReportOutcome(
                 F.ReportOutcomeRequest(events=events), metadata=self.metadata
             )
-        outcome = SessionOutcome(arm, impressions, float(np.mean(best)) if best else 0.0)
+        outcome = SessionOutcome(
+            arm,
+            impressions,
+            float(np.mean(best)) if best else 0.0,
+            float(np.mean(copy_best)) if copy_best else 0.0,
+        )
         self.outcomes.append(outcome)
         return outcome
 
@@ -274,9 +324,25 @@ class ClosedLoopSimulator:
         raise AssertionError("unreachable")
 
     def _p(
-        self, shopper: Shopper, item_id: str, text: str, ctx: ContextFeatures
+        self,
+        shopper: Shopper,
+        item_id: str,
+        text: str,
+        ctx: ContextFeatures,
+        angle: str = "",
+        position: int = 1,
     ) -> tuple[float, float]:
-        return self.market.true_probabilities(shopper, self.catalog[item_id], item_id, text, ctx)
+        """True probabilities at the shopper's current fatigue for the item."""
+        return self.market.true_probabilities(
+            shopper,
+            self.catalog[item_id],
+            item_id,
+            text,
+            ctx,
+            angle=angle,
+            position=position,
+            exposures=self._exposures[(shopper.shopper_id, item_id)],
+        )
 
     async def run(
         self, sessions: int, concurrency: int = 4, n: int = 10, start_step: int = 0
@@ -308,6 +374,7 @@ class ClosedLoopSimulator:
                 observed_ctr=clicks / len(imps) if imps else 0.0,
                 cvr=sum(i.purchased for i in imps) / clicks if clicks else 0.0,
                 oracle_ctr=float(np.mean([o.oracle_ctr for o in mine])) if mine else 0.0,
+                copy_oracle_ctr=float(np.mean([o.copy_oracle_ctr for o in mine])) if mine else 0.0,
             )
         imps = [i for o in outcomes for i in o.impressions]
         labels = np.array([i.clicked for i in imps])

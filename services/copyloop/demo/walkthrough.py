@@ -181,13 +181,15 @@ class Walkthrough:
             print(f"  retrain skipped: {exc.details()}")
 
     def contrasting_shoppers(self) -> tuple[Shopper, Shopper]:
+        """The most price-sensitive deal hunter and the biggest-budget quality seeker (hidden
+        types of the market: the platform sees only their behaviour)."""
         warm = [s for s in self.market.shoppers if not s.cold]
-        deal = max(warm, key=lambda s: s.price_sensitivity + s.style_response["discount"])
-        quality = max(
-            warm,
-            key=lambda s: s.budget - 40 * s.price_sensitivity + 20 * s.style_response["quality"],
+        deals = [s for s in warm if s.shopper_type == "deal_hunter"] or warm
+        quality = [s for s in warm if s.shopper_type == "quality_seeker"] or warm
+        return (
+            max(deals, key=lambda s: s.price_sensitivity),
+            max(quality, key=lambda s: s.budget - 40 * s.price_sensitivity),
         )
-        return deal, quality
 
     async def show_recommendations(self, shoppers: Sequence[Shopper]) -> None:
         for shopper in shoppers:
@@ -212,7 +214,8 @@ class Walkthrough:
                 metadata=self.meta,
             )
             print(
-                f"\n{shopper.shopper_id}: likes {cats or '-'}; "
+                f"\n{shopper.shopper_id} (hidden type {shopper.shopper_type}): "
+                f"likes {cats or '-'}; "
                 f"segments {', '.join(profile.segments) or '-'}; "
                 f"hidden budget {shopper.budget:.0f}, "
                 f"price sensitivity {shopper.price_sensitivity:.2f} "

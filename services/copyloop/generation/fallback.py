@@ -130,6 +130,37 @@ ZH_TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {"en-US": EN_TEMPLATES, "zh-CN": ZH_TEMPLATES}
 
+# Short templates per marketing angle, tried first when the brief asks for an angle, so copy
+# written without the model still speaks to the segment it was written for (and the bandit can
+# learn which angle works for whom even while the LLM is down). Only facts from the item, no
+# claims: "social_proof" and "urgency" need evidence a template does not have, so they have
+# none. A template whose slots the item cannot fill is skipped.
+ANGLE_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
+    "en-US": {
+        "value": (
+            "{title}: {pct}% off, now {price}",
+            "{title}, now {price} (was {was})",
+            "{title} for {price}",
+        ),
+        "quality": ("{title} by {brand}: {sp1}", "{brand} quality: {title}"),
+        "benefit": ("{title}: {sp1}", "{sp1}, with the {title}"),
+        "novelty": ("Discover the {title} from {brand}", "Discover the {title}"),
+        "gift": ("A gift idea: {title}, {price}", "A gift idea: the {title}"),
+    },
+    "zh-CN": {
+        "value": (
+            "{title}直降{pct}%，现价{price}",
+            "{title}，现价{price}，原价{was}",
+            "{title}仅{price}",
+        ),
+        "quality": ("{brand}出品：{title}，{sp1}", "{brand}品质：{title}"),
+        "benefit": ("{title}：{sp1}", "{sp1}，就选{title}"),
+        "novelty": ("发现{brand}{title}", "发现{title}"),
+        "gift": ("送礼之选：{title}，{price}", "送礼之选：{title}"),
+    },
+}
+ANGLE_LABEL = "angle:"  # prefix of FallbackCopy.template for an angle template
+
 # Last resort when no item field is usable (e.g. the title is itself a banned claim),
 # longest first so tight limits still get something.
 GENERIC_COPY: dict[str, tuple[str, ...]] = {
@@ -264,6 +295,9 @@ def _candidates(
     """
     slots = item_slots(brief, constraints)
     locale = brief.locale
+    for template in ANGLE_TEMPLATES.get(locale, {}).get(brief.angle, ()):
+        if all(slots[name] for name in _slots_in(template)):
+            yield ANGLE_LABEL + template, _polish(template.format(**slots), locale)
     templates = TEMPLATES[locale][brief.channel]
     with_title = [t for t in templates if "{title}" in t]
     without_title = [t for t in templates if "{title}" not in t]

@@ -30,7 +30,7 @@ from copyloop.generation.compliance import (
 )
 from copyloop.generation.coverage import CoverageReport, attribute_coverage
 from copyloop.generation.dedupe import DEFAULT_THRESHOLD, dedupe
-from copyloop.generation.fallback import build_fallbacks
+from copyloop.generation.fallback import ANGLE_LABEL, build_fallbacks
 from copyloop.generation.fluency import non_words
 from copyloop.generation.frames import frame_of
 from copyloop.generation.length import LengthResult, effective_max_chars, fit_to_length
@@ -400,6 +400,8 @@ def fill_with_fallbacks(
                 quality,
                 template=fallback.template,
                 sentiment=truth.sentiment,
+                # Only a template written for the brief's angle speaks in it.
+                angle=brief.angle if fallback.template.startswith(ANGLE_LABEL) else "",
             )
         )
     return replace(result, variants=result.variants + added)

@@ -21,6 +21,7 @@ from copyloop.generation.compliance import (
 from copyloop.generation.fallback import build_fallbacks, format_money, item_slots
 from copyloop.generation.length import effective_max_chars
 from copyloop.generation.pii import redact_pii
+from copyloop.generation.pipeline import fill_with_fallbacks, process_variants
 from copyloop.generation.prompts import CHANNELS, LOCALES, TONES, CopyBrief
 
 # ../shared/data beside the repository (tests/unit/generation -> repo root is parents[3]).
@@ -281,3 +282,35 @@ def test_chinese_fallback_never_glues_two_latin_names() -> None:
     texts = [f.text for f in build(brief, Rules(), count=4)]
     assert texts and not any("RivettaClassic" in t for t in texts), texts
     assert not any(" ：" in t or " ，" in t for t in texts), texts
+
+
+@pytest.mark.parametrize(
+    ("angle", "expected"),
+    [
+        ("value", "Galaxy Explorer Rocket Set: 33% off, now $19.99"),
+        ("quality", "Galaxy Explorer Rocket Set by Brickwell: 420 pieces"),
+        ("benefit", "Galaxy Explorer Rocket Set: 420 pieces"),
+        ("novelty", "Discover the Galaxy Explorer Rocket Set from Brickwell"),
+        ("gift", "A gift idea: Galaxy Explorer Rocket Set, $19.99"),
+    ],
+)
+def test_a_brief_with_an_angle_gets_a_template_in_that_angle_first(
+    angle: str, expected: str
+) -> None:
+    brief = dataclasses.replace(EN_ITEM, angle=angle)
+    (variant,) = fill_with_fallbacks(
+        process_variants(brief, CopyConstraints(), []), brief, 1
+    ).variants
+    assert (variant.text, variant.angle) == (expected, angle)
+
+
+def test_angles_without_evidence_get_plain_templates_and_no_angle() -> None:
+    for angle in ("social_proof", "urgency", ""):
+        brief = dataclasses.replace(EN_ITEM, angle=angle)
+        result = fill_with_fallbacks(process_variants(brief, CopyConstraints(), []), brief, 2)
+        assert [v.angle for v in result.variants] == ["", ""]
+    no_discount = dataclasses.replace(EN_ITEM, angle="value", list_price=None)
+    (variant,) = fill_with_fallbacks(
+        process_variants(no_discount, CopyConstraints(), []), no_discount, 1
+    ).variants
+    assert variant.text == "Galaxy Explorer Rocket Set for $19.99" and variant.angle == "value"

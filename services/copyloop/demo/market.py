@@ -200,7 +200,7 @@ class MarketConfig:
             "convenience_seeker": 0.15,
         }
     )
-    base_click_logit: float = -3.2
+    base_click_logit: float = -2.7
     base_convert_logit: float = -2.0
     taste_scale: float = 1.2
     item_appeal_scale: float = 0.35

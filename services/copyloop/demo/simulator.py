@@ -232,6 +232,9 @@ class ClosedLoopSimulator:
             candidate_item_ids=pool,
             n=n,
             latency_budget_ms=budget_ms,
+            # The loop is judged on clicks, so it asks for the ranking that maximises them
+            # (the platform's default objective is orders, pCTR x pCVR).
+            objective=F.RANKING_OBJECTIVE_CTR,
         )
         reply = await self._recommend(request)
         arm = reply.assignment.arm_id or "default"

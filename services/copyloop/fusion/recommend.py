@@ -78,6 +78,12 @@ class Pick:
     score: prediction_pb2.CandidateScore
     choice: bandit.Choice
     alternatives: list[CopyOption]
+    repeat_factor: float = 1.0  # frequency capping: < 1 when the shopper was shown it lately
+
+    @property
+    def ranking_ctr(self) -> float:
+        """The CTR ranking uses: the posterior mean, discounted for recent repeats."""
+        return self.choice.posterior_mean * self.repeat_factor
 
 
 @dataclass
@@ -169,7 +175,7 @@ class Recommender:
                     s.item.brand,
                     s.item.price,
                     s.item.stock > 0,
-                    pick.choice.posterior_mean,
+                    pick.ranking_ctr,
                     pick.score.p_cvr,
                 )
                 for s, pick in zip(slots, chosen, strict=True)
@@ -534,17 +540,22 @@ class Recommender:
         """One copy option per slot, by the arm's selection mode (Thompson by default). Every
         mode reads the same posteriors (the predicted CTR corrected by what was observed for the
         creative and its (segment, angle)), so ranking by their means is the same in each arm;
-        only how the copy is picked differs."""
+        only how the copy is picked differs. Items the shopper was served lately are
+        discounted for ranking (frequency capping, `repeat_discount`)."""
         mode = STRATEGY_MODES.get(strategy, bandit.SelectionMode.THOMPSON)
         options = [o for s in slots for o in s.options]
-        stats, by_angle = await self.runner.run(
-            self.store.bandit_state,
+        state = await self.runner.run(
+            self.store.selection_state,
             call.tenant,
-            [o.creative_id for o in options],
             segment,
+            [o.creative_id for o in options],
             [o.angle for o in options],
+            call.request.user_id,
+            [s.item.item_id for s in slots],
+            time.time() - self.settings.repeat_window_days * 86_400,
         )
-        groups = {bandit.group_key(segment, a): st for a, st in by_angle.items()}
+        stats = state.creatives
+        groups = {bandit.group_key(segment, a): st for a, st in state.groups.items()}
         empty = bandit.LiftStats()
         picks = []
         for s in slots:
@@ -571,7 +582,9 @@ class Recommender:
             )
             index = next(i for i, o in enumerate(s.options) if o.creative_id == choice.creative_id)
             alternatives = [o for i, o in enumerate(s.options) if i != index]
-            picks.append(Pick(s.options[index], s.scores[index], choice, alternatives))
+            repeats = state.exposures.get(s.item.item_id, 0)
+            discount = (1.0 + repeats) ** -self.settings.repeat_discount
+            picks.append(Pick(s.options[index], s.scores[index], choice, alternatives, discount))
         return picks
 
     def _reasons(

@@ -35,6 +35,16 @@ class FusionSettings(ServiceSettings):
         gt=0,
         description="Strength of a (segment, angle) lift's prior of 1, in expected clicks.",
     )
+    repeat_discount: float = Field(
+        0.5,
+        ge=0,
+        le=5,
+        description="Frequency capping: an item served to the shopper k times within "
+        "repeat_window_days ranks with its value x (1 + k) ** -repeat_discount (0 = off).",
+    )
+    repeat_window_days: float = Field(
+        7.0, gt=0, le=365, description="How far back repeats count for repeat_discount."
+    )
     recall_k: int = Field(
         50, ge=1, le=1000, description="Candidates recalled when the caller gives none."
     )

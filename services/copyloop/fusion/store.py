@@ -59,6 +59,15 @@ class ServedRow:
     angle: str = ""  # the copy's marketing angle ("" when unknown)
 
 
+@dataclass(frozen=True)
+class SelectionState:
+    """Per creative and per (segment, angle) bandit statistics, and recent exposures per item."""
+
+    creatives: dict[str, LiftStats]
+    groups: dict[str, LiftStats]  # by angle
+    exposures: dict[str, int]  # by item id
+
+
 @dataclass
 class Bump:
     """Counts to add to the bandit statistics in one transaction."""
@@ -252,14 +261,44 @@ class FusionStore:
                 r.creative_id: LiftStats(r.impressions, r.clicks, r.expected_clicks) for r in rows
             }
 
-    def bandit_state(
-        self, tenant: str, creative_ids: Sequence[str], segment: str, angles: Sequence[str]
-    ) -> tuple[dict[str, LiftStats], dict[str, LiftStats]]:
-        """(per creative, per angle) statistics for one Recommend: one call off the event loop."""
-        return (
+    def selection_state(
+        self,
+        tenant: str,
+        segment: str,
+        creative_ids: Sequence[str],
+        angles: Sequence[str],
+        user_id: str,
+        item_ids: Sequence[str],
+        since: float,
+    ) -> SelectionState:
+        """What one Recommend's choices read, in one call off the event loop: the bandit's
+        statistics per creative and per angle, and how often each candidate was already
+        served to this shopper since `since`."""
+        return SelectionState(
             self.bandit_stats(tenant, creative_ids, segment),
             self.bandit_groups(tenant, segment, angles),
+            self.recent_exposures(tenant, user_id, item_ids, since),
         )
+
+    def recent_exposures(
+        self, tenant: str, user_id: str, item_ids: Sequence[str], since: float
+    ) -> dict[str, int]:
+        """Times each of `item_ids` was served to the user since `since` (serve log)."""
+        s = schema.served
+        if not item_ids or not user_id:
+            return {}
+        with self._sessions() as session:
+            rows = session.execute(
+                select(s.c.item_id, func.count())
+                .where(
+                    s.c.tenant_id == tenant,
+                    s.c.user_id == user_id,
+                    s.c.serve_time >= since,
+                    s.c.item_id.in_(list(set(item_ids))),
+                )
+                .group_by(s.c.item_id)
+            )
+            return {item_id: int(n) for item_id, n in rows}
 
     def bandit_groups(
         self, tenant: str, segment: str, angles: Sequence[str]

@@ -537,3 +537,25 @@ async def test_fake_downstream_has_the_stubs_recommend_uses() -> None:
             ), name
     finally:
         await real.close()
+
+
+async def test_items_served_lately_rank_lower_and_each_copy_carries_its_propensity(
+    harness: Harness,
+) -> None:
+    first = await harness.recommend(FakeDownstream(), recommend_request(n=1))
+    top = first.recommendations[0]
+    assert 0 < top.copy.propensity <= 1
+    assert top.expected_value == pytest.approx(top.copy.posterior_ctr * top.p_cvr)
+    # Served once already: the same item is now worth (1 + 1) ** -0.5 of its value to this
+    # shopper, so a second request does not open with it again.
+    second = await harness.recommend(FakeDownstream(), recommend_request(n=3))
+    again = next(r for r in second.recommendations if r.item_id == top.item_id)
+    assert again.expected_value == pytest.approx(again.copy.posterior_ctr * again.p_cvr * 2**-0.5)
+    others = [r for r in second.recommendations if r.item_id != top.item_id]
+    assert all(r.expected_value == pytest.approx(r.copy.posterior_ctr * r.p_cvr) for r in others)
+    # Another shopper has seen nothing: no discount.
+    fresh = await harness.recommend(FakeDownstream(), recommend_request(user_id="u-2", n=3))
+    assert all(
+        r.expected_value == pytest.approx(r.copy.posterior_ctr * r.p_cvr)
+        for r in fresh.recommendations
+    )

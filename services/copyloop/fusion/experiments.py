@@ -13,6 +13,12 @@ Statistics, from per-arm counts only:
 - the Bayesian probability that each arm has the best CTR, by Monte Carlo from
   Beta(1 + clicks, 1 + impressions - clicks) with a fixed seed (20,000 draws: standard error
   <= 0.0035, so within +-0.01 at ~3 sigma);
+- both on *effective* counts: users, not impressions, are randomised, and shoppers differ far
+  more from each other than impressions of one shopper do. Treating impressions as independent
+  made a few heavy clickers in one arm look like a significant win (the walkthrough once
+  reported random copy beating personalised copy with P(best) 0.97 from ~50 users per arm).
+  The cluster-robust (delta-method) variance of the arm's CTR over its users, divided by the
+  binomial variance, is the design effect (>= 1); impressions and clicks are divided by it;
 - a sample-ratio-mismatch chi-square test of assigned users against the configured weights.
 """
 
@@ -94,10 +100,33 @@ class ArmCounts:
     purchases: int = 0
     revenue: float = 0.0
     traffic_weight: float = 1.0
+    # Per-user sums over the users with impressions (0 = unknown: impressions independent).
+    shown_users: int = 0
+    impressions_sq: float = 0.0  # sum of n_u^2
+    clicks_sq: float = 0.0  # sum of c_u^2
+    impressions_clicks: float = 0.0  # sum of n_u * c_u
 
     @property
     def ctr(self) -> float:
         return self.clicks / self.impressions if self.impressions else 0.0
+
+    @property
+    def design_effect(self) -> float:
+        """Cluster-robust variance of the CTR over users / binomial variance, at least 1."""
+        n, m = self.impressions, self.shown_users
+        if m < 2 or n <= 0 or not 0 < self.clicks < n:
+            return 1.0
+        r = self.clicks / n
+        spread = self.clicks_sq - 2 * r * self.impressions_clicks + r * r * self.impressions_sq
+        clustered = m / (m - 1) * max(spread, 0.0) / (n * n)
+        return max(1.0, clustered / (r * (1 - r) / n))
+
+    @property
+    def effective(self) -> tuple[float, float]:
+        """(impressions, clicks) an arm of independent impressions with the same uncertainty
+        would have."""
+        d = self.design_effect
+        return self.impressions / d, min(self.clicks, self.impressions) / d
 
     @property
     def cvr(self) -> float:
@@ -178,7 +207,8 @@ class ExperimentReport:
 def relative_lift(
     treatment: ArmCounts, baseline: ArmCounts, confidence: float = 0.95
 ) -> LiftEstimate | None:
-    """Delta-method interval on log(CTR_t / CTR_b): Var(log p) ~ (1 - p) / (n p) per arm.
+    """Delta-method interval on log(CTR_t / CTR_b): Var(log p) ~ (1 - p) / (n p) per arm, with
+    n and clicks the arm's effective counts (see the module: users are the unit).
 
     None when the ratio is undefined: an arm without impressions or a baseline without clicks.
     """
@@ -187,10 +217,10 @@ def relative_lift(
     lift = treatment.ctr / baseline.ctr - 1.0
 
     def corrected(arm: ArmCounts) -> tuple[float, float]:
-        clicks = min(arm.clicks, arm.impressions)
-        if clicks == 0 or clicks == arm.impressions:
-            return clicks + 0.5, arm.impressions + 1.0  # Haldane-Anscombe: keeps logs finite
-        return float(clicks), float(arm.impressions)
+        impressions, clicks = arm.effective
+        if clicks <= 0 or clicks >= impressions:
+            return clicks + 0.5, impressions + 1.0  # Haldane-Anscombe: keeps logs finite
+        return clicks, impressions
 
     (ct, nt), (cb, nb) = corrected(treatment), corrected(baseline)
     pt, pb = ct / nt, cb / nb
@@ -207,12 +237,13 @@ def relative_lift(
 def probability_best(
     arms: Sequence[ArmCounts], draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED
 ) -> list[float]:
-    """P(arm has the highest CTR) under independent Beta(1 + clicks, 1 + misses) posteriors."""
+    """P(arm has the highest CTR) under independent Beta(1 + clicks, 1 + misses) posteriors
+    of the arms' effective counts."""
     if not arms:
         return []
     rng = np.random.default_rng(seed)
-    clicks = np.array([min(a.clicks, a.impressions) for a in arms], dtype=np.float64)
-    misses = np.array([a.impressions for a in arms], dtype=np.float64) - clicks
+    clicks = np.array([a.effective[1] for a in arms], dtype=np.float64)
+    misses = np.array([a.effective[0] for a in arms], dtype=np.float64) - clicks
     samples = rng.beta(1.0 + clicks, 1.0 + misses, size=(draws, len(arms)))
     wins = np.bincount(samples.argmax(axis=1), minlength=len(arms))
     return [float(p) for p in wins / draws]

@@ -500,6 +500,7 @@ class FusionStore:
             rows = session.execute(
                 select(
                     s.c.arm_id,
+                    s.c.user_id,
                     o.c.type,
                     func.count(func.distinct(o.c.impression_id)),
                     func.sum(o.c.value),
@@ -513,23 +514,18 @@ class FusionStore:
                     )
                 )
                 .where(o.c.tenant_id == tenant, s.c.experiment_id == experiment_id)
-                .group_by(s.c.arm_id, o.c.type)
+                .group_by(s.c.arm_id, s.c.user_id, o.c.type)
             ).all()
-        counts: dict[str, dict[str, Any]] = {}
-        for arm_id, kind, n, total in rows:
-            counts.setdefault(arm_id, {})[kind] = (int(n), float(total or 0.0))
-        arms = set(users) | set(counts)
-        return {
-            arm: ArmCounts(
-                arm_id=arm,
-                users=int(users.get(arm, 0)),
-                impressions=counts.get(arm, {}).get("impression", (0, 0.0))[0],
-                clicks=counts.get(arm, {}).get("click", (0, 0.0))[0],
-                purchases=counts.get(arm, {}).get("purchase", (0, 0.0))[0],
-                revenue=counts.get(arm, {}).get("purchase", (0, 0.0))[1],
+        # Per arm and user: the user is the unit of randomisation, so the report's intervals
+        # need each user's impressions and clicks, not only the arm's totals.
+        per_user: dict[str, dict[str, dict[str, tuple[int, float]]]] = {}
+        for arm_id, user_id, kind, n, total in rows:
+            per_user.setdefault(arm_id, {}).setdefault(user_id, {})[kind] = (
+                int(n),
+                float(total or 0.0),
             )
-            for arm in arms
-        }
+        arms = set(users) | set(per_user)
+        return {arm: _arm_counts(arm, users.get(arm, 0), per_user.get(arm, {})) for arm in arms}
 
     def slice_counts(self, tenant: str, experiment_id: str) -> list[SliceCounts]:
         """Impressions, clicks and purchases per (arm, shopper segment, copy angle)."""
@@ -627,6 +623,39 @@ def _experiment(row: Any) -> ExperimentRecord:
         state=data["state"],
         create_time=data["create_time"],
         stop_time=data["stop_time"],
+    )
+
+
+def _arm_counts(
+    arm_id: str, assigned: int, by_user: dict[str, dict[str, tuple[int, float]]]
+) -> ArmCounts:
+    """An arm's totals plus the per-user sums its clustered intervals need."""
+    impressions = clicks = purchases = 0
+    revenue = impressions_sq = clicks_sq = cross = 0.0
+    shown = 0
+    for kinds in by_user.values():
+        n = kinds.get("impression", (0, 0.0))[0]
+        c = kinds.get("click", (0, 0.0))[0]
+        impressions += n
+        clicks += c
+        purchases += kinds.get("purchase", (0, 0.0))[0]
+        revenue += kinds.get("purchase", (0, 0.0))[1]
+        if n:
+            shown += 1
+            impressions_sq += n * n
+            clicks_sq += c * c
+            cross += n * c
+    return ArmCounts(
+        arm_id=arm_id,
+        users=int(assigned),
+        impressions=impressions,
+        clicks=clicks,
+        purchases=purchases,
+        revenue=revenue,
+        shown_users=shown,
+        impressions_sq=impressions_sq,
+        clicks_sq=clicks_sq,
+        impressions_clicks=cross,
     )
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -251,3 +253,41 @@ def test_wilson_interval_is_honest_for_small_cells() -> None:
     assert wilson_interval(0, 0) == (0.0, 1.0)
     low0, high0 = wilson_interval(0, 50)
     assert low0 == 0.0 and 0.0 < high0 < 0.1
+
+
+def _arm_of_users(arm_id: str, users: list[tuple[int, int]]) -> ArmCounts:
+    """An arm built from per-user (impressions, clicks), with the sums the store provides."""
+    return ArmCounts(
+        arm_id=arm_id,
+        users=len(users),
+        impressions=sum(n for n, _ in users),
+        clicks=sum(c for _, c in users),
+        shown_users=len(users),
+        impressions_sq=float(sum(n * n for n, _ in users)),
+        clicks_sq=float(sum(c * c for _, c in users)),
+        impressions_clicks=float(sum(n * c for n, c in users)),
+    )
+
+
+def test_a_few_heavy_clickers_do_not_make_an_arm_significantly_better() -> None:
+    # 50 users of 40 impressions per arm; in arm B three users click a lot, the rest like A.
+    a = _arm_of_users("a", [(40, 1)] * 50)
+    b = _arm_of_users("b", [(40, 1)] * 47 + [(40, 12)] * 3)
+    assert b.design_effect > 3  # users, not impressions, carry the information
+    clustered = relative_lift(b, a)
+    naive = relative_lift(replace(b, shown_users=0), replace(a, shown_users=0))
+    assert clustered is not None and naive is not None
+    assert clustered.lift == pytest.approx(naive.lift)  # the same point estimate
+    assert naive.lower > 0  # impression-level statistics call it a win ...
+    assert clustered.lower < 0 < clustered.upper  # ... the clustered interval does not
+    _, p_b = probability_best([a, b])
+    _, naive_b = probability_best([replace(a, shown_users=0), replace(b, shown_users=0)])
+    assert naive_b > 0.95 and p_b < naive_b
+
+
+def test_homogeneous_users_keep_the_binomial_interval() -> None:
+    rng = random.Random(3)
+    users = [(40, sum(rng.random() < 0.05 for _ in range(40))) for _ in range(400)]
+    arm = _arm_of_users("a", users)
+    assert arm.design_effect == pytest.approx(1.0, abs=0.25)
+    assert _arm_of_users("one", users[:1]).design_effect == 1.0  # one user: nothing to say

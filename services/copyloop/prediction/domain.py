@@ -30,9 +30,7 @@ from copyloop.prediction.features.types import (
     TrainingExample,
     UserFeatures,
 )
-from copyloop.prediction.model.predictions import Predictions
 from copyloop.prediction.model.version import ModelVersion, load_version
-from copyloop.prediction.serving.cold_start import COLD_START_VERSION, ColdStartPrior
 from copyloop.prediction.serving.scorer import CopyQualityModel, Scorer
 from copyloop.prediction.settings import PredictionSettings
 from copyloop.prediction.store import (
@@ -44,7 +42,9 @@ from copyloop.prediction.store import (
     PredictionStore,
     VersionRecord,
 )
+from copyloop.prediction.training.baselines import PopularityPrior
 from copyloop.prediction.training.compare import compare_predictions, compare_versions
+from copyloop.prediction.training.gate import GateThresholds
 from copyloop.prediction.training.trainer import (
     DataRequirements,
     TimeWindow,
@@ -81,15 +81,6 @@ def example_from_log(row: LabelledImpression) -> TrainingExample:
         timestamp=row.impression.impression_time,
         propensity=row.impression.propensity,
         alternatives=tuple(a.copy_text for a in row.impression.alternatives),
-    )
-
-
-def prior_predictions(examples: Sequence[TrainingExample]) -> Predictions:
-    """What the cold-start prior would have predicted for each logged impression."""
-    prior = ColdStartPrior()
-    parts = [prior.predict(e.user, e.context, [(e.item, e.copy)]) for e in examples]
-    return Predictions(
-        np.concatenate([p.p_ctr for p in parts]), np.concatenate([p.p_cvr for p in parts])
     )
 
 
@@ -310,52 +301,82 @@ class PredictionDomain:
         promoted, reason = await self._trainer.run(self._promote, tenant, version, force)
         return await self._runner.run(self.store.get, tenant, version), promoted, reason
 
+    def gate_thresholds(self) -> GateThresholds:
+        s = self.settings
+        return GateThresholds(
+            auc_tolerance=s.gate_auc_tolerance,
+            min_logloss_gain=s.gate_min_logloss_gain,
+            ece_tolerance=s.gate_ece_tolerance,
+            off_policy_z=s.gate_off_policy_z,
+        )
+
     def _promote(self, tenant: str, version: str, force: bool) -> tuple[bool, str]:
-        """Live only if it beats the live version on the candidate's evaluation window."""
+        """Live only if the promotion gate (training.gate) passes against the live version on
+        the candidate's evaluation window, or, with nothing live, against the popularity
+        baseline fit on its training window; `force` skips the gate."""
         candidate = self.store.get(tenant, version)
         live = self.store.live(tenant)
         if live is not None and live.version == version:
             return True, "already live"
-        if live is not None and not force:
-            rows = self.store.labelled(tenant, *candidate.eval_window)
-            examples = [example_from_log(r) for r in rows]
-            if not examples:
-                return False, "no impressions in the candidate's evaluation window to compare on"
-            comparison = compare_versions(
-                self._load(tenant, candidate), self._load(tenant, live), examples
-            )
-            if not comparison.candidate_better:
-                return False, f"not better than live {live.version}: {comparison.reason}"
-            reason = f"beats live {live.version}: {comparison.reason}"
-        elif live is None and not force:
-            # The first model replaces the cold-start prior: it must beat that prior on the
-            # same impressions, or serving would get worse.
-            rows = self.store.labelled(tenant, *candidate.eval_window)
-            examples = [example_from_log(r) for r in rows]
-            if not examples:
-                return False, "no impressions in the candidate's evaluation window to compare on"
-            comparison = compare_predictions(
-                self._load(tenant, candidate).predict_examples(examples),
-                prior_predictions(examples),
-                np.array([e.clicked for e in examples]),
-                np.array([e.clicked and e.converted for e in examples]),
-                version,
-                COLD_START_VERSION,
-            )
-            if not comparison.candidate_better:
-                return False, f"not better than the cold-start prior: {comparison.reason}"
-            reason = f"beats the cold-start prior: {comparison.reason}"
-        else:
+        if force:
             reason = "forced"
+        else:
+            rows = self.store.labelled(tenant, *candidate.eval_window)
+            examples = [example_from_log(r) for r in rows]
+            if not examples:
+                return False, "no impressions in the candidate's evaluation window to compare on"
+            if live is not None:
+                comparison = compare_versions(
+                    self._load(tenant, candidate),
+                    self._load(tenant, live),
+                    examples,
+                    self.gate_thresholds(),
+                )
+                against = f"live {live.version}"
+            else:
+                # The first model replaces the cold-start prior; it must at least beat what
+                # per-item popularity learns from the same training window.
+                fit = [
+                    example_from_log(r)
+                    for r in self.store.labelled(tenant, *candidate.train_window)
+                ]
+                comparison = compare_predictions(
+                    self._load(tenant, candidate).predict_examples(examples),
+                    PopularityPrior().fit(fit).predict(examples),
+                    np.array([e.clicked for e in examples]),
+                    np.array([e.clicked and e.converted for e in examples]),
+                    version,
+                    "popularity",
+                    self.gate_thresholds(),
+                )
+                against = "the popularity baseline"
+            if not comparison.candidate_better:
+                return False, f"not better than {against}: {comparison.reason}"
+            reason = f"beats {against}: {comparison.reason}"
         self.store.make_live(tenant, version)
         self._swap(tenant, version)
         return True, reason
 
-    async def rollback(self) -> VersionRecord:
-        tenant = current_tenant()
+    async def run_training(
+        self,
+        tenant: str,
+        train: tuple[float, float],
+        evaluate: tuple[float, float],
+        epochs: int,
+        seed: int,
+    ) -> TrainOutcome:
+        """A promote-if-better training for `tenant` on the trainer's single worker (so never
+        two at once), for callers outside a request (the auto-retrain loop)."""
+        return await self._trainer.run(self._train, tenant, train, evaluate, epochs, seed, True)
+
+    async def rollback_tenant(self, tenant: str) -> VersionRecord:
+        """`rollback` for `tenant`, for callers outside a request (the live guardrail)."""
         record = await self._trainer.run(self.store.rollback, tenant)
         await self._trainer.run(self._swap, tenant, record.version)
         return record
+
+    async def rollback(self) -> VersionRecord:
+        return await self.rollback_tenant(current_tenant())
 
     def _swap(self, tenant: str, version: str) -> None:
         """Build the new scorer fully, then replace the reference: in-flight calls finish on

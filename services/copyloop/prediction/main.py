@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from copyloop.common.db import make_engine, migrate
 from copyloop.common.retention import RetentionTask
 from copyloop.common.server import RunningServer, ServiceSpec, create_server, run_service
+from copyloop.prediction.auto_retrain import AutoRetrain
 from copyloop.prediction.domain import PredictionDomain, make_embedder
 from copyloop.prediction.retention import retention_task
 from copyloop.prediction.servicer import FULL_NAME, PredictionServicer
@@ -28,6 +29,7 @@ class PredictionService:
     server: RunningServer
     domain: PredictionDomain
     retention: RetentionTask | None = None  # prunes the training log (prediction.retention)
+    auto_retrain: AutoRetrain | None = None  # retrains on a trigger, rolls back on drift
 
     @property
     def address(self) -> str:
@@ -35,6 +37,8 @@ class PredictionService:
 
     async def stop(self, grace: float | None = None) -> None:
         await self.server.stop(grace)
+        if self.auto_retrain:
+            await self.auto_retrain.stop()
         if self.retention:
             await self.retention.stop()
         self.domain.close()
@@ -72,7 +76,9 @@ async def start_prediction_service(settings: PredictionSettings) -> PredictionSe
     server = await create_server([spec], settings, label="prediction")
     retention = retention_task(engine, settings)
     retention.start()
-    return PredictionService(server, domain, retention)
+    auto_retrain = AutoRetrain(domain, settings)
+    auto_retrain.start()
+    return PredictionService(server, domain, retention, auto_retrain)
 
 
 def main() -> None:

@@ -247,7 +247,77 @@ class PredictionStore:
                 or 0
             )
 
+    def tenants(self) -> list[str]:
+        """Tenants with anything in the training log."""
+        i = schema.impressions
+        with self._sessions() as session:
+            return sorted(session.scalars(select(i.c.tenant_id).distinct()))
+
+    def count_outcomes_since(self, tenant: str, since: float) -> int:
+        """Outcomes that happened at or after `since` (epoch seconds)."""
+        o = schema.outcomes
+        with self._sessions() as session:
+            return int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(o)
+                    .where(o.c.tenant_id == tenant, o.c.outcome_time >= since)
+                )
+                or 0
+            )
+
+    def impression_times(self, tenant: str, start: float, end: float) -> list[float]:
+        """Times of the impressions shown in [start, end), in order."""
+        i = schema.impressions
+        with self._sessions() as session:
+            return list(
+                session.scalars(
+                    select(i.c.impression_time)
+                    .where(
+                        i.c.tenant_id == tenant,
+                        i.c.impression_time >= start,
+                        i.c.impression_time < end,
+                    )
+                    .order_by(i.c.impression_time)
+                )
+            )
+
+    def served(self, tenant: str, version: str, before: float) -> tuple[list[bool], list[float]]:
+        """(clicked, served pCTR) of the impressions `version` scored, shown before `before`:
+        what the live guardrail compares."""
+        i, o = schema.impressions, schema.outcomes
+        followed = (
+            select(o.c.impression_id)
+            .where(o.c.tenant_id == tenant, o.c.impression_id == i.c.impression_id)
+            .exists()
+        )
+        with self._sessions() as session:
+            rows = session.execute(
+                select(followed, i.c.served_p_ctr).where(
+                    i.c.tenant_id == tenant,
+                    i.c.model_version == version,
+                    i.c.impression_time < before,
+                )
+            ).all()
+        return [bool(r[0]) for r in rows], [float(r[1]) for r in rows]
+
     # ---- model registry ------------------------------------------------------------------
+
+    def annotate(self, tenant: str, version: str, key: str, value: Any) -> None:
+        """Adds `key` to a version's metrics document: why it was promoted, refused or rolled
+        back, kept with the version."""
+        m = schema.model_versions
+        with self._sessions.begin() as session:
+            metrics = session.scalar(
+                select(m.c.metrics).where(m.c.tenant_id == tenant, m.c.version == version)
+            )
+            if metrics is None:
+                raise NotFound("model version", version)
+            session.execute(
+                m.update()
+                .where(m.c.tenant_id == tenant, m.c.version == version)
+                .values(metrics={**metrics, key: value})
+            )
 
     def next_version(self, tenant: str) -> tuple[str, int]:
         m = schema.model_versions

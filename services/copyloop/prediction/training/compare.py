@@ -1,8 +1,7 @@
-"""Decide whether a candidate version should replace the live one, on the same eval data.
-
-Rule (why): a new version is promoted only if it ranks better where it matters (pCTCVR AUC,
-the quantity the ranking objective uses) by more than the sampling noise of the evaluation
-set, measured with a paired bootstrap over impressions, and is not clearly worse calibrated.
+"""Compare a candidate version with the live one on the same evaluation data: metrics of both,
+a paired-bootstrap interval of the AUC delta (pCTCVR where conversions vary: the quantity the
+ranking objective uses), both versions' off-policy estimates where the log allows, and the
+promotion gate's decision over all of it (rules in `copyloop.prediction.training.gate`).
 """
 
 from __future__ import annotations
@@ -18,7 +17,16 @@ from copyloop.prediction.features.types import TrainingExample
 from copyloop.prediction.model.predictions import Predictions
 from copyloop.prediction.model.version import ModelVersion
 from copyloop.prediction.training.evaluation import TaskMetrics, auc, evaluate
+from copyloop.prediction.training.gate import (
+    GateDecision,
+    GateInput,
+    GateThresholds,
+    Snips,
+    decide,
+)
 from copyloop.prediction.training.trainer import off_policy_estimate
+
+DEFAULT_THRESHOLDS = GateThresholds()
 
 
 @dataclass(frozen=True)
@@ -32,8 +40,29 @@ class VersionComparison:
     candidate_better: bool
     reason: str
     # name -> OffPolicyEstimate.to_dict() of each version's greedy copy choice, when the
-    # impressions carry propensities and alternatives (information: not part of the rule).
+    # impressions carry propensities and alternatives (the gate's off-policy rule reads them).
     off_policy: dict[str, dict[str, Any]] = field(default_factory=dict)
+    task: str = "ctcvr"
+    decision: GateDecision | None = None
+
+    def gate_input(self) -> GateInput:
+        return GateInput(
+            self.task,
+            self.candidate[self.task],
+            self.live[self.task],
+            self.auc_delta,
+            self.auc_delta_ci,
+            Snips.from_estimate(self.off_policy.get("candidate")),
+            Snips.from_estimate(self.off_policy.get("live")),
+            self.live_id,
+        )
+
+    def judged(self, thresholds: GateThresholds) -> VersionComparison:
+        """This comparison with the gate's decision (and its reason) filled in."""
+        decision = decide(self.gate_input(), thresholds)
+        return replace(
+            self, candidate_better=decision.promote, reason=decision.reason, decision=decision
+        )
 
 
 def _bootstrap_auc_delta(
@@ -60,11 +89,11 @@ def compare_predictions(
     converted: NDArray[Any],
     candidate_id: str = "candidate",
     live_id: str = "live",
-    max_ece_increase: float = 0.005,
+    thresholds: GateThresholds = DEFAULT_THRESHOLDS,
     rounds: int = 200,
     seed: int = 0,
 ) -> VersionComparison:
-    """Compare two sets of predictions on the same impressions (see the module rule)."""
+    """Compare two sets of predictions on the same impressions and apply the gate."""
     clicked = np.asarray(clicked, dtype=bool)
     converted = np.asarray(converted, dtype=bool) & clicked
     cand_metrics = evaluate(candidate, clicked, converted)
@@ -75,33 +104,26 @@ def compare_predictions(
     live_scores = live.p_ctcvr if task == "ctcvr" else live.p_ctr
     delta = cand_metrics[task].auc - live_metrics[task].auc
     low, high = _bootstrap_auc_delta(labels.astype(np.int8), cand_scores, live_scores, rounds, seed)
-    ece_increase = cand_metrics[task].ece - live_metrics[task].ece
-    if not low > 0:
-        better, reason = (
-            False,
-            f"{task} AUC delta {delta:+.4f} is within noise (90% CI {low:+.4f}..{high:+.4f})",
-        )
-    elif ece_increase > max_ece_increase:
-        better, reason = (
-            False,
-            f"{task} AUC improves {delta:+.4f} but ECE worsens by {ece_increase:+.4f}",
-        )
-    else:
-        better, reason = (
-            True,
-            f"{task} AUC improves {delta:+.4f} (90% CI {low:+.4f}..{high:+.4f}), "
-            f"ECE change {ece_increase:+.4f}",
-        )
     return VersionComparison(
-        candidate_id, live_id, cand_metrics, live_metrics, delta, (low, high), better, reason
-    )
+        candidate_id,
+        live_id,
+        cand_metrics,
+        live_metrics,
+        delta,
+        (low, high),
+        False,
+        "",
+        task=task,
+    ).judged(thresholds)
 
 
 def compare_versions(
     candidate: ModelVersion,
     live: ModelVersion,
     examples: Sequence[TrainingExample],
-    **kwargs: float,
+    thresholds: GateThresholds = DEFAULT_THRESHOLDS,
+    rounds: int = 200,
+    seed: int = 0,
 ) -> VersionComparison:
     """Score the same impressions with both versions and apply `compare_predictions`; where
     the impressions carry propensities and alternatives, add both versions' off-policy
@@ -117,7 +139,9 @@ def compare_versions(
         converted,
         candidate.version_id,
         live.version_id,
-        **kwargs,  # type: ignore[arg-type]
+        thresholds,
+        rounds,
+        seed,
     )
     estimates = {
         name: off_policy_estimate(version, examples, preds.p_ctr)
@@ -129,8 +153,4 @@ def compare_versions(
     if not all(e is not None and e.n for e in estimates.values()):
         return comparison
     found = {name: e.to_dict() for name, e in estimates.items() if e is not None}
-    snips = {name: e.snips for name, e in estimates.items() if e is not None}
-    note = "; off-policy SNIPS clicks/impression " + ", ".join(
-        f"{name} {s.value:.4f} [{s.low:.4f}, {s.high:.4f}]" for name, s in snips.items()
-    )
-    return replace(comparison, off_policy=found, reason=comparison.reason + note)
+    return replace(comparison, off_policy=found).judged(thresholds)

@@ -63,6 +63,7 @@ class TrainResult:
     model_version: str
     promoted: bool
     ctr_auc: float
+    reason: str = ""  # the promotion gate's verdict, when the prediction service gives one
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,8 @@ def train_request(start: float, now: float, idempotency_key: str) -> TrainReques
 
 
 def retrain_reason(result: TrainResult) -> str:
+    if result.reason:
+        return result.reason
     if result.promoted:
         return f"promoted: ctr auc {result.ctr_auc:.3f} on the evaluation window"
     return f"not promoted: ctr auc {result.ctr_auc:.3f} did not beat the live version"

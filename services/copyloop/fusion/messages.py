@@ -302,7 +302,7 @@ def train_model_request(r: TrainRequest) -> prediction_pb2.TrainModelRequest:
 
 def train_result_from_proto(reply: prediction_pb2.TrainModelResponse) -> TrainResult:
     version = reply.model_version
-    return TrainResult(version.version, reply.promoted, version.metrics.ctr.auc)
+    return TrainResult(version.version, reply.promoted, version.metrics.ctr.auc, reply.reason)
 
 
 def retrain_to_proto(outcome: RetrainOutcome) -> F.RetrainModelResponse:

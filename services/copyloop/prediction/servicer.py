@@ -138,7 +138,9 @@ class PredictionServicer(prediction_pb2_grpc.PredictionServiceServicer):
             request.idempotency_key,
         )
         return P.TrainModelResponse(
-            model_version=messages.version_to_proto(outcome.record), promoted=outcome.promoted
+            model_version=messages.version_to_proto(outcome.record),
+            promoted=outcome.promoted,
+            reason=outcome.reason,
         )
 
     async def PromoteModel(

@@ -282,6 +282,7 @@ async def test_train_evaluate_promote_survives_restart_and_rolls_back(
         metadata=auth(),
     )
     assert second.model_version.version == "v2" and not second.promoted
+    assert second.reason.startswith("not better than live v1: FAIL"), second.reason
     refused = await stub.PromoteModel(P.PromoteModelRequest(version="v2"), metadata=auth())
     assert not refused.promoted
     assert refused.reason.startswith("not better than live v1: FAIL auc_not_worse:"), refused.reason

@@ -264,6 +264,9 @@ def test_retrain_reason() -> None:
     assert retrain_reason(TrainResult("v2", False, 0.5)) == (
         "not promoted: ctr auc 0.500 did not beat the live version"
     )
+    # The prediction service's gate says why, criterion by criterion: that is passed on.
+    gate = "not better than live v1: FAIL better: ..."
+    assert retrain_reason(TrainResult("v2", False, 0.5, gate)) == gate
 
 
 async def test_retrain_trains_from_the_first_impression_in_the_window(

@@ -40,12 +40,15 @@ ARMS = [
 @dataclass(frozen=True)
 class WalkthroughConfig:
     items: int = 240
-    shoppers: int = 200
+    shoppers: int = 400
     variants: int = 3
     # Copy written for these segments (the demo shoppers' commonest) on the first items.
     segments: tuple[str, ...] = ("bargain_hunter", "premium_shopper", "loyal_high_value")
     segment_items: int = 80
-    warmup_sessions: int = 260
+    warmup_sessions: int = 400
+    # Sessions after the retrain: the experiment needs users, not only impressions, to tell
+    # the arms apart (its intervals count users), so it runs on until each arm has many.
+    measured_sessions: int = 1200
     seed: int = 7
     chart_path: Path = Path("var/experiment.png")
 
@@ -179,6 +182,17 @@ class Walkthrough:
             )
         except grpc.aio.AioRpcError as exc:
             print(f"  retrain skipped: {exc.details()}")
+        if self.config.measured_sessions:
+            print(f"Then {self.config.measured_sessions} more sessions with what was learned ...")
+            start = self.config.warmup_sessions
+            learned = await self.sim.run(
+                self.config.measured_sessions, concurrency=4, start_step=start
+            )
+            report = self.sim.report(learned)
+            print(
+                f"  {report.impressions} impressions; expected CTR per arm: "
+                + ", ".join(f"{a.arm} {a.expected_ctr:.3f}" for a in report.arms.values())
+            )
 
     def contrasting_shoppers(self) -> tuple[Shopper, Shopper]:
         """The most price-sensitive deal hunter and the biggest-budget quality seeker (hidden

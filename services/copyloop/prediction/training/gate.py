@@ -8,8 +8,9 @@ Rules (all must hold; thresholds are `GateThresholds`, set from PredictionSettin
    the AUC delta (candidate - live, ctcvr where conversions vary, else ctr) is at least
    `-auc_tolerance`.
 2. **Better somewhere**: AUC significantly better (the interval's lower bound > 0) *or* log
-   loss lower by at least `min_logloss_gain` (relative). A model that only ties is not worth
-   a swap: every swap costs cached state and risks the unknown.
+   loss lower by at least `min_logloss_gain` (relative) with an AUC point estimate no more
+   than `RANKING_SLACK` (0.01, or the AUC tolerance if larger) below the live one's. A model that only ties is not worth a swap: every swap costs cached state
+   and risks the unknown.
 3. **Calibration not worse**: the candidate's ECE exceeds the live one's by at most
    `ece_tolerance` (served pCTR feeds bids and the bandit's prior, so calibration matters
    beyond ranking).
@@ -34,6 +35,7 @@ from typing import Any
 from copyloop.prediction.training.evaluation import TaskMetrics
 
 _Z95 = NormalDist().inv_cdf(0.975)
+RANKING_SLACK = 0.01  # AUC points a log-loss win may cost
 
 
 @dataclass(frozen=True)
@@ -116,12 +118,19 @@ def decide(evidence: GateInput, thresholds: GateThresholds | None = None) -> Gat
     ll_better = (
         math.isfinite(c_ll) and math.isfinite(l_ll) and c_ll <= l_ll * (1 - t.min_logloss_gain)
     )
+    # Log loss alone counts only when the candidate ranks about as well on the point estimate
+    # (within RANKING_SLACK, or the AUC tolerance if larger): a model with AUC 0.50 once passed on a log loss 0.1% lower, because on a small
+    # window "not significantly worse" was true of a model that ranked at random.
+    ranks_as_well = math.isfinite(e.auc_delta) and e.auc_delta >= -max(
+        t.auc_tolerance, RANKING_SLACK
+    )
     criteria = [
         Criterion("auc_not_worse", not_worse, auc_text),
         Criterion(
             "better",
-            auc_better or ll_better,
-            f"AUC {'significantly better' if auc_better else 'gain within noise'}, "
+            auc_better or (ll_better and ranks_as_well),
+            f"AUC {'significantly better' if auc_better else 'gain within noise'}"
+            f"{'' if auc_better or ranks_as_well else ' and lower'}, "
             f"log loss {c_ll:.4f} vs {e.live_name} {l_ll:.4f}"
             f" ({'better' if ll_better else 'not better'} by >= {t.min_logloss_gain:.1%})",
         ),

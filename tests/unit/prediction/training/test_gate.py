@@ -56,7 +56,7 @@ CASES: list[tuple[str, GateInput, bool, tuple[str, ...]]] = [
         "auc significantly worse",
         replace(BASE, auc_delta=-0.03, auc_delta_ci=(-0.05, -0.01)),
         False,
-        ("auc_not_worse",),
+        ("auc_not_worse", "better"),  # and the log-loss gain does not pay for 0.03 of AUC
     ),
     # better: AUC or log loss
     (
@@ -70,6 +70,12 @@ CASES: list[tuple[str, GateInput, bool, tuple[str, ...]]] = [
         replace(BASE, auc_delta=0.002, auc_delta_ci=(-0.01, 0.015)),
         True,
         (),
+    ),
+    (
+        "auc lower within noise, log loss better: a model that ranks at random is refused",
+        replace(BASE, auc_delta=-0.16, auc_delta_ci=(-0.40, 0.09)),
+        False,
+        ("better",),
     ),
     (
         "auc within noise, log loss equal",

@@ -41,7 +41,8 @@ ARMS = [
 class WalkthroughConfig:
     items: int = 240
     shoppers: int = 400
-    variants: int = 3
+    # Copy for everyone in five angles per item, so there is a choice to personalise.
+    variants: int = 5
     # Copy written for these segments (the demo shoppers' commonest) on the first items.
     segments: tuple[str, ...] = ("bargain_hunter", "premium_shopper", "loyal_high_value")
     segment_items: int = 80

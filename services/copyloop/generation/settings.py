@@ -22,7 +22,11 @@ class GenerationSettings(ServiceSettings):
     )
     llm_timeout_s: float = Field(20.0, gt=0, le=600, description="Upper bound per LLM call.")
     regeneration_rounds: int = Field(
-        1, ge=0, le=5, description="Extra LLM rounds for variants that failed a check."
+        2,
+        ge=0,
+        le=5,
+        description="Extra LLM rounds for variants that failed a check (each within the "
+        "request's deadline, so a tight Recommend budget never waits for them).",
     )
     pregeneration_concurrency: int = Field(4, ge=1, le=64)
     prediction_addr: str = Field(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, select
+from sqlalchemy import Engine, Table, and_, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -441,49 +441,31 @@ class FusionStore:
     ) -> None:
         """Adds the new counts per (creative, segment) and per (segment, angle), in a stable
         key order so concurrent transactions lock rows in the same order."""
-        b, g = schema.bandit_stats, schema.bandit_groups
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         groups: dict[tuple[str, str], Bump] = {}
         for (creative_id, segment, angle), bump in sorted(bumps.items()):
-            stmt = insert(b).values(
-                tenant_id=tenant,
-                creative_id=creative_id,
-                segment=segment,
-                impressions=bump.impressions,
-                clicks=bump.clicks,
-                expected_clicks=bump.expected_clicks,
-            )
-            session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["tenant_id", "creative_id", "segment"],
-                    set_={
-                        "impressions": b.c.impressions + bump.impressions,
-                        "clicks": b.c.clicks + bump.clicks,
-                        "expected_clicks": b.c.expected_clicks + bump.expected_clicks,
-                    },
-                )
-            )
+            key = {"tenant_id": tenant, "creative_id": creative_id, "segment": segment}
+            self._add_counts(session, schema.bandit_stats, key, bump)
             if angle:
                 groups.setdefault((segment, angle), Bump()).add(bump)
         for (segment, angle), bump in sorted(groups.items()):
-            stmt = insert(g).values(
-                tenant_id=tenant,
-                segment=segment,
-                angle=angle,
-                impressions=bump.impressions,
-                clicks=bump.clicks,
-                expected_clicks=bump.expected_clicks,
+            key = {"tenant_id": tenant, "segment": segment, "angle": angle}
+            self._add_counts(session, schema.bandit_groups, key, bump)
+
+    def _add_counts(self, session: Session, table: Table, key: dict[str, str], bump: Bump) -> None:
+        """Upsert: the row for `key` gets `bump`'s counts added (created with them if new)."""
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        counts = {
+            "impressions": bump.impressions,
+            "clicks": bump.clicks,
+            "expected_clicks": bump.expected_clicks,
+        }
+        stmt = insert(table).values(**key, **counts)
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=list(key),
+                set_={name: table.c[name] + value for name, value in counts.items()},
             )
-            session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["tenant_id", "segment", "angle"],
-                    set_={
-                        "impressions": g.c.impressions + bump.impressions,
-                        "clicks": g.c.clicks + bump.clicks,
-                        "expected_clicks": g.c.expected_clicks + bump.expected_clicks,
-                    },
-                )
-            )
+        )
 
     # ---- experiment metrics --------------------------------------------------------------
 

@@ -5,7 +5,6 @@ trained version an off-policy estimate; bad propensities are INVALID_ARGUMENT.""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -14,29 +13,14 @@ from tests.integration.prediction.test_service import (
     DAY,
     START,
     log_requests,
-    settings_for,
     window,
 )
 from tests.support.grpc_helpers import auth, field_violations
 
 from copyloop.demo.market import MarketConfig, SyntheticMarket, synthetic_items
-from copyloop.prediction.main import PredictionService, start_prediction_service
-from copyloop.v1 import prediction_pb2, prediction_pb2_grpc
+from copyloop.v1 import prediction_pb2
 
 P = prediction_pb2
-
-
-@pytest.fixture
-async def prediction(
-    database_url: str, tmp_path: Path
-) -> AsyncIterator[tuple[PredictionService, prediction_pb2_grpc.PredictionServiceStub]]:
-    service = await start_prediction_service(settings_for(database_url, tmp_path / "models"))
-    channel = grpc.aio.insecure_channel(service.address)
-    try:
-        yield service, prediction_pb2_grpc.PredictionServiceStub(channel)
-    finally:
-        await channel.close()
-        await service.stop(0)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ evaluation on a later one, promotion, restart survival, rollback, scoring and ba
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from tests.support.grpc_helpers import API_KEYS, OTHER_API_KEY, auth, detail, fi
 from copyloop.common.protoconv import epoch_to_ts
 from copyloop.demo.market import MarketConfig, SyntheticMarket, synthetic_items
 from copyloop.prediction.features.types import TrainingExample, UserFeatures
-from copyloop.prediction.main import PredictionService, start_prediction_service
+from copyloop.prediction.main import start_prediction_service
 from copyloop.prediction.settings import PredictionSettings
 from copyloop.v1 import common_pb2, prediction_pb2, prediction_pb2_grpc
 
@@ -178,19 +177,6 @@ def settings_for(database_url: str, root: Path) -> PredictionSettings:
         auto_retrain_outcomes=0,
         guardrail_min_impressions=0,
     )
-
-
-@pytest.fixture
-async def prediction(
-    database_url: str, tmp_path: Path
-) -> AsyncIterator[tuple[PredictionService, prediction_pb2_grpc.PredictionServiceStub]]:
-    service = await start_prediction_service(settings_for(database_url, tmp_path / "models"))
-    channel = grpc.aio.insecure_channel(service.address)
-    try:
-        yield service, prediction_pb2_grpc.PredictionServiceStub(channel)
-    finally:
-        await channel.close()
-        await service.stop(0)
 
 
 def score_request(examples: list[TrainingExample]) -> P.ScoreRequest:

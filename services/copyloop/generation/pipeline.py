@@ -30,7 +30,7 @@ from copyloop.generation.compliance import (
 )
 from copyloop.generation.coverage import CoverageReport, attribute_coverage
 from copyloop.generation.dedupe import DEFAULT_THRESHOLD, dedupe
-from copyloop.generation.fallback import ANGLE_LABEL, build_fallbacks
+from copyloop.generation.fallback import ANGLE_LABEL, build_fallbacks, format_money
 from copyloop.generation.fluency import non_words
 from copyloop.generation.frames import frame_of
 from copyloop.generation.length import LengthResult, effective_max_chars, fit_to_length
@@ -191,7 +191,7 @@ SHORT_COPY_CHARS = 100  # a one-line text: push, SMS, ad line, email subject
 def unreadable_reason(text: str, brief: CopyBrief) -> Violation | None:
     """What no marketer would publish however true it is: a broken character (a byte-level
     model can emit half a UTF-8 sequence), the same clause twice ("Reply STOP to opt out.
-    Reply STOP to opt out."), or the product's name three times."""
+    Reply STOP to opt out."), or the product's name or price three times (twice in one line)."""
     if "\ufffd" in text:
         return Violation("encoding", "contains a broken character")
     clauses = [" ".join(c.casefold().split()) for c in _CLAUSE_END.split(text)]
@@ -210,6 +210,14 @@ def unreadable_reason(text: str, brief: CopyBrief) -> Violation | None:
     allowed = 1 if len(text) <= SHORT_COPY_CHARS else 2
     if named > allowed:
         return Violation("repetition", f"names the product {named} times")
+    # The same goes for the price: "Just $23.99. Your cart is what $23.99." says one fact
+    # as filler.
+    for amount in (brief.price, brief.list_price or 0.0):
+        if amount > 0:
+            shown = format_money(amount, brief.currency, brief.locale)
+            times = len(re.findall(re.escape(shown) + r"(?![\d])", text))
+            if times > allowed:
+                return Violation("repetition", f"states {shown} {times} times")
     return None
 
 

@@ -352,6 +352,7 @@ def test_one_variant_per_frame_even_when_the_facts_differ() -> None:
         ),
         ("Galaxy Explorer Rocket Set makes every day Galaxy Explorer Rocket Set!", "repetition"),
         ("Galaxy Explorer Rocket Set for just\ufffd420 pieces", "encoding"),
+        ("Rocket fun: just $19.99. Your cart is what $19.99.", "repetition"),
     ],
 )
 def test_copy_no_marketer_would_publish_is_rejected(text: str, rule: str) -> None:

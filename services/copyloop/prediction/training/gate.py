@@ -9,8 +9,8 @@ Rules (all must hold; thresholds are `GateThresholds`, set from PredictionSettin
    `-auc_tolerance`.
 2. **Better somewhere**: AUC significantly better (the interval's lower bound > 0) *or* log
    loss lower by at least `min_logloss_gain` (relative) with an AUC point estimate no more
-   than `RANKING_SLACK` (0.01, or the AUC tolerance if larger) below the live one's. A model that only ties is not worth a swap: every swap costs cached state
-   and risks the unknown.
+   than `RANKING_SLACK` (0.01, or the AUC tolerance if larger) below the live one's. A model
+   that only ties is not worth a swap: every swap costs cached state and risks the unknown.
 3. **Calibration not worse**: the candidate's ECE exceeds the live one's by at most
    `ece_tolerance` (served pCTR feeds bids and the bandit's prior, so calibration matters
    beyond ranking).
@@ -119,8 +119,9 @@ def decide(evidence: GateInput, thresholds: GateThresholds | None = None) -> Gat
         math.isfinite(c_ll) and math.isfinite(l_ll) and c_ll <= l_ll * (1 - t.min_logloss_gain)
     )
     # Log loss alone counts only when the candidate ranks about as well on the point estimate
-    # (within RANKING_SLACK, or the AUC tolerance if larger): a model with AUC 0.50 once passed on a log loss 0.1% lower, because on a small
-    # window "not significantly worse" was true of a model that ranked at random.
+    # (within RANKING_SLACK, or the AUC tolerance if larger): a model with AUC 0.50 once
+    # passed on a log loss 0.1% lower, because on a small window "not significantly worse"
+    # was true of a model that ranked at random.
     ranks_as_well = math.isfinite(e.auc_delta) and e.auc_delta >= -max(
         t.auc_tolerance, RANKING_SLACK
     )

@@ -217,11 +217,17 @@ def pregeneration_requests(
     return parsed
 
 
-def angle_plan(segment: str, variants: int, most_angles: int = 2) -> list[tuple[str, int]]:
+def angle_plan(
+    segment: str, variants: int, most_angles: int | None = None
+) -> list[tuple[str, int]]:
     """How a segment's variants are spread over its best angles: [(angle, count), ...].
 
     A pool slot gets copy in more than one angle, so the bandit can learn which one the segment
-    answers to; the segment's preferred angle gets the larger share."""
+    answers to; the segment's preferred angle gets the larger share. Copy for a named segment
+    keeps to its best two angles; copy for everyone ("") takes one angle per variant, because
+    it is what every segment chooses from, and each segment answers to different angles."""
+    if most_angles is None:
+        most_angles = 2 if segment else variants
     angles = angles_for_segment(segment)[: max(1, min(most_angles, variants))]
     base, extra = divmod(variants, len(angles))
     return [(a, base + (i < extra)) for i, a in enumerate(angles) if base + (i < extra)]

@@ -28,6 +28,8 @@ def generate(**over: object) -> G.GenerateRequest:
         ("bargain_hunter", 3, [("value", 2), ("benefit", 1)]),
         ("loyal_high_value", 2, [("quality", 1), ("benefit", 1)]),
         ("", 1, [(angles_for_segment("")[0], 1)]),
+        # Copy for everyone spans as many angles as it has variants: every segment picks.
+        ("", 4, [(a, 1) for a in angles_for_segment("")[:4]]),
         ("gift_shopper", 4, [("gift", 2), ("quality", 2)]),
     ],
 )

@@ -284,6 +284,12 @@ def process_variants(
             reasons = list(report.violations)
             rejected.append(RejectedOutput(index, raw.text, source, reasons, report))
             continue
+        # Again on what will be shown: cut to the channel's length, a long text that could
+        # name the price twice becomes a one-liner that may not ("... for $20.99. $20.99.").
+        unreadable = unreadable_reason(report.text, brief)
+        if unreadable:
+            rejected.append(RejectedOutput(index, raw.text, source, [unreadable], report))
+            continue
         truth = truth_findings(report.text, brief, promotion, shop_terms(merged))
         if not truth.passed:
             reasons = [Violation(f.check, f.message) for f in truth.findings]

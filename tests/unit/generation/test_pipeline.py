@@ -376,3 +376,18 @@ def test_the_name_counts_without_its_variant() -> None:
         "bright shell is easy to see at dusk. Endurance Bike Helmet, now $17.99."
     )
     assert len(long) > 100 and unreadable_reason(long, brief) is None
+
+
+def test_a_long_line_cut_to_a_one_liner_is_checked_as_one() -> None:
+    """Checked again after the length fit: what is shown must pass, not what was written."""
+    from dataclasses import replace
+
+    long = (
+        "Galaxy Explorer Rocket Set: just $19.99. Only $19.99 for rocket fun that every young "
+        "builder in the family will love for years of play."
+    )
+    assert len(long) > 100
+    short = replace(BRIEF, max_chars=90)  # cut to 86 characters, both prices kept
+    result = process_variants(short, NO_RULES, [RawOutput(long)])
+    assert result.variants == []
+    assert [v.rule for v in result.rejected[0].reasons] == ["repetition"]

@@ -119,6 +119,9 @@ async def test_feedback_reaches_the_training_log_and_a_triggered_retrain_promote
         await asyncio.sleep(0.5)
     live = p.prediction.domain.store.live("tenant-a")
     assert live is not None, auto.decisions
+    # The promotion is visible before the loop has recorded its decision: wait for it too.
+    while time.monotonic() < deadline + 30 and "tenant-a" not in auto.decisions:
+        await asyncio.sleep(0.2)
     decision = auto.decisions["tenant-a"]
     assert decision.result == "promoted" and decision.version == live.version
     assert decision.reason.startswith("beats the popularity baseline: ok "), decision.reason

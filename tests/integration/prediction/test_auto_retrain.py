@@ -98,6 +98,8 @@ async def test_outcomes_trigger_a_retrain_that_promotes_and_the_guardrail_rolls_
     rest = list(outs.outcomes)[THRESHOLD - 1 :]
     await stub.LogOutcomes(P.LogOutcomesRequest(outcomes=rest), metadata=auth())
     assert await eventually(lambda: _is(live_version(stub), "v1"), timeout_s=180)
+    # The promotion is visible before the loop has recorded its decision: wait for both.
+    assert await eventually(lambda: _recorded(auto.decisions), timeout_s=30)
     [(tenant, decision)] = auto.decisions.items()
     assert decision.result == "promoted" and decision.version == "v1"
     assert decision.trigger.endswith(f"new outcomes (threshold {THRESHOLD})")
@@ -178,3 +180,7 @@ async def test_outcomes_trigger_a_retrain_that_promotes_and_the_guardrail_rolls_
 
 async def _is(value: Awaitable[str], expected: str) -> bool:
     return await value == expected
+
+
+async def _recorded(decisions: dict[str, object]) -> bool:
+    return bool(decisions)

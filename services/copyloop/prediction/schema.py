@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 
 from copyloop.common.idempotency import idempotency_table
+from copyloop.common.tombstones import tombstone_table
 
 metadata = MetaData()
 
@@ -63,13 +64,7 @@ outcomes = Table(
 
 # Deleted users, by a hash of their id (the id itself is erased): log calls about what a user
 # did before their deletion are dropped, so late traffic cannot bring the user back.
-user_tombstones = Table(
-    "user_tombstones",
-    metadata,
-    Column("tenant_id", String(64), primary_key=True),
-    Column("user_hash", String(64), primary_key=True),
-    Column("delete_time", Float, nullable=False),
-)
+user_tombstones = tombstone_table(metadata)
 
 model_versions = Table(
     "model_versions",

@@ -3,16 +3,16 @@ the model registry (versions, metrics, the live pointer), per tenant."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from copyloop.common.errors import FailedPrecondition, NotFound
+from copyloop.common.tombstones import deleted_users, user_hash
 from copyloop.prediction import schema
 
 REGISTERED, LIVE, RETIRED = "registered", "live", "retired"
@@ -101,7 +101,9 @@ class PredictionStore:
         after they were shown are dropped."""
         t = schema.impressions
         with self._sessions.begin() as session:
-            deleted = _tombstones(session, tenant, (r.user_id for r in rows))
+            deleted = deleted_users(
+                session, schema.user_tombstones, tenant, (r.user_id for r in rows)
+            )
             kept = [r for r in rows if not _erased(deleted, r.user_id, r.impression_time)]
             erased = len(rows) - len(kept)
             rows = kept
@@ -134,7 +136,9 @@ class PredictionStore:
         a user deleted after they happened are dropped."""
         o, i = schema.outcomes, schema.impressions
         with self._sessions.begin() as session:
-            deleted = _tombstones(session, tenant, (r.user_id for r in rows if r.user_id))
+            deleted = deleted_users(
+                session, schema.user_tombstones, tenant, (r.user_id for r in rows if r.user_id)
+            )
             kept = [r for r in rows if not _erased(deleted, r.user_id, r.outcome_time)]
             erased = len(rows) - len(kept)
             rows = kept
@@ -434,28 +438,6 @@ class PredictionStore:
                 .values(state=LIVE, promote_time=datetime.now(UTC), previous_live=previous)
             )
         return self.get(tenant, live.previous_live)
-
-
-def user_hash(user_id: str) -> str:
-    return hashlib.sha256(user_id.encode()).hexdigest()
-
-
-def _tombstones(session: Session, tenant: str, user_ids: Iterable[str]) -> dict[str, float]:
-    """user id -> deletion time, for the given users that were deleted."""
-    by_hash = {user_hash(u): u for u in set(user_ids)}
-    if not by_hash:
-        return {}
-    t = schema.user_tombstones
-    found: dict[str, float] = {}
-    hashes = list(by_hash)
-    for start in range(0, len(hashes), 500):
-        for digest, when in session.execute(
-            select(t.c.user_hash, t.c.delete_time).where(
-                t.c.tenant_id == tenant, t.c.user_hash.in_(hashes[start : start + 500])
-            )
-        ):
-            found[by_hash[digest]] = when
-    return found
 
 
 def _erased(deleted: dict[str, float], user_id: str, happened: float) -> bool:

@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 
 from copyloop.common.idempotency import idempotency_table
+from copyloop.common.tombstones import tombstone_table
 
 metadata = MetaData()
 
@@ -83,12 +84,6 @@ item_stats = Table(
 
 # Deleted users, by a hash of their id (the id itself is erased): events about what a user did
 # before their deletion are refused, so late or replayed traffic cannot bring the user back.
-user_tombstones = Table(
-    "user_tombstones",
-    metadata,
-    Column("tenant_id", String(64), primary_key=True),
-    Column("user_hash", String(64), primary_key=True),
-    Column("delete_time", Float, nullable=False),
-)
+user_tombstones = tombstone_table(metadata)
 
 idempotency_records = idempotency_table(metadata)

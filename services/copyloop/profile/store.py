@@ -3,7 +3,6 @@ write runs in one transaction, so a failed call leaves nothing half-written."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import threading
@@ -20,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from copyloop.common import idempotency
+from copyloop.common.tombstones import deleted_users, user_hash
 from copyloop.profile import schema
 from copyloop.profile.catalog import ItemData
 from copyloop.profile.profiles import (
@@ -238,7 +238,9 @@ class ProfileStore:
             )
         item_ids = {ev.item_id for _, ev in fresh if ev.item_id}
         facts = self._item_facts(session, tenant, item_ids)
-        deleted = _tombstones(session, tenant, {ev.user_id for _, ev in fresh})
+        deleted = deleted_users(
+            session, schema.user_tombstones, tenant, {ev.user_id for _, ev in fresh}
+        )
         to_apply: list[EventIn] = []
         for index, event in fresh:
             if event.event_id in stored:
@@ -509,26 +511,6 @@ def _matches(item: ItemData, query: ItemQuery) -> bool:
         if not any(level.lower() in wanted for level in item.category_path):
             return False
     return not query.tags or set(query.tags) <= set(item.tags)
-
-
-def user_hash(user_id: str) -> str:
-    return hashlib.sha256(user_id.encode()).hexdigest()
-
-
-def _tombstones(session: Session, tenant: str, user_ids: set[str]) -> dict[str, float]:
-    """user id -> deletion time, for those of the users that were deleted."""
-    by_hash = {user_hash(u): u for u in user_ids}
-    t = schema.user_tombstones
-    found: dict[str, float] = {}
-    hashes = list(by_hash)
-    for start in range(0, len(hashes), 500):
-        for digest, when in session.execute(
-            select(t.c.user_hash, t.c.delete_time).where(
-                t.c.tenant_id == tenant, t.c.user_hash.in_(hashes[start : start + 500])
-            )
-        ):
-            found[by_hash[digest]] = when
-    return found
 
 
 def _rowcount(result: Result[Any]) -> int:

@@ -52,6 +52,7 @@ __all__ = [
     "group_key",
     "lift_posteriors",
     "prior_from_prediction",
+    "thompson_propensity",
     "thompson_round",
     "update",
     "win_counts",
@@ -323,11 +324,7 @@ def choose_variant(
     means = tuple(p.mean for p in posteriors)
     draws = thompson_round(posteriors, rng)
     chosen = _argmax(draws)
-    propensity = 1.0
-    if len(candidates) > 1 and propensity_draws > 0:
-        generator = np.random.default_rng(rng.getrandbits(64))
-        wins = win_counts(posteriors, generator, propensity_draws)
-        propensity = max(int(wins[chosen]) / propensity_draws, 1.0 / propensity_draws)
+    propensity = _propensity(posteriors, chosen, rng, propensity_draws)
     return Choice(
         creative_id=candidates[chosen].creative_id,
         sampled_ctr=draws[chosen],
@@ -336,6 +333,35 @@ def choose_variant(
         propensity=propensity,
         posterior_means=means,
     )
+
+
+def _propensity(
+    posteriors: Sequence[LiftPosterior], chosen: int, rng: random.Random, draws: int
+) -> float:
+    """Share of `draws` further Thompson rounds that arm `chosen` wins (1 with one arm; 0 =
+    not estimated when `draws` is 0), floored at 1 / draws."""
+    if len(posteriors) == 1:
+        return 1.0
+    if draws <= 0:
+        return 0.0
+    wins = win_counts(posteriors, np.random.default_rng(rng.getrandbits(64)), draws)
+    return max(int(wins[chosen]) / draws, 1.0 / draws)
+
+
+def thompson_propensity(
+    candidates: Sequence[VariantArm],
+    creative_id: str,
+    rng: random.Random,
+    pseudo_count: float = DEFAULT_PSEUDO_COUNT,
+    groups: Mapping[str, LiftStats] | None = None,
+    group_strength: float = DEFAULT_GROUP_STRENGTH,
+    draws: int = PROPENSITY_DRAWS,
+) -> float:
+    """The probability Thompson sampling had of choosing `creative_id` among `candidates`:
+    for a caller that chose with `propensity_draws=0` and needs it only for what it serves."""
+    posteriors = lift_posteriors(candidates, pseudo_count, groups, group_strength)
+    chosen = next(i for i, arm in enumerate(candidates) if arm.creative_id == creative_id)
+    return _propensity(posteriors, chosen, rng, draws)
 
 
 def choose_greedy(
@@ -386,11 +412,16 @@ def choose(
     pseudo_count: float = DEFAULT_PSEUDO_COUNT,
     groups: Mapping[str, LiftStats] | None = None,
     group_strength: float = DEFAULT_GROUP_STRENGTH,
+    propensity_draws: int = PROPENSITY_DRAWS,
 ) -> Choice:
-    """Dispatch on the selection mode an experiment arm asks for."""
+    """Dispatch on the selection mode an experiment arm asks for (`propensity_draws` 0: a
+    Thompson choice's propensity is left at 0, to be estimated later with
+    `thompson_propensity`)."""
     match SelectionMode(mode):
         case SelectionMode.THOMPSON:
-            return choose_variant(candidates, pseudo_count, rng, groups, group_strength)
+            return choose_variant(
+                candidates, pseudo_count, rng, groups, group_strength, propensity_draws
+            )
         case SelectionMode.GREEDY:
             return choose_greedy(candidates, pseudo_count, groups, group_strength)
         case SelectionMode.RANDOM:

@@ -11,7 +11,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from google.protobuf import json_format
@@ -79,6 +79,8 @@ class Pick:
     choice: bandit.Choice
     alternatives: list[CopyOption]
     repeat_factor: float = 1.0  # frequency capping: < 1 when the shopper was shown it lately
+    arms: list[bandit.VariantArm] = field(default_factory=list)  # what the choice was among
+    groups: dict[str, bandit.LiftStats] = field(default_factory=dict)
 
     @property
     def ranking_ctr(self) -> float:
@@ -187,6 +189,7 @@ class Recommender:
             excluded_ids=set(req.filter.exclude_item_ids),
         )
         by_id = {s.item.item_id: (s, pick) for s, pick in zip(slots, chosen, strict=True)}
+        self._propensities([by_id[r.item_id][1] for r in ranked], call.rng)
         served: list[ServedRow] = []
         now = time.time()
         for r in ranked:
@@ -579,13 +582,33 @@ class Recommender:
                 self.settings.bandit_pseudo_count,
                 groups,
                 self.settings.bandit_group_strength,
+                propensity_draws=0,  # estimated for the served items only (_propensities)
             )
             index = next(i for i, o in enumerate(s.options) if o.creative_id == choice.creative_id)
             alternatives = [o for i, o in enumerate(s.options) if i != index]
             repeats = state.exposures.get(s.item.item_id, 0)
             discount = (1.0 + repeats) ** -self.settings.repeat_discount
-            picks.append(Pick(s.options[index], s.scores[index], choice, alternatives, discount))
+            picks.append(
+                Pick(
+                    s.options[index], s.scores[index], choice, alternatives, discount, arms, groups
+                )
+            )
         return picks
+
+    def _propensities(self, picks: Sequence[Pick], rng: random.Random) -> None:
+        """A Thompson choice's propensity takes 200 more draws per item: only the items that
+        are served (n of the ~50 candidates) need it."""
+        for pick in picks:
+            if pick.choice.propensity == 0.0:
+                propensity = bandit.thompson_propensity(
+                    pick.arms,
+                    pick.choice.creative_id,
+                    rng,
+                    self.settings.bandit_pseudo_count,
+                    pick.groups,
+                    self.settings.bandit_group_strength,
+                )
+                pick.choice = replace(pick.choice, propensity=propensity)
 
     def _reasons(
         self,

@@ -155,9 +155,10 @@ async def test_repeated_requests_join_the_job_already_filling_the_slot(
         # The same slots again while the first job runs: it joins, nothing new is queued.
         again = await stub.PregenerateCreatives(pregenerate(items(150)[:20]), metadata=auth())
         assert again.job.job_id == first.job.job_id
-        # Part overlap: a new job for the new slots only.
+        # Part overlap (the first job's last items, still pending): a new job for the new
+        # slots only.
         mixed = await stub.PregenerateCreatives(
-            pregenerate(items(150)[:5] + items(3, prefix="new")), metadata=auth()
+            pregenerate(items(150)[-5:] + items(3, prefix="new")), metadata=auth()
         )
         first_done = await wait_until_finished(stub, first.job.job_id)
         mixed_done = await wait_until_finished(stub, mixed.job.job_id)

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import random
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import grpc
@@ -79,6 +85,8 @@ async def prepare(addresses: dict[str, str], items: int) -> list[str]:
 async def measure(
     fusion_addr: str, users: list[str], item_ids: list[str], concurrency: int, seconds: float
 ) -> tuple[list[float], int, int]:
+    """Closed loop: `concurrency` clients each send their next call when the last returns.
+    Every call's latency counts, degraded replies and errors included."""
     latencies: list[float] = []
     degraded = errors = 0
     rng = random.Random(concurrency)
@@ -106,13 +114,82 @@ async def measure(
                 t0 = time.perf_counter()
                 try:
                     reply = await stub.Recommend(request, metadata=META, timeout=5)
-                    latencies.append(time.perf_counter() - t0)
                     degraded += bool(reply.degradations)
                 except grpc.aio.AioRpcError:
                     errors += 1
+                latencies.append(time.perf_counter() - t0)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies, degraded, errors
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_profilers(pids: dict[str, int], seconds: float, out: Path) -> list[subprocess.Popen]:
+    """py-spy (sampling, no changes to the services) on every service for `seconds`."""
+    out.mkdir(parents=True, exist_ok=True)
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return [
+        subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(int(seconds)),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--output",
+                str(out / f"{name}.txt"),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+    ]
+
+
+def summarise_profile(path: Path, top: int = 12) -> list[tuple[str, float, float]]:
+    """(function, self share, inclusive share) of the busiest functions in a py-spy raw
+    (collapsed stacks) file; idle samples (the event loop waiting) are left out."""
+    self_n: Counter[str] = Counter()
+    incl_n: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
+            for f in stack.split(";")
+            if f
+        ]
+        if not frames or any(k in frames[-1] for k in IDLE_FRAMES):
+            continue
+        n = int(count)
+        total += n
+        self_n[frames[-1]] += n
+        for f in set(frames):
+            incl_n[f] += n
+    if not total:
+        return []
+    return [(f, n / total, incl_n[f] / total) for f, n in self_n.most_common(top)]
+
+
+IDLE_FRAMES = (
+    "select (selectors.py)",
+    "poll (selectors.py)",
+    "_worker (thread.py)",
+    "wait (threading.py)",
+    "_poll (",
+    "epoll",
+)
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -125,6 +202,8 @@ async def bench(args: argparse.Namespace) -> None:
     else:
         procs = start_platform_processes(cfg, base_port=args.base_port)
         addresses = procs.addresses()
+    figures: dict[str, dict[str, float | int]] = {}
+    profiles: dict[str, list[tuple[str, float, float]]] = {}
     try:
         users = await prepare(addresses, args.items)
         item_ids = [i.item_id for i in generate_catalog(args.items)]
@@ -135,23 +214,56 @@ async def bench(args: argparse.Namespace) -> None:
         )
         print(
             f"{'concurrency':>11} {'calls':>6} {'calls/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
-            f"{'p99 ms':>8} {'degraded':>8} {'errors':>6}"
+            f"{'p99 ms':>8} {'degraded':>8} {'errors':>6}  CPU ms per call by service"
         )
-        for concurrency in (1, 16):
+        for concurrency in args.concurrency:
+            profilers = []
+            if args.profile and procs and concurrency == max(args.concurrency):
+                pids = {name: p.pid for name, p in procs.procs.items()}
+                profilers = start_profilers(pids, args.seconds, args.profile)
+            pids = {name: p.pid for name, p in procs.procs.items()} if procs else {}
+            cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
             lat, degraded, errors = await measure(
                 addresses["fusion"], users, item_ids, concurrency, args.seconds
             )
+            cpu_ms = {
+                name: round((cpu_seconds(pid) - cpu0[name]) * 1000 / max(1, len(lat)), 2)
+                for name, pid in pids.items()
+            }
+            for p in profilers:
+                p.wait()
             q = statistics.quantiles(lat, n=100)
+            row = {
+                "calls_per_s": round(len(lat) / args.seconds, 1),
+                "p50_ms": round(q[49] * 1000, 1),
+                "p90_ms": round(q[89] * 1000, 1),
+                "p99_ms": round(q[98] * 1000, 1),
+                "degraded": degraded,
+                "errors": errors,
+                "cpu_ms_per_call": cpu_ms,
+            }
+            figures[str(concurrency)] = row
             print(
-                f"{concurrency:>11} {len(lat):>6} {len(lat) / args.seconds:>8.1f} "
-                f"{q[49] * 1000:>8.1f} {q[89] * 1000:>8.1f} {q[98] * 1000:>8.1f} "
-                f"{degraded:>8} {errors:>6}"
+                f"{concurrency:>11} {len(lat):>6} {row['calls_per_s']:>8} {row['p50_ms']:>8} "
+                f"{row['p90_ms']:>8} {row['p99_ms']:>8} {degraded:>8} {errors:>6}  "
+                + " ".join(f"{k} {v}" for k, v in cpu_ms.items())
             )
+            if profilers:
+                for name in procs.procs if procs else []:
+                    path = args.profile / f"{name}.txt"
+                    if path.exists():
+                        profiles[name] = summarise_profile(path)
     finally:
         if platform:
             await platform.stop(0)
         if procs:
             procs.stop()
+    for name, top in profiles.items():
+        print(f"\nprofile of {name} at concurrency {max(args.concurrency)} (busy samples):")
+        print(f"{'self':>6} {'incl':>6}  function")
+        for fn, own, incl in top:
+            print(f"{own:>6.1%} {incl:>6.1%}  {fn}")
+    print(json.dumps(figures))
 
 
 def main() -> None:
@@ -163,6 +275,10 @@ def main() -> None:
     parser.add_argument("--embedder", default="minilm", choices=["minilm", "hashing"])
     parser.add_argument("--in-process", action="store_true")
     parser.add_argument("--base-port", type=int, default=56051)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy every service at the highest concurrency into DIR"
+    )
     asyncio.run(bench(parser.parse_args()))
 
 

@@ -359,9 +359,63 @@ def thompson_propensity(
 ) -> float:
     """The probability Thompson sampling had of choosing `creative_id` among `candidates`:
     for a caller that chose with `propensity_draws=0` and needs it only for what it serves."""
-    posteriors = lift_posteriors(candidates, pseudo_count, groups, group_strength)
-    chosen = next(i for i, arm in enumerate(candidates) if arm.creative_id == creative_id)
-    return _propensity(posteriors, chosen, rng, draws)
+    return thompson_propensities(
+        [(candidates, creative_id)], rng, pseudo_count, groups, group_strength, draws
+    )[0]
+
+
+def thompson_propensities(
+    choices: Sequence[tuple[Sequence[VariantArm], str]],
+    rng: random.Random,
+    pseudo_count: float = DEFAULT_PSEUDO_COUNT,
+    groups: Mapping[str, LiftStats] | None = None,
+    group_strength: float = DEFAULT_GROUP_STRENGTH,
+    draws: int = PROPENSITY_DRAWS,
+) -> list[float]:
+    """`thompson_propensity` for many (candidates, chosen creative) slots at once: every
+    slot's `draws` rounds in one vectorised draw (each slot its own rounds and group draws, as
+    if estimated alone), which is what a Recommend with n served items needs."""
+    out = [1.0] * len(choices)
+    posteriors: list[LiftPosterior] = []
+    group_of: list[int] = []  # column of each arm's (slot, group) draw; -1 = no group
+    group_params: list[tuple[float, float]] = []
+    starts: list[int] = []
+    chosen: list[int] = []
+    slots: list[int] = []
+    for n, (arms, creative_id) in enumerate(choices):
+        if len(arms) < 2:
+            continue  # one arm: propensity 1
+        index = next(i for i, arm in enumerate(arms) if arm.creative_id == creative_id)
+        columns: dict[str, int] = {}
+        starts.append(len(posteriors))
+        chosen.append(len(posteriors) + index)
+        slots.append(n)
+        for post in lift_posteriors(arms, pseudo_count, groups, group_strength):
+            if post.group and post.group not in columns:
+                columns[post.group] = len(group_params)
+                group_params.append((max(post.group_shape, 1e-9), post.group_rate))
+            group_of.append(columns[post.group] if post.group else -1)
+            posteriors.append(post)
+    if not slots or draws <= 0:
+        return [0.0 if slots and n in slots else p for n, p in enumerate(out)]
+    generator = np.random.default_rng(rng.getrandbits(64))
+    lift_g = np.ones((draws, len(posteriors)))
+    if group_params:
+        shape = np.array([g[0] for g in group_params])
+        scale = 1.0 / np.array([g[1] for g in group_params])
+        group_draws = generator.gamma(shape, scale, (draws, len(group_params)))
+        grouped = np.array(group_of) >= 0
+        lift_g[:, grouped] = group_draws[:, np.array(group_of)[grouped]]
+    k = np.array([p.prior_strength for p in posteriors])
+    clicks = np.array([p.clicks for p in posteriors], dtype=np.float64)
+    expected = np.array([p.expected_clicks for p in posteriors])
+    lift = generator.gamma(np.maximum(k * lift_g + clicks, 1e-9), 1.0 / (k + expected))
+    ctr = np.minimum(np.array([p.p_ctr for p in posteriors]) * lift, P_MAX)
+    best = np.maximum.reduceat(ctr, np.array(starts), axis=1)  # [draws, slots]
+    wins = (ctr[:, np.array(chosen)] >= best).sum(axis=0)
+    for n, w in zip(slots, wins, strict=True):
+        out[n] = max(int(w) / draws, 1.0 / draws)
+    return out
 
 
 def choose_greedy(

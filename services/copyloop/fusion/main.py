@@ -45,14 +45,18 @@ class FusionService:
         await self.recommender.close()
         await self.downstream.close()
         self.runner.close()
-        self.store.engine.dispose()
+        self.store.close()  # writes what the serve log's write-behind still holds
 
 
 async def start_fusion_service(settings: FusionSettings) -> FusionService:
     warm_up_in_background()  # the copy checks' models, off the event loop
     engine = make_engine(settings.database_url)
     migrate(engine, MIGRATIONS, "alembic_version_fusion")
-    store = FusionStore(engine)
+    store = FusionStore(
+        engine,
+        write_behind_s=settings.serve_log_flush_ms / 1000,
+        cache_ttl_s=settings.read_cache_ttl_s,
+    )
     runner = BlockingRunner(workers=4, name="fusion-store")
     downstream = Downstream(
         settings.profile_addr, settings.generation_addr, settings.prediction_addr

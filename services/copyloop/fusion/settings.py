@@ -57,6 +57,22 @@ class FusionSettings(ServiceSettings):
     auto_approve_pregenerated: bool = Field(
         True, description="Queued pre-generation goes live without review."
     )
+    serve_log_flush_ms: float = Field(
+        20.0,
+        ge=0,
+        le=10_000,
+        description="Recommend's serve log and assignments are written in one transaction "
+        "this often by a background writer (write-behind; 0 = in the request). Flushed on "
+        "stop and before anything reads them.",
+    )
+    read_cache_ttl_s: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="How long Recommend's reads of running experiments and bandit statistics "
+        "are cached (0 = off). Local writes drop what they change; other replicas' writes "
+        "show after at most this long.",
+    )
     outbox_backoff_initial_s: float = Field(
         0.5, gt=0, le=60, description="First retry delay when forwarding feedback fails."
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +17,7 @@ from copyloop.common.errors import AlreadyExists, NotFound
 from copyloop.fusion import outbox, schema
 from copyloop.fusion.bandit import LiftStats
 from copyloop.fusion.experiments import ArmCounts, SliceCounts
+from copyloop.fusion.write_behind import WriteBehind
 
 RUNNING, STOPPED = "running", "stopped"
 # The part of a served row's features shared by every item of a request (see log_served).
@@ -113,11 +116,111 @@ class AppliedOutcome:
     first_of_type: bool  # the first event of this type for this impression
 
 
+@dataclass(frozen=True)
+class _Served:
+    """Serve-log rows of one request, queued for the write-behind."""
+
+    tenant: str
+    rows: Sequence[ServedRow]
+
+
+@dataclass(frozen=True)
+class _Assigned:
+    """An experiment assignment, queued for the write-behind."""
+
+    tenant: str
+    experiment_id: str
+    user_id: str
+    arm_id: str
+    assign_time: float
+
+
+CACHE_MAX_ENTRIES = 200_000  # per read cache; cleared whole past this (a crude bound)
+EXPOSURE_TTL_S = 30.0
+
+
+class _TTLCache:
+    """What Recommend reads on every call (running experiments, bandit statistics), kept for
+    `ttl_s`. This store's own writes drop the entries they change, so within a replica reads
+    are exact; writes by other replicas show after at most `ttl_s`."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[Any, tuple[float, Any]] = {}
+
+    def get(self, key: Any) -> tuple[bool, Any]:
+        hit = self._entries.get(key)
+        if hit is None or time.monotonic() - hit[0] > self.ttl_s:
+            return False, None
+        return True, hit[1]
+
+    def put(self, key: Any, value: Any, stamp: float) -> None:
+        if len(self._entries) >= CACHE_MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = (stamp, value)
+
+    def drop(self, key: Any) -> None:
+        self._entries.pop(key, None)
+
+
 class FusionStore:
-    def __init__(self, engine: Engine) -> None:
+    """With `write_behind_s` > 0 the serve log and assignments are written in batches by a
+    background thread (fusion.write_behind); every read of them here writes the queue first.
+    With `cache_ttl_s` > 0 the reads Recommend makes on every call are cached (_TTLCache).
+    `close()` writes what is queued and releases the engine."""
+
+    def __init__(
+        self, engine: Engine, write_behind_s: float = 0.0, cache_ttl_s: float = 0.0
+    ) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._dialect = engine.dialect.name
+        self._queue: WriteBehind[_Served | _Assigned] | None = (
+            WriteBehind(self._write_queued, write_behind_s, name="fusion-serve-log")
+            if write_behind_s > 0
+            else None
+        )
+        self._cache = _TTLCache(cache_ttl_s) if cache_ttl_s > 0 else None
+        # Per shopper: what was served to them (serve time, item) since the entry was read;
+        # this store's own serves are added as they are logged, so it is only re-read (for
+        # other replicas' serves) after EXPOSURE_TTL_S.
+        self._exposures = _TTLCache(EXPOSURE_TTL_S) if cache_ttl_s > 0 else None
+        self._assigned: set[tuple[str, str, str]] = set()  # remembered since start
+
+    def close(self) -> None:
+        if self._queue is not None:
+            self._queue.close()
+        self.engine.dispose()
+
+    def flush(self) -> None:
+        """Writes what the write-behind holds (a no-op without one)."""
+        if self._queue is not None:
+            self._queue.flush()
+
+    def _insert(self) -> Any:
+        return postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+
+    def _write_queued(self, entries: list[_Served | _Assigned]) -> None:
+        """One transaction for everything queued: the serve log by tenant, then assignments."""
+        with self._sessions.begin() as session:
+            for entry in entries:
+                if isinstance(entry, _Served):
+                    self._log_served(session, entry.tenant, entry.rows)
+            assignments = [e.__dict__ for e in entries if isinstance(e, _Assigned)]
+            if assignments:
+                session.execute(
+                    self._insert()(schema.assignments).on_conflict_do_nothing(),
+                    [
+                        {
+                            "tenant_id": a["tenant"],
+                            "experiment_id": a["experiment_id"],
+                            "user_id": a["user_id"],
+                            "arm_id": a["arm_id"],
+                            "assign_time": a["assign_time"],
+                        }
+                        for a in assignments
+                    ],
+                )
 
     # ---- experiments ---------------------------------------------------------------------
 
@@ -146,6 +249,8 @@ class FusionStore:
                 stop_time=None,
             )
             session.execute(e.insert().values(**values))
+        if self._cache is not None:
+            self._cache.drop(("running", tenant))
         return _experiment(values)
 
     def get_experiment(self, tenant: str, experiment_id: str) -> ExperimentRecord:
@@ -171,13 +276,22 @@ class FusionStore:
 
     def running_experiments(self, tenant: str) -> list[ExperimentRecord]:
         e = schema.experiments
+        key = ("running", tenant)
+        if self._cache is not None:
+            hit, value = self._cache.get(key)
+            if hit:
+                return list(value)
+        stamp = time.monotonic()
         with self._sessions() as session:
             rows = session.execute(
                 select(e)
                 .where(e.c.tenant_id == tenant, e.c.state == RUNNING)
                 .order_by(e.c.experiment_id)
             )
-            return [_experiment(r) for r in rows]
+            found = [_experiment(r) for r in rows]
+        if self._cache is not None:
+            self._cache.put(key, found, stamp)
+        return list(found)
 
     def stop_experiment(self, tenant: str, experiment_id: str) -> ExperimentRecord:
         e = schema.experiments
@@ -190,76 +304,133 @@ class FusionStore:
                 .where(e.c.tenant_id == tenant, e.c.experiment_id == experiment_id)
                 .values(state=STOPPED, stop_time=datetime.now(UTC))
             )
+        if self._cache is not None:
+            self._cache.drop(("running", tenant))
         return self.get_experiment(tenant, experiment_id)
 
     def remember_assignment(
         self, tenant: str, experiment_id: str, user_id: str, arm_id: str, now: float
     ) -> None:
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        stmt = (
-            insert(schema.assignments)
-            .values(
-                tenant_id=tenant,
-                experiment_id=experiment_id,
-                user_id=user_id,
-                arm_id=arm_id,
-                assign_time=now,
+        """Keeps the first assignment of a user to an experiment (assignment is a pure hash,
+        so later ones are the same); each is written once per process."""
+        key = (tenant, experiment_id, user_id)
+        if key in self._assigned:
+            return
+        if self._queue is not None:
+            self._queue.add([_Assigned(tenant, experiment_id, user_id, arm_id, now)])
+        else:
+            stmt = (
+                self._insert()(schema.assignments)
+                .values(
+                    tenant_id=tenant,
+                    experiment_id=experiment_id,
+                    user_id=user_id,
+                    arm_id=arm_id,
+                    assign_time=now,
+                )
+                .on_conflict_do_nothing()
             )
-            .on_conflict_do_nothing()
-        )
-        with self._sessions.begin() as session:
-            session.execute(stmt)
+            with self._sessions.begin() as session:
+                session.execute(stmt)
+        if len(self._assigned) >= CACHE_MAX_ENTRIES:
+            self._assigned.clear()
+        self._assigned.add(key)
 
     # ---- serving and outcomes ------------------------------------------------------------
 
     def log_served(self, tenant: str, rows: Sequence[ServedRow]) -> None:
+        """Queued for the write-behind when there is one, else written now."""
+        if not rows:
+            return
+        if self._exposures is not None:
+            for r in rows:
+                hit, entry = self._exposures.get((tenant, r.user_id))
+                if hit:
+                    entry[1].append((r.serve_time, r.item_id))
+        if self._queue is not None:
+            self._queue.add([_Served(tenant, rows)])
+            return
+        with self._sessions.begin() as session:
+            self._log_served(session, tenant, rows)
+
+    def _log_served(self, session: Session, tenant: str, rows: Sequence[ServedRow]) -> None:
         """The request-level part of the features (profile, context) is stored once per
         request in served_requests; each row keeps only its own part (the candidate)."""
-        if rows:
-            requests: dict[str, dict[str, Any]] = {}
-            values = []
-            for r in rows:
-                shared = {k: v for k, v in r.features.items() if k in REQUEST_FEATURES}
-                if shared:
-                    requests.setdefault(
-                        r.request_id,
-                        {
-                            "tenant_id": tenant,
-                            "request_id": r.request_id,
-                            "user_id": r.user_id,
-                            "serve_time": r.serve_time,
-                            "features": shared,
-                        },
-                    )
-                own = {k: v for k, v in r.features.items() if k not in REQUEST_FEATURES}
-                values.append({"tenant_id": tenant, **r.__dict__, "features": own})
-            insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-            with self._sessions.begin() as session:
-                if requests:
-                    session.execute(
-                        insert(schema.served_requests).on_conflict_do_nothing(),
-                        list(requests.values()),
-                    )
-                session.execute(schema.served.insert(), values)
+        requests: dict[str, dict[str, Any]] = {}
+        values = []
+        for r in rows:
+            shared = {k: v for k, v in r.features.items() if k in REQUEST_FEATURES}
+            if shared:
+                requests.setdefault(
+                    r.request_id,
+                    {
+                        "tenant_id": tenant,
+                        "request_id": r.request_id,
+                        "user_id": r.user_id,
+                        "serve_time": r.serve_time,
+                        "features": shared,
+                    },
+                )
+            own = {k: v for k, v in r.features.items() if k not in REQUEST_FEATURES}
+            values.append({"tenant_id": tenant, **r.__dict__, "features": own})
+        if requests:
+            session.execute(
+                self._insert()(schema.served_requests).on_conflict_do_nothing(),
+                list(requests.values()),
+            )
+        session.execute(schema.served.insert(), values)
 
     def bandit_stats(
         self, tenant: str, creative_ids: Sequence[str], segment: str
     ) -> dict[str, LiftStats]:
         """What was observed per creative for shoppers of `segment`."""
         b = schema.bandit_stats
-        if not creative_ids:
-            return {}
-        with self._sessions() as session:
-            rows = session.execute(
-                select(b.c.creative_id, b.c.impressions, b.c.clicks, b.c.expected_clicks).where(
-                    b.c.tenant_id == tenant,
-                    b.c.segment == segment,
-                    b.c.creative_id.in_(list(set(creative_ids))),
+        found, missing = self._cached(("stats", tenant, segment), set(creative_ids))
+        if missing:
+            stamp = time.monotonic()
+            with self._sessions() as session:
+                rows = session.execute(
+                    select(b.c.creative_id, b.c.impressions, b.c.clicks, b.c.expected_clicks).where(
+                        b.c.tenant_id == tenant,
+                        b.c.segment == segment,
+                        b.c.creative_id.in_(sorted(missing)),
+                    )
                 )
-            )
-            return {
-                r.creative_id: LiftStats(r.impressions, r.clicks, r.expected_clicks) for r in rows
-            }
+                fresh = {
+                    r.creative_id: LiftStats(r.impressions, r.clicks, r.expected_clicks)
+                    for r in rows
+                }
+            self._remember(("stats", tenant, segment), missing, fresh, stamp)
+            found.update(fresh)
+        return found
+
+    def _cached(
+        self, prefix: tuple[str, ...], keys: set[str]
+    ) -> tuple[dict[str, LiftStats], set[str]]:
+        """Cached statistics for `keys` (None = cached as never observed) and the keys to
+        read from the database."""
+        if self._cache is None:
+            return {}, keys
+        found: dict[str, LiftStats] = {}
+        missing = set()
+        for key in keys:
+            hit, value = self._cache.get((*prefix, key))
+            if not hit:
+                missing.add(key)
+            elif value is not None:
+                found[key] = value
+        return found, missing
+
+    def _remember(
+        self,
+        prefix: tuple[str, ...],
+        asked: set[str],
+        fresh: dict[str, LiftStats],
+        stamp: float,
+    ) -> None:
+        if self._cache is not None:
+            for key in asked:
+                self._cache.put((*prefix, key), fresh.get(key), stamp)
 
     def selection_state(
         self,
@@ -283,10 +454,43 @@ class FusionStore:
     def recent_exposures(
         self, tenant: str, user_id: str, item_ids: Sequence[str], since: float
     ) -> dict[str, int]:
-        """Times each of `item_ids` was served to the user since `since` (serve log)."""
+        """Times each of `item_ids` was served to the user since `since` (serve log, and what
+        the write-behind has not written yet)."""
         s = schema.served
         if not item_ids or not user_id:
             return {}
+        wanted = set(item_ids)
+        counts: Counter[str] = Counter()
+        if self._exposures is not None:
+            hit, entry = self._exposures.get((tenant, user_id))
+            if not hit or since < entry[0]:
+                stamp = time.monotonic()
+                self.flush()  # so what this shopper was served is all in the table
+                with self._sessions() as session:
+                    seen = [
+                        (float(t), item_id)
+                        for t, item_id in session.execute(
+                            select(s.c.serve_time, s.c.item_id)
+                            .where(
+                                s.c.tenant_id == tenant,
+                                s.c.user_id == user_id,
+                                s.c.serve_time >= since,
+                            )
+                            .order_by(s.c.serve_time)
+                        )
+                    ]
+                entry = (since, seen)
+                self._exposures.put((tenant, user_id), entry, stamp)
+            counts.update(item_id for t, item_id in entry[1] if t >= since and item_id in wanted)
+            return dict(counts)
+        if self._queue is not None:
+            for entry in self._queue.pending():
+                if isinstance(entry, _Served) and entry.tenant == tenant:
+                    counts.update(
+                        r.item_id
+                        for r in entry.rows
+                        if r.user_id == user_id and r.serve_time >= since and r.item_id in wanted
+                    )
         with self._sessions() as session:
             rows = session.execute(
                 select(s.c.item_id, func.count())
@@ -294,27 +498,36 @@ class FusionStore:
                     s.c.tenant_id == tenant,
                     s.c.user_id == user_id,
                     s.c.serve_time >= since,
-                    s.c.item_id.in_(list(set(item_ids))),
+                    s.c.item_id.in_(sorted(wanted)),
                 )
                 .group_by(s.c.item_id)
             )
-            return {item_id: int(n) for item_id, n in rows}
+            for item_id, n in rows:
+                counts[item_id] += int(n)
+        return dict(counts)
 
     def bandit_groups(
         self, tenant: str, segment: str, angles: Sequence[str]
     ) -> dict[str, LiftStats]:
         """What was observed per copy angle for shoppers of `segment`, pooled over creatives."""
         g = schema.bandit_groups
-        wanted = sorted({a for a in angles if a})
-        if not wanted:
-            return {}
-        with self._sessions() as session:
-            rows = session.execute(
-                select(g.c.angle, g.c.impressions, g.c.clicks, g.c.expected_clicks).where(
-                    g.c.tenant_id == tenant, g.c.segment == segment, g.c.angle.in_(wanted)
+        found, missing = self._cached(("groups", tenant, segment), {a for a in angles if a})
+        if missing:
+            stamp = time.monotonic()
+            with self._sessions() as session:
+                rows = session.execute(
+                    select(g.c.angle, g.c.impressions, g.c.clicks, g.c.expected_clicks).where(
+                        g.c.tenant_id == tenant,
+                        g.c.segment == segment,
+                        g.c.angle.in_(sorted(missing)),
+                    )
                 )
-            )
-            return {r.angle: LiftStats(r.impressions, r.clicks, r.expected_clicks) for r in rows}
+                fresh = {
+                    r.angle: LiftStats(r.impressions, r.clicks, r.expected_clicks) for r in rows
+                }
+            self._remember(("groups", tenant, segment), missing, fresh, stamp)
+            found.update(fresh)
+        return found
 
     def apply_outcomes(
         self,
@@ -325,6 +538,7 @@ class FusionStore:
         """Stores new outcomes, updates bandit statistics and queues what `forward` makes of
         the applied outcomes in the outbox, all in one transaction.
         Returns (applied, duplicate count, rejected with reasons)."""
+        self.flush()  # an impression served a moment ago may still be queued
         o, s, sr = schema.outcomes, schema.served, schema.served_requests
         applied: list[AppliedOutcome] = []
         rejected: list[tuple[OutcomeIn, str]] = []
@@ -400,6 +614,10 @@ class FusionStore:
             self._bump_bandit(session, tenant, bumps)
             if forward is not None and applied:
                 outbox.enqueue(session, tenant, forward(applied))
+        if self._cache is not None:
+            for creative_id, segment, angle in bumps:
+                self._cache.drop(("stats", tenant, segment, creative_id))
+                self._cache.drop(("groups", tenant, segment, angle))
         return applied, duplicate, rejected
 
     def delete_user(
@@ -408,6 +626,10 @@ class FusionStore:
         """Erases the user's serve log, outcomes, assignments and request snapshots, drops
         feedback about them still queued, and queues `forward` (the deletion for the other
         services), all in one transaction. Bandit statistics keep only anonymous counts."""
+        self.flush()  # so what is queued for the user is deleted too
+        self._assigned = {k for k in self._assigned if k[0] != tenant or k[2] != user_id}
+        if self._exposures is not None:
+            self._exposures.drop((tenant, user_id))
         s, o, a, sr = schema.served, schema.outcomes, schema.assignments, schema.served_requests
         with self._sessions.begin() as session:
             impressions = list(
@@ -453,7 +675,7 @@ class FusionStore:
 
     def _add_counts(self, session: Session, table: Table, key: dict[str, str], bump: Bump) -> None:
         """Upsert: the row for `key` gets `bump`'s counts added (created with them if new)."""
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        insert = self._insert()
         counts = {
             "impressions": bump.impressions,
             "clicks": bump.clicks,
@@ -470,6 +692,7 @@ class FusionStore:
     # ---- experiment metrics --------------------------------------------------------------
 
     def arm_counts(self, tenant: str, experiment_id: str) -> dict[str, ArmCounts]:
+        self.flush()
         a, s, o = schema.assignments, schema.served, schema.outcomes
         with self._sessions() as session:
             users: dict[str, int] = dict(
@@ -511,6 +734,7 @@ class FusionStore:
 
     def slice_counts(self, tenant: str, experiment_id: str) -> list[SliceCounts]:
         """Impressions, clicks and purchases per (arm, shopper segment, copy angle)."""
+        self.flush()
         s, o = schema.served, schema.outcomes
         with self._sessions() as session:
             rows = session.execute(
@@ -553,6 +777,7 @@ class FusionStore:
 
     def timeline(self, tenant: str, experiment_id: str) -> list[tuple[float, str, str]]:
         """(event time, arm, type) of impressions and clicks, for charts over time."""
+        self.flush()
         s, o = schema.served, schema.outcomes
         with self._sessions() as session:
             return [

@@ -68,7 +68,9 @@ async def start_generation_service(settings: GenerationSettings) -> GenerationSe
         if settings.triton_url
         else None
     )
-    domain = GenerationDomain(CreativeStore(engine), settings, llm, tokenizer, version)
+    domain = GenerationDomain(
+        CreativeStore(engine, settings.pool_cache_ttl_s), settings, llm, tokenizer, version
+    )
     effects = CopyEffectClient(settings.prediction_addr)
     servicer = GenerationServicer(domain, effects)
     spec = ServiceSpec(

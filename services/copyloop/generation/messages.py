@@ -157,6 +157,10 @@ class CreativesQuery:
     segment: str
     status: str
     per_item: int
+    fields: frozenset[str] = frozenset()  # the Creative fields wanted; empty = all
+
+
+CREATIVE_FIELDS = frozenset(generation_pb2.Creative.DESCRIPTOR.fields_by_name)
 
 
 def creatives_query(req: generation_pb2.GetCreativesRequest) -> CreativesQuery:
@@ -168,6 +172,12 @@ def creatives_query(req: generation_pb2.GetCreativesRequest) -> CreativesQuery:
     v.check(bool(channel), "channel", "required")
     v.check(req.locale in LOCALES, "locale", f"required: {describe(LOCALES)}")
     v.check(0 <= req.max_per_item <= 20, "max_per_item", "must be between 0 and 20")
+    unknown = sorted(set(req.read_mask.paths) - CREATIVE_FIELDS)
+    v.check(
+        not unknown,
+        "read_mask",
+        f"unknown Creative fields {unknown}: use top-level names such as creative_id, text",
+    )
     v.raise_if_any()
     return CreativesQuery(
         items=[(q.item_id, q.item_version) for q in req.queries],
@@ -176,6 +186,7 @@ def creatives_query(req: generation_pb2.GetCreativesRequest) -> CreativesQuery:
         segment=req.segment,
         status=STATUSES.get(req.status, LIVE),
         per_item=req.max_per_item or 5,
+        fields=frozenset(req.read_mask.paths),
     )
 
 
@@ -545,7 +556,12 @@ def _variant(r: CreativeRecord) -> generation_pb2.Variant:
     return cached
 
 
-def creative_to_proto(r: CreativeRecord) -> generation_pb2.Creative:
+def creative_to_proto(
+    r: CreativeRecord, fields: frozenset[str] = frozenset()
+) -> generation_pb2.Creative:
+    """The creative as a message: every field, or only `fields` (a read mask)."""
+    if fields:
+        return _partial_creative(r, fields)
     variant = _variant(r)
     return generation_pb2.Creative(
         creative_id=r.creative_id,
@@ -562,6 +578,24 @@ def creative_to_proto(r: CreativeRecord) -> generation_pb2.Creative:
         update_time=dt_to_ts(r.update_time),
         angle=variant.angle,
     )
+
+
+def _partial_creative(r: CreativeRecord, fields: frozenset[str]) -> generation_pb2.Creative:
+    values: dict[str, Any] = {}
+    for name in fields:
+        if name == "channel":
+            values[name] = CHANNEL_ENUMS.get(r.channel, common_pb2.CHANNEL_UNSPECIFIED)
+        elif name == "status":
+            values[name] = STATUS_ENUMS[r.status]
+        elif name == "variant":
+            values[name] = _variant(r)
+        elif name == "angle":
+            values[name] = _variant(r).angle
+        elif name in ("create_time", "update_time"):
+            values[name] = dt_to_ts(getattr(r, name))
+        else:
+            values[name] = getattr(r, name)
+    return generation_pb2.Creative(**values)
 
 
 def job_to_proto(j: JobRecord) -> generation_pb2.PregenerationJob:

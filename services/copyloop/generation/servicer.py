@@ -103,7 +103,10 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             items=[
                 G.ItemCreatives(
                     item_id=q.item_id,
-                    creatives=[messages.creative_to_proto(c) for c in found.get(q.item_id, [])],
+                    creatives=[
+                        messages.creative_to_proto(c, query.fields)
+                        for c in found.get(q.item_id, [])
+                    ],
                 )
                 for q in request.queries
             ]

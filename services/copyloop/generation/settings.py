@@ -17,6 +17,13 @@ class GenerationSettings(ServiceSettings):
         "", description="Triton gRPC address host:port; empty = no LLM (fallbacks only)."
     )
     model_name: str = Field("copywriter", description="The Triton model to call.")
+    pool_cache_ttl_s: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="How long GetCreatives answers an item's pool from memory (0 = off). This "
+        "replica's own writes empty the cache at once; other replicas' show after at most this.",
+    )
     model_dir: str = Field(
         "", description="The served model's directory, for its tokenizer's chat template."
     )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, or_, select, tuple_
+from sqlalchemy import ColumnElement, Engine, and_, or_, select, true, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -111,10 +112,26 @@ class JobRecord:
     creative_status: str = DRAFT
 
 
+POOL_CACHE_MAX_ENTRIES = 100_000
+
+
 class CreativeStore:
-    def __init__(self, engine: Engine) -> None:
+    """With `pool_cache_ttl_s` > 0, `by_items` (what every Recommend reads) answers from memory
+    for that long per item. Any write to the pool through this store empties the cache, so a
+    replica sees its own writes at once; other replicas' writes show after at most the TTL."""
+
+    def __init__(self, engine: Engine, pool_cache_ttl_s: float = 0.0) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._pool_ttl_s = pool_cache_ttl_s
+        # (tenant, channel, locale, segment, status, max_per_item, item_id, item_version)
+        #   -> (read at, pool generation, records)
+        self._pool_cache: dict[tuple[Any, ...], tuple[float, int, list[CreativeRecord]]] = {}
+        self._pool_generation = 0  # bumped by every write to the pool
+
+    def _pool_changed(self) -> None:
+        self._pool_generation += 1
+        self._pool_cache.clear()
 
     def replay(self, tenant: str, key: Idempotency) -> bytes | None:
         """The reply stored for this idempotency key, or None when the key is new (raises
@@ -194,6 +211,7 @@ class CreativeStore:
                 out.append(_record(row))
             if idem is not None and idem.key and reply is not None:
                 self._remember(session, tenant, idem, reply(out))
+        self._pool_changed()
         return out
 
     def by_items(
@@ -206,7 +224,47 @@ class CreativeStore:
         status: str,
         max_per_item: int,
     ) -> dict[str, list[CreativeRecord]]:
-        """One query for many items: creatives for this segment and for everyone, best first."""
+        """Creatives for this segment and for everyone, best first. With the cache: an item's
+        pool for every segment is read once and kept, the segment picked here."""
+        if self._pool_ttl_s <= 0:
+            return self._by_items(tenant, items, channel, locale, segment, status, max_per_item)
+        now, generation = time.monotonic(), self._pool_generation
+        prefix = (tenant, channel, locale, status)
+        pools: dict[str, list[CreativeRecord]] = {}
+        missing = []
+        for item in items:
+            hit = self._pool_cache.get((*prefix, *item))
+            if hit is not None and hit[1] == generation and now - hit[0] <= self._pool_ttl_s:
+                pools[item[0]] = hit[2]
+            else:
+                missing.append(item)
+        if missing:
+            fresh = self._by_items(tenant, missing, channel, locale, None, status, None)
+            if len(self._pool_cache) >= POOL_CACHE_MAX_ENTRIES:
+                self._pool_cache.clear()
+            if self._pool_generation == generation:  # no write while reading
+                for item in missing:
+                    self._pool_cache[(*prefix, *item)] = (now, generation, fresh.get(item[0], []))
+            pools.update(fresh)
+        found = {}
+        for item_id, pool in pools.items():
+            mine = [r for r in pool if r.segment in (segment, "")][:max_per_item]
+            if mine:
+                found[item_id] = _segment_first(mine, segment)
+        return found
+
+    def _by_items(
+        self,
+        tenant: str,
+        items: Sequence[tuple[str, int]],
+        channel: str,
+        locale: str,
+        segment: str | None,
+        status: str,
+        max_per_item: int | None,
+    ) -> dict[str, list[CreativeRecord]]:
+        """One query for many items: creatives for this segment and for everyone, best first
+        (segment None: every segment's, best first, none left out)."""
         c = schema.creatives
         # A versioned query matches creatives written for that version, and creatives written
         # without a version (item_version 0: the caller did not know it).
@@ -227,7 +285,7 @@ class CreativeStore:
                 c.c.channel == channel,
                 c.c.locale == locale,
                 c.c.status == status,
-                c.c.segment.in_({segment, ""}),
+                c.c.segment.in_({segment, ""}) if segment is not None else true(),
                 or_(*match),
             )
             .order_by(c.c.item_id, c.c.quality.desc(), c.c.creative_id)
@@ -236,12 +294,11 @@ class CreativeStore:
         with self._sessions() as session:
             for row in session.execute(stmt):
                 bucket = found.setdefault(row.item_id, [])
-                if len(bucket) < max_per_item:
+                if max_per_item is None or len(bucket) < max_per_item:
                     bucket.append(_record(row))
-        # Segment-specific copy first, then copy for everyone.
-        for bucket in found.values():
-            bucket.sort(key=lambda r: (r.segment != segment, -r.quality, r.creative_id))
-        return found
+        if segment is None:
+            return found
+        return {item_id: _segment_first(bucket, segment) for item_id, bucket in found.items()}
 
     def list(
         self, tenant: str, item_id: str, status: str, after: str, limit: int
@@ -286,6 +343,7 @@ class CreativeStore:
                     update_time=now,
                 )
             )
+            self._pool_changed()
             return _record(
                 {
                     **row._asdict(),
@@ -488,6 +546,11 @@ class CreativeStore:
     def get_job(self, tenant: str, job_id: str) -> JobRecord:
         with self._sessions() as session:
             return self._job_in(session, tenant, job_id)
+
+
+def _segment_first(records: list[CreativeRecord], segment: str) -> list[CreativeRecord]:
+    """Segment-specific copy first, then copy for everyone, each best quality first."""
+    return sorted(records, key=lambda r: (r.segment != segment, -r.quality, r.creative_id))
 
 
 def _record(row: Any) -> CreativeRecord:

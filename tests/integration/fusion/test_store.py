@@ -1,26 +1,34 @@
 """FusionStore on both databases: what Recommend logs fits the columns on PostgreSQL too
 (fallback, generic and generated copy, the longest creative ids an item id allows), and the
-bandit, exposure and experiment sums outcomes update."""
+bandit, exposure and experiment sums outcomes update. Each test runs on the store as Recommend
+uses it too: serve log queued in a write-behind (an interval long enough that nothing is written
+unless a read asks for it) and the per-call reads cached, which must answer the same."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import func, select
 
 from copyloop.common.db import make_engine, migrate
+from copyloop.fusion import schema
 from copyloop.fusion.bandit import LiftStats
 from copyloop.fusion.main import MIGRATIONS
 from copyloop.fusion.store import FusionStore, OutcomeIn, ServedRow
 from copyloop.v1 import fusion_pb2
 
 
-@pytest.fixture
-def store(database_url: str) -> Iterator[FusionStore]:
+@pytest.fixture(params=["direct", "write-behind+cache"])
+def store(database_url: str, request: pytest.FixtureRequest) -> Iterator[FusionStore]:
     engine = make_engine(database_url)
     migrate(engine, MIGRATIONS, "alembic_version_fusion")
-    yield FusionStore(engine)
-    engine.dispose()
+    if request.param == "direct":
+        store = FusionStore(engine)
+    else:
+        store = FusionStore(engine, write_behind_s=3600.0, cache_ttl_s=3600.0)
+    yield store
+    store.close()
 
 
 @pytest.mark.parametrize("source", list(fusion_pb2.CopySource.keys())[1:])
@@ -77,7 +85,12 @@ def test_outcomes_feed_the_bandit_lift_the_angle_groups_and_per_user_report_sums
         for user, creative in (("u1", "cr-1"), ("u2", "cr-2"))
         for n in range(3)
     ]
+    # Read first, so a cache that outcomes and serves failed to update would answer stale.
+    assert store.bandit_stats("tenant-a", ["cr-1", "cr-2"], "bargain_hunter") == {}
+    assert store.bandit_groups("tenant-a", "bargain_hunter", ["value"]) == {}
+    assert store.recent_exposures("tenant-a", "u1", ["sku-1"], 0.0) == {}
     store.log_served("tenant-a", rows)
+    assert store.recent_exposures("tenant-a", "u1", ["sku-1", "sku-2"], 0.0) == {"sku-1": 3}
     events = [
         OutcomeIn(i, f"ev-{r.impression_id}-{kind}", r.request_id, r.impression_id, kind, 0.0, 0.0)
         for i, (r, kind) in enumerate(
@@ -96,3 +109,42 @@ def test_outcomes_feed_the_bandit_lift_the_angle_groups_and_per_user_report_sums
     arm = store.arm_counts("tenant-a", "exp")["a"]
     assert (arm.impressions, arm.clicks, arm.shown_users) == (6, 2, 2)
     assert (arm.impressions_sq, arm.clicks_sq, arm.impressions_clicks) == (18, 4, 6)
+
+
+def test_what_the_write_behind_holds_is_written_on_close(database_url: str) -> None:
+    """SIGTERM -> the service's stop -> close(): queued serve rows and assignments reach the
+    database though the interval never came."""
+    engine = make_engine(database_url)
+    migrate(engine, MIGRATIONS, "alembic_version_fusion")
+    queued = FusionStore(engine, write_behind_s=3600.0)
+    row = ServedRow(
+        impression_id="im_close",
+        request_id="rq_close",
+        user_id="u-close",
+        item_id="sku-1",
+        creative_id="cr-1",
+        segment="",
+        experiment_id="exp-close",
+        arm_id="a",
+        p_ctr=0.04,
+        p_cvr=0.05,
+        price=9.99,
+        copy_source="COPY_SOURCE_POOL",
+        model_version="v1",
+        serve_time=1_700_000_000.0,
+        features={"profile": {"user_id": "u-close"}, "candidate": {"creative_id": "cr-1"}},
+    )
+    queued.log_served("tenant-c", [row])
+    queued.remember_assignment("tenant-c", "exp-close", "u-close", "a", 1_700_000_000.0)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(schema.served)).scalar() == 0
+    queued.close()
+    engine = make_engine(database_url)
+    reader = FusionStore(engine)
+    try:
+        event = OutcomeIn(0, "ev-close", "rq_close", "im_close", "impression", 0.0, 0.0)
+        applied, _, rejected = reader.apply_outcomes("tenant-c", [event])
+        assert rejected == [] and applied[0].served.features["profile"] == {"user_id": "u-close"}
+        assert reader.arm_counts("tenant-c", "exp-close")["a"].users == 1
+    finally:
+        reader.close()

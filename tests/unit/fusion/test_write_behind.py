@@ -1,0 +1,68 @@
+"""The write-behind loses nothing: a failed write keeps its entries first in line, the thread
+retries them, a full queue makes the caller write, and close() writes the rest."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from copyloop.fusion.write_behind import WriteBehind
+
+
+class Sink:
+    """Records written batches; fails while `down` is set (the database being unavailable)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.down = False
+        self.wrote = threading.Event()
+
+    def write(self, batch: list[int]) -> None:
+        if self.down:
+            raise ConnectionError("database unavailable")
+        self.batches.append(batch)
+        self.wrote.set()
+
+
+def test_entries_are_batched_and_close_writes_what_is_left() -> None:
+    sink = Sink()
+    queue = WriteBehind(sink.write, interval_s=3600)
+    queue.add([1, 2])
+    queue.add([3])
+    assert sink.batches == [] and queue.pending() == [1, 2, 3]
+    queue.close()
+    assert sink.batches == [[1, 2, 3]]
+
+
+def test_a_failed_write_keeps_its_entries_in_order_and_the_thread_retries() -> None:
+    sink = Sink()
+    sink.down = True
+    queue = WriteBehind(sink.write, interval_s=3600)
+    queue.add([1, 2])
+    with pytest.raises(ConnectionError):
+        queue.flush()
+    queue.add([3])
+    assert queue.pending() == [1, 2, 3]
+    sink.down = False
+    queue.close()
+    assert sink.batches == [[1, 2, 3]]
+
+
+def test_the_background_thread_writes_without_being_asked() -> None:
+    sink = Sink()
+    queue = WriteBehind(sink.write, interval_s=0.01)
+    queue.add([7])
+    assert sink.wrote.wait(5)
+    assert sink.batches == [[7]] and queue.pending() == []
+    queue.close()
+
+
+def test_a_full_queue_is_written_by_the_caller() -> None:
+    sink = Sink()
+    queue = WriteBehind(sink.write, interval_s=3600, max_pending=3)
+    queue.add([1, 2])
+    assert sink.batches == []
+    queue.add([3])
+    assert sink.batches == [[1, 2, 3]]
+    queue.close()

@@ -335,6 +335,84 @@ def choose_variant(
     )
 
 
+def thompson_choices(
+    slots: Sequence[Sequence[VariantArm]],
+    rng: random.Random,
+    pseudo_count: float = DEFAULT_PSEUDO_COUNT,
+    groups: Mapping[str, LiftStats] | None = None,
+    group_strength: float = DEFAULT_GROUP_STRENGTH,
+) -> list[Choice]:
+    """`choose_variant` for every slot of a request at once (propensities left at 0, for
+    `thompson_propensities` to estimate for what is served): the same posteriors as
+    `lift_posteriors` and the same rounds as `thompson_round` (each slot its own round, arms of
+    one group sharing its draw), as arrays instead of one object per arm."""
+    n = _clamp(pseudo_count, PSEUDO_MIN, PSEUDO_MAX)
+    a0 = _clamp(group_strength, PSEUDO_MIN, PSEUDO_MAX)
+    groups = groups or {}
+    empty = LiftStats()
+    p_ctr: list[float] = []
+    clicks: list[float] = []
+    expected: list[float] = []
+    group_mean: list[float] = []
+    column: list[int] = []  # each arm's group draw column; -1 = no group
+    draw_params: list[tuple[float, float]] = []  # per (slot, group): the first arm's
+    starts: list[int] = []
+    for arms in slots:
+        if not arms:
+            raise ValueError("no candidate variants to choose from")
+        starts.append(len(p_ctr))
+        columns: dict[str, int] = {}
+        for arm in arms:
+            if math.isnan(arm.p_ctr):
+                raise ValueError(f"{arm.creative_id}: p_ctr is NaN")
+            if arm.impressions < 0 or arm.clicks < 0 or arm.expected_clicks < 0:
+                raise ValueError(f"{arm.creative_id}: counts must be >= 0")
+            own = arm.stats
+            p_ctr.append(_clamp(arm.p_ctr, P_MIN, P_MAX))
+            clicks.append(min(own.clicks, max(own.impressions, own.clicks)))
+            expected.append(own.expected_clicks)
+            if arm.group:
+                pooled = groups.get(arm.group, empty).minus(own)
+                shape, rate = a0 + pooled.clicks, a0 + pooled.expected_clicks
+                group_mean.append(shape / rate)
+                if arm.group not in columns:
+                    columns[arm.group] = len(draw_params)
+                    draw_params.append((max(shape, 1e-9), rate))
+                column.append(columns[arm.group])
+            else:
+                group_mean.append(1.0)
+                column.append(-1)
+    p = np.array(p_ctr)
+    k = p * n
+    c = np.array(clicks, dtype=np.float64)
+    e = np.array(expected)
+    means = np.minimum(p * (k * np.array(group_mean) + c) / (k + e), P_MAX)
+    generator = np.random.default_rng(rng.getrandbits(64))
+    lift_g = np.ones(len(p_ctr))
+    if draw_params:
+        params = np.array(draw_params)
+        drawn = generator.gamma(params[:, 0], 1.0 / params[:, 1])
+        cols = np.array(column)
+        lift_g[cols >= 0] = drawn[cols[cols >= 0]]
+    draws = np.minimum(p * generator.gamma(np.maximum(k * lift_g + c, 1e-9), 1.0 / (k + e)), P_MAX)
+    out = []
+    bounds = [*starts, len(p_ctr)]
+    for arms, start, end in zip(slots, bounds, bounds[1:], strict=False):
+        slot_draws, slot_means = draws[start:end], means[start:end]
+        chosen = int(slot_draws.argmax())
+        out.append(
+            Choice(
+                creative_id=arms[chosen].creative_id,
+                sampled_ctr=float(slot_draws[chosen]),
+                posterior_mean=float(slot_means[chosen]),
+                explored=chosen != int(slot_means.argmax()),
+                propensity=1.0 if len(arms) == 1 else 0.0,
+                posterior_means=tuple(slot_means.tolist()),
+            )
+        )
+    return out
+
+
 def _propensity(
     posteriors: Sequence[LiftPosterior], chosen: int, rng: random.Random, draws: int
 ) -> float:

@@ -566,7 +566,7 @@ class Recommender:
         stats = state.creatives
         groups = {bandit.group_key(segment, a): st for a, st in state.groups.items()}
         empty = bandit.LiftStats()
-        picks = []
+        slot_arms = []
         for s in slots:
             arms = []
             for o, sc in zip(s.options, s.scores, strict=True):
@@ -581,15 +581,17 @@ class Recommender:
                         bandit.group_key(segment, o.angle),
                     )
                 )
-            choice = bandit.choose(
-                mode,
-                arms,
-                call.rng,
-                self.settings.bandit_pseudo_count,
-                groups,
-                self.settings.bandit_group_strength,
-                propensity_draws=0,  # estimated for the served items only (_propensities)
-            )
+            slot_arms.append(arms)
+        pseudo, strength = self.settings.bandit_pseudo_count, self.settings.bandit_group_strength
+        if mode == bandit.SelectionMode.THOMPSON:
+            # Every slot in one vectorised round; propensities later, for the served items.
+            choices = bandit.thompson_choices(slot_arms, call.rng, pseudo, groups, strength)
+        else:
+            choices = [
+                bandit.choose(mode, arms, call.rng, pseudo, groups, strength) for arms in slot_arms
+            ]
+        picks = []
+        for s, arms, choice in zip(slots, slot_arms, choices, strict=True):
             index = next(i for i, o in enumerate(s.options) if o.creative_id == choice.creative_id)
             alternatives = [o for i, o in enumerate(s.options) if i != index]
             repeats = state.exposures.get(s.item.item_id, 0)

@@ -17,6 +17,7 @@ from copyloop.fusion.bandit import (
     group_key,
     lift_posteriors,
     prior_from_prediction,
+    thompson_choices,
     thompson_propensities,
     thompson_propensity,
     update,
@@ -83,6 +84,32 @@ def test_thompson_propensity_matches_how_often_the_choice_is_made() -> None:
         assert mean_propensity == pytest.approx(counts[cid] / 3_000, abs=0.05)
     assert all(0 < c.propensity <= 1 for c in choices)
     assert len(choices[0].posterior_means) == 3
+
+
+def test_choices_for_many_slots_at_once_behave_like_each_slot_alone() -> None:
+    """The vectorised round Recommend uses: the same posterior means as `choose_variant`, and
+    each slot's choice made as often as `choose_variant` makes it."""
+    key = group_key("s", "value")
+    groups = {key: LiftStats(400, 30, 12.0)}
+    slots = [
+        [VariantArm("a", 0.03, 80, 6, 2.4, key), VariantArm("b", 0.03), VariantArm("c", 0.02)],
+        [VariantArm("d", 0.04, group=key), VariantArm("e", 0.05, 300, 3, 15.0, key)],
+        [VariantArm("f", 0.05)],
+    ]
+    batched = [thompson_choices(slots, random.Random(s), 50, groups, 10.0) for s in range(3_000)]
+    for n, arms in enumerate(slots):
+        alone = [choose_variant(arms, 50, random.Random(s), groups, 10.0) for s in range(3_000)]
+        assert batched[0][n].posterior_means == pytest.approx(alone[0].posterior_means)
+        ours = Counter(b[n].creative_id for b in batched)
+        theirs = Counter(c.creative_id for c in alone)
+        for arm in arms:
+            assert ours[arm.creative_id] / 3_000 == pytest.approx(
+                theirs[arm.creative_id] / 3_000, abs=0.04
+            )
+    assert {b[2].propensity for b in batched} == {1.0}  # a single option is certain
+    assert batched[0][0].propensity == 0.0  # left for thompson_propensities
+    with pytest.raises(ValueError):
+        thompson_choices([[]], random.Random(0))
 
 
 def test_propensities_of_many_slots_at_once_match_each_slot_alone() -> None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 
@@ -31,7 +32,7 @@ from copyloop.prediction.features.types import (
     UserFeatures,
 )
 from copyloop.prediction.model.version import ModelVersion, load_version
-from copyloop.prediction.serving.scorer import CopyQualityModel, Scorer
+from copyloop.prediction.serving.scorer import CopyQualityModel, ScoreArrays, Scorer
 from copyloop.prediction.settings import PredictionSettings
 from copyloop.prediction.store import (
     REGISTERED,
@@ -53,6 +54,15 @@ from copyloop.prediction.training.trainer import (
 )
 
 MAX_EXPLANATIONS = 10
+P = ParamSpec("P")
+T = TypeVar("T")
+# What a fresh scorer is warmed with before it serves (see PredictionDomain.warm_scorer).
+WARM_USER = UserFeatures(user_id="warm-up", segments=("warm-up",), cold_start=True)
+WARM_CONTEXT = ContextFeatures(channel="push", hour=12, device="mobile", locale="en-US")
+WARM_CANDIDATE = (
+    ItemFeatures(item_id="warm-up", category_path=("warm-up",), brand="warm-up", price=10.0),
+    CopyFeatures(creative_id="warm-up", text="Warm-up copy, never shown.", locale="en-US"),
+)
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,31 @@ class PredictionDomain:
             self._versions[key] = load_version(record.artifact_path, self.embedder)
         return self._versions[key]
 
+    def served_versions(self) -> dict[str, str]:
+        """tenant -> the version its live scorer serves, for the tenants loaded so far."""
+        with self._swap_lock:
+            return {tenant: scorer.model_version for tenant, scorer in self._scorers.items()}
+
+    def warm_copy_texts(self, tenant: str) -> int:
+        """Embeds the tenant's latest copy texts (settings.warm_copy_texts) into the shared
+        text cache when its live version reads text: a text model takes milliseconds per new
+        text, so a first Recommend's ~200 copies, unseen, outlast its deadline. Returns how
+        many texts were embedded."""
+        scorer = self._scorer(tenant, "")
+        if scorer.is_prior and self.copy_quality is None:
+            return 0
+        texts = self.store.recent_copy_texts(tenant, self.settings.warm_copy_texts)
+        for start in range(0, len(texts), 256):
+            self.embedder.embed(texts[start : start + 256])
+        return len(texts)
+
+    @staticmethod
+    def warm_scorer(scorer: Scorer) -> None:
+        """One made-up score with explanations (as Score asks for): a scorer's first call
+        otherwise pays for loading the text model (MiniLM: seconds), torch's first forward
+        and backward and the copy-quality model, which a caller's deadline does not allow for."""
+        scorer.score(WARM_USER, WARM_CONTEXT, [WARM_CANDIDATE], top_k=3)
+
     def _score(
         self,
         tenant: str,
@@ -146,9 +181,25 @@ class PredictionDomain:
         version: str,
         top_k: int,
     ) -> tuple[list[ScoreResult], str, bool]:
-        scorer = self._scorer(tenant, version)
-        results = scorer.score(user, context, candidates, top_k=top_k)
-        return results, scorer.model_version, scorer.is_prior
+        scores = self.score_now(tenant, user, context, candidates, version, top_k)
+        return scores.results(), scores.model_version, scores.is_prior
+
+    def score_now(
+        self,
+        tenant: str,
+        user: UserFeatures,
+        context: ContextFeatures,
+        candidates: Sequence[tuple[ItemFeatures, CopyFeatures]],
+        version: str = "",
+        top_k: int = 3,
+    ) -> ScoreArrays:
+        """Scores in this thread with `tenant`'s live version (or `version`); for callers
+        already on a worker (see `in_worker`)."""
+        return self._scorer(tenant, version).score_arrays(user, context, candidates, top_k)
+
+    async def in_worker(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Runs blocking scoring work on the scoring/store workers, off the event loop."""
+        return await self._runner.run(fn, *args, **kwargs)
 
     async def score(
         self,
@@ -382,6 +433,7 @@ class PredictionDomain:
         """Build the new scorer fully, then replace the reference: in-flight calls finish on
         the old one, new calls get the new one, none is dropped."""
         scorer = self._new_scorer(self._load(tenant, self.store.get(tenant, version)))
+        self.warm_scorer(scorer)
         with self._swap_lock:
             self._scorers[tenant] = scorer
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,7 +13,7 @@ from copyloop.common.server import RunningServer, ServiceSpec, create_server, ru
 from copyloop.prediction.auto_retrain import AutoRetrain
 from copyloop.prediction.domain import PredictionDomain, make_embedder
 from copyloop.prediction.retention import retention_task
-from copyloop.prediction.servicer import FULL_NAME, PredictionServicer
+from copyloop.prediction.servicer import FULL_NAME, PredictionServicer, warm_up
 from copyloop.prediction.settings import PredictionSettings
 from copyloop.prediction.store import PredictionStore
 from copyloop.v1 import prediction_pb2_grpc
@@ -66,6 +67,14 @@ async def start_prediction_service(settings: PredictionSettings) -> PredictionSe
         load_copy_quality(settings.content_model_dir, embedder),
     )
     servicer = PredictionServicer(domain)
+    # Before the port opens: each tenant's live version (and the text model) loaded and run
+    # once, so the first callers' deadlines do not pay for it.
+    await warm_up(servicer, settings.tenant_keys().values())
+    # What is loaded now (torch, the models, the text model) lives as long as the process:
+    # out of the collector's sight, a full collection no longer walks it (it took hundreds of
+    # ms in the middle of a Score on a loaded host, the p99).
+    gc.collect()
+    gc.freeze()
     spec = ServiceSpec(
         full_name=FULL_NAME,
         register=lambda server: prediction_pb2_grpc.add_PredictionServiceServicer_to_server(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import replace
 
 import grpc
@@ -12,57 +12,44 @@ import grpc
 from copyloop.common import pagination, validation
 from copyloop.common.errors import Violations
 from copyloop.common.idempotency import validate_key
+from copyloop.common.tenancy import current_tenant
 from copyloop.prediction import messages
 from copyloop.prediction.domain import PredictionDomain
-from copyloop.prediction.features.types import (
-    ContextFeatures,
-    CopyFeatures,
-    ItemFeatures,
-    ScoreResult,
-    UserFeatures,
-)
-from copyloop.prediction.serving.cold_start import COLD_START_VERSION
 from copyloop.v1 import prediction_pb2, prediction_pb2_grpc
 
+log = logging.getLogger("copyloop.prediction")
 P = prediction_pb2
 VERSION_KEY = re.compile(r"[0-9]{1,18}")  # a version's sequence number (BIGINT)
 FULL_NAME = P.DESCRIPTOR.services_by_name["PredictionService"].full_name
-# Score requests with more candidates than this are converted on a worker thread.
-OFF_LOOP_CANDIDATES = 256
 
 
 @validation.checked_by(messages.validate_request)
 class PredictionServicer(prediction_pb2_grpc.PredictionServiceServicer):
     def __init__(self, domain: PredictionDomain) -> None:
         self.domain = domain
+        self.candidates = messages.CandidateCache()
 
     async def Score(
         self, request: P.ScoreRequest, context: grpc.aio.ServicerContext
     ) -> P.ScoreResponse:
-        # Validating and converting thousands of candidates, and building their reply, takes
-        # hundreds of ms of CPU: a big request does it off the event loop so the server keeps
-        # taking calls in meanwhile (health checks; and a drain on SIGTERM).
-        if len(request.candidates) > OFF_LOOP_CANDIDATES:
-            user, ctx, candidates = await asyncio.to_thread(self._features, request)
-        else:
-            user, ctx, candidates = self._features(request)
-        results, version, is_prior = await self.domain.score(
-            user, ctx, candidates, request.model_version, request.explanation_count or 3
-        )
-        if len(results) > OFF_LOOP_CANDIDATES:
-            return await asyncio.to_thread(_score_reply, request, results, version, is_prior)
-        return _score_reply(request, results, version, is_prior)
+        # Validating and converting the candidates, scoring them and encoding the reply is all
+        # CPU work: one hop to a worker does it (the loop keeps taking calls meanwhile: health
+        # checks, a drain on SIGTERM), instead of a hop per step, each a wait for the GIL.
+        return await self.domain.in_worker(self._score, current_tenant(), request)
 
-    def _features(
-        self, request: P.ScoreRequest
-    ) -> tuple[UserFeatures, ContextFeatures, list[tuple[ItemFeatures, CopyFeatures]]]:
-        messages.validate_score(request, self.domain.settings.max_candidates)
-        user = messages.user_features(request.user_id, request.profile)
-        ctx = messages.context_features(request.context)
-        candidates = [
-            messages.candidate_features(c, request.context.locale) for c in request.candidates
-        ]
-        return user, ctx, candidates
+    def _score(self, tenant: str, request: P.ScoreRequest) -> P.ScoreResponse:
+        inputs = messages.score_inputs(
+            request, self.domain.settings.max_candidates, self.candidates
+        )
+        scores = self.domain.score_now(
+            tenant,
+            inputs.user,
+            inputs.context,
+            inputs.candidates,
+            request.model_version,
+            request.explanation_count or 3,
+        )
+        return messages.score_reply(inputs.prefixes, scores)
 
     async def LogImpressions(
         self, request: P.LogImpressionsRequest, context: grpc.aio.ServicerContext
@@ -184,26 +171,21 @@ class PredictionServicer(prediction_pb2_grpc.PredictionServiceServicer):
         )
 
 
-def _score_reply(
-    request: P.ScoreRequest, results: Sequence[ScoreResult], version: str, is_prior: bool
-) -> P.ScoreResponse:
-    reply = P.ScoreResponse(
-        model_version=version if not is_prior else COLD_START_VERSION,
-        mode=P.SCORING_MODE_PRIOR if is_prior else P.SCORING_MODE_MODEL,
-    )
-    for c, r in zip(request.candidates, results, strict=True):
-        reply.scores.add(
-            item_id=c.item.item_id,
-            creative_id=c.creative_id,
-            p_ctr=r.p_ctr,
-            p_cvr=r.p_cvr,
-            p_ctcvr=r.p_ctcvr,
-            copy_quality=0.5 if r.copy_quality is None else r.copy_quality,
-            top_features=[
-                P.FeatureContribution(feature=n, contribution=v) for n, v in r.top_features
-            ],
-        )
-    return reply
+async def warm_up(servicer: PredictionServicer, tenants: Iterable[str]) -> dict[str, str]:
+    """Runs one made-up Score for each tenant through the servicer's own path (messages, the
+    tenant's live version or prior, attribution, the reply), so loading the version and the
+    text model happens before the server takes calls, not in the first callers' deadlines;
+    then embeds the copy texts the tenant served last (the copy its callers send again).
+    A tenant whose version cannot be loaded is logged and left to fail as it would have; the
+    rest still warm. Returns tenant -> the version that will serve it."""
+    request = messages.warm_up_request()
+    for tenant in sorted(set(tenants)):
+        try:
+            await servicer.domain.in_worker(servicer._score, tenant, request)
+            await servicer.domain.in_worker(servicer.domain.warm_copy_texts, tenant)
+        except Exception:
+            log.exception("warm-up failed", extra={"tenant": tenant})
+    return servicer.domain.served_versions()
 
 
 def _require_version(version: str) -> None:

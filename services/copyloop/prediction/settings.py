@@ -32,6 +32,12 @@ class PredictionSettings(ServiceSettings):
     min_train_conversions: int = Field(10, ge=0)
     min_eval_impressions: int = Field(200, ge=10)
     min_eval_clicks: int = Field(10, ge=1)
+    warm_copy_texts: int = Field(
+        1000,
+        ge=0,
+        le=50_000,
+        description="At start, embed this many of each tenant's latest copy texts (0 = none).",
+    )
     score_threads: int = Field(
         1, ge=1, le=64, description="torch threads for scoring (1 is fastest on small shared CPUs)."
     )

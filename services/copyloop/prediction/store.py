@@ -257,6 +257,30 @@ class PredictionStore:
         with self._sessions() as session:
             return sorted(session.scalars(select(i.c.tenant_id).distinct()))
 
+    def recent_copy_texts(self, tenant: str, limit: int) -> list[str]:
+        """Up to `limit` distinct copy texts of the tenant's latest impressions (shown or
+        offered), newest first: the copy its callers are likely to send again."""
+        i = schema.impressions
+        texts: dict[str, None] = {}
+        if limit <= 0:
+            return []
+        stmt = (
+            select(i.c.features, i.c.alternatives)
+            .where(i.c.tenant_id == tenant)
+            .order_by(i.c.impression_time.desc())
+            .limit(limit * 2)
+        )
+        with self._sessions() as session:
+            for features, alternatives in session.execute(stmt):
+                shown = (features or {}).get("copy", {}).get("text")
+                offered = [a.get("copy_text") for a in alternatives or ()]
+                for text in (shown, *offered):
+                    if isinstance(text, str) and text:
+                        texts[text] = None
+                if len(texts) >= limit:
+                    break
+        return list(texts)[:limit]
+
     def count_outcomes_since(self, tenant: str, since: float) -> int:
         """Outcomes that happened at or after `since` (epoch seconds)."""
         o = schema.outcomes

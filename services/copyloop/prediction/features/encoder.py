@@ -464,17 +464,25 @@ class FeatureEncoder:
         copies: Sequence[CopyFeatures],
         contexts: Sequence[ContextFeatures],
     ) -> EncodedBatch:
+        """Row i is (users[i], items[i], copies[i], contexts[i]); a single user or context
+        stands for every row."""
         n = len(items)
-        user_slots: dict[int, int] = {}
-        unique_users: list[_UserPart] = []
-        slots: list[int] = []
-        for user in users:
-            slot = user_slots.get(id(user))
-            if slot is None:
-                slot = user_slots[id(user)] = len(unique_users)
-                unique_users.append(self._user_part(user))
-            slots.append(slot)
-        user_index = np.asarray(slots, dtype=np.int64)
+        # One user or one context for the whole batch (scoring candidates) is given once and
+        # broadcast: no per-row look-ups for them.
+        if len(users) == 1 and n != 1:
+            unique_users = [self._user_part(users[0])]
+            user_index = np.zeros(n, dtype=np.int64)
+        else:
+            user_slots: dict[int, int] = {}
+            unique_users = []
+            slots: list[int] = []
+            for user in users:
+                slot = user_slots.get(id(user))
+                if slot is None:
+                    slot = user_slots[id(user)] = len(unique_users)
+                    unique_users.append(self._user_part(user))
+                slots.append(slot)
+            user_index = np.asarray(slots, dtype=np.int64)
         if len(unique_users) == 1:
             only = unique_users[0]
             user_raw = np.broadcast_to(only.raw, (n, only.raw.size))
@@ -497,6 +505,8 @@ class FeatureEncoder:
             copy_dense = self._copies.arrays["signals"][copy_rows]
             text = self._copies.arrays["text"][copy_rows]
             context_rows = self._contexts.rows_for(contexts, self._build_contexts)
+            if len(contexts) == 1 and n != 1:
+                context_rows = np.repeat(context_rows, n)
             ctx_raw = self._contexts.arrays["raw"][context_rows]
             ctx_dense = self._contexts.arrays["dense"][context_rows]
             pair = self._pair_dense(unique_users, user_index, item_rows)
@@ -539,9 +549,8 @@ class FeatureEncoder:
         candidates: Sequence[tuple[ItemFeatures, CopyFeatures]],
     ) -> EncodedBatch:
         """Inputs for scoring many (item, copy) candidates for one shopper in one context."""
-        n = len(candidates)
         return self._assemble(
-            [user] * n, [c[0] for c in candidates], [c[1] for c in candidates], [context] * n
+            [user], [c[0] for c in candidates], [c[1] for c in candidates], [context]
         )
 
     # --- attribution groups -----------------------------------------------------------------

@@ -11,10 +11,12 @@ useful to rank reasons, not additive shares. Set `top_k=0` to skip it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 
 from copyloop.prediction.features.encoder import CAT_FIELDS, FeatureEncoder
 from copyloop.prediction.features.types import (
@@ -50,6 +52,60 @@ def _result(
         model_version=model_version,
     )
     return result
+
+
+@dataclass(frozen=True)
+class ScoreArrays:
+    """One call's scores, row i for candidate i: probabilities, copy quality (None when no
+    model rates copy) and the top features as indices into `names` with their values."""
+
+    p_ctr: NDArray[np.float64]
+    p_cvr: NDArray[np.float64]
+    p_ctcvr: NDArray[np.float64]
+    copy_quality: list[float | None]
+    top_index: NDArray[np.int64]  # [n, k]
+    top_value: NDArray[np.float64]  # [n, k]
+    names: list[str]
+    model_version: str
+    is_prior: bool
+
+    @classmethod
+    def empty(cls, model_version: str, is_prior: bool = False) -> ScoreArrays:
+        nothing = np.zeros(0)
+        return cls(
+            nothing,
+            nothing,
+            nothing,
+            [],
+            np.zeros((0, 0), np.int64),
+            np.zeros((0, 0)),
+            [],
+            model_version,
+            is_prior,
+        )
+
+    def __len__(self) -> int:
+        return int(self.p_ctr.shape[0])
+
+    def results(self) -> list[ScoreResult]:
+        """One ScoreResult per row."""
+        group_names = np.asarray(self.names, dtype=object)[self.top_index].tolist()
+        tops = [
+            list(zip(row_names, row_values, strict=True))
+            for row_names, row_values in zip(group_names, self.top_value.tolist(), strict=True)
+        ]
+        version = self.model_version
+        return [
+            _result(ctr, cvr, ctcvr, q, features, version)
+            for ctr, cvr, ctcvr, q, features in zip(
+                self.p_ctr.tolist(),
+                self.p_cvr.tolist(),
+                self.p_ctcvr.tolist(),
+                self.copy_quality,
+                tops,
+                strict=True,
+            )
+        ]
 
 
 class CopyQualityModel(Protocol):
@@ -110,16 +166,29 @@ class Scorer:
         `top_k` overrides the scorer's explanation count for this call; 0 skips attribution,
         which halves the cost of a large call (see bench/score_throughput.py).
         """
-        if not candidates:
-            return []
+        return self.score_arrays(user, context, candidates, top_k).results()
+
+    def score_arrays(
+        self,
+        user: UserFeatures,
+        context: ContextFeatures,
+        candidates: Sequence[tuple[ItemFeatures, CopyFeatures]],
+        top_k: int | None = None,
+    ) -> ScoreArrays:
+        """`score` as arrays, without a Python object per candidate (Score's reply is encoded
+        from them directly)."""
+        n = len(candidates)
         top_k = self.top_k if top_k is None else top_k
-        quality = self._quality([c[1] for c in candidates])
+        quality = self._quality([c[1] for c in candidates]) if n else []
         if self.version is None:
             return self._score_prior(user, context, candidates, quality)
         version = self.version
+        if not n:
+            return ScoreArrays.empty(version.version_id)
         batch = version.encoder.encode_candidates(user, context, candidates)
         with torch_threads(self.num_threads):
-            version.model.eval()
+            if version.model.training:  # eval() walks every module: a share of small calls
+                version.model.eval()
             inputs = batch.tensors()
             if top_k > 0:
                 ctr_logit, cvr_logit, contributions, names = attribute_groups(
@@ -133,26 +202,28 @@ class Scorer:
             p_cvr = torch.sigmoid(cvr_logit).double().numpy()
         p_ctr = version.calibration.ctr.apply(p_ctr)
         p_cvr = version.calibration.cvr.apply(p_cvr)
-        top = self._top_features(contributions, names, top_k) if contributions is not None else None
-        p_ctcvr = p_ctr * p_cvr
-        version_id = version.version_id
-        return [
-            _result(ctr, cvr, ctcvr, q, features, version_id)
-            for ctr, cvr, ctcvr, q, features in zip(
-                p_ctr.tolist(),
-                p_cvr.tolist(),
-                p_ctcvr.tolist(),
-                quality,
-                top if top is not None else [[] for _ in range(len(candidates))],
-                strict=True,
-            )
-        ]
+        if contributions is not None:
+            top_index, top_value = self._top_features(contributions, top_k)
+        else:
+            top_index, top_value = np.zeros((n, 0), np.int64), np.zeros((n, 0))
+        return ScoreArrays(
+            p_ctr,
+            p_cvr,
+            p_ctr * p_cvr,
+            quality,
+            top_index,
+            top_value,
+            names,
+            version.version_id,
+            is_prior=False,
+        )
 
     def _top_features(
-        self, contributions: torch.Tensor, names: list[str], top_k: int
-    ) -> list[list[tuple[str, float]]]:
-        """The k largest |contributions| per row, largest first; ties go to the lower group
-        index. k rounds of argmax: for small k much cheaper than sorting every row."""
+        self, contributions: torch.Tensor, top_k: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """The k largest |contributions| per row, largest first, as (group index, value
+        rounded to 6 places); ties go to the lower group index. k rounds of argmax: for small
+        k much cheaper than sorting every row."""
         values = contributions.numpy().astype(np.float64)
         k = min(top_k, values.shape[1])
         magnitude = np.abs(values)
@@ -162,12 +233,7 @@ class Scorer:
             best = magnitude.argmax(axis=1)  # first maximum: the lower index wins a tie
             chosen[:, rank] = best
             magnitude[rows, best] = -1.0
-        chosen_values = np.take_along_axis(values, chosen, 1).round(6).tolist()
-        group_names = np.asarray(names, dtype=object)[chosen].tolist()
-        return [
-            list(zip(row_names, row_values, strict=True))
-            for row_names, row_values in zip(group_names, chosen_values, strict=True)
-        ]
+        return chosen, np.take_along_axis(values, chosen, 1).round(6)
 
     def _score_prior(
         self,
@@ -175,16 +241,17 @@ class Scorer:
         context: ContextFeatures,
         candidates: Sequence[tuple[ItemFeatures, CopyFeatures]],
         quality: list[float | None],
-    ) -> list[ScoreResult]:
+    ) -> ScoreArrays:
         preds = self._prior.predict(user, context, candidates)
-        return [
-            ScoreResult(
-                p_ctr=float(preds.p_ctr[i]),
-                p_cvr=float(preds.p_cvr[i]),
-                p_ctcvr=float(preds.p_ctcvr[i]),
-                copy_quality=quality[i],
-                top_features=[("cold_start_prior", 0.0)],
-                model_version=COLD_START_VERSION,
-            )
-            for i in range(len(candidates))
-        ]
+        n = len(candidates)
+        return ScoreArrays(
+            preds.p_ctr.astype(np.float64),
+            preds.p_cvr.astype(np.float64),
+            preds.p_ctcvr.astype(np.float64),
+            quality,
+            np.zeros((n, 1), np.int64),
+            np.zeros((n, 1)),
+            ["cold_start_prior"],
+            COLD_START_VERSION,
+            is_prior=True,
+        )

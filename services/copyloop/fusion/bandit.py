@@ -367,13 +367,18 @@ def thompson_choices(
                 raise ValueError(f"{arm.creative_id}: p_ctr is NaN")
             if arm.impressions < 0 or arm.clicks < 0 or arm.expected_clicks < 0:
                 raise ValueError(f"{arm.creative_id}: counts must be >= 0")
-            own = arm.stats
-            p_ctr.append(_clamp(arm.p_ctr, P_MIN, P_MAX))
-            clicks.append(min(own.clicks, max(own.impressions, own.clicks)))
-            expected.append(own.expected_clicks)
+            # Inlined VariantArm.stats, LiftStats.minus and lift_posteriors: no objects per arm.
+            p_arm = min(max(arm.p_ctr, P_MIN), P_MAX)
+            own_expected = arm.expected_clicks
+            if own_expected <= 0 and arm.impressions > 0:
+                own_expected = p_arm * arm.impressions
+            p_ctr.append(p_arm)
+            clicks.append(arm.clicks)  # == min(clicks, max(impressions, clicks))
+            expected.append(own_expected)
             if arm.group:
-                pooled = groups.get(arm.group, empty).minus(own)
-                shape, rate = a0 + pooled.clicks, a0 + pooled.expected_clicks
+                pooled = groups.get(arm.group, empty)
+                shape = a0 + max(0, pooled.clicks - arm.clicks)
+                rate = a0 + max(0.0, pooled.expected_clicks - own_expected)
                 group_mean.append(shape / rate)
                 if arm.group not in columns:
                     columns[arm.group] = len(draw_params)

@@ -66,7 +66,7 @@ class FusionSettings(ServiceSettings):
         "stop and before anything reads them.",
     )
     read_cache_ttl_s: float = Field(
-        1.0,
+        5.0,
         ge=0,
         le=60,
         description="How long Recommend's reads of running experiments and bandit statistics "

@@ -497,16 +497,18 @@ class Recommender:
         """One batched score of every (item, copy) option; prior scores when prediction fails.
         Returns the model version that scored."""
         req = call.request
-        candidates = [
-            prediction_pb2.ScoreCandidate(
-                item=s.item,
-                creative_id=o.creative_id,
-                copy_text=o.text,
-                item_popularity=1.0 / s.popularity_rank,
-            )
-            for s in slots
-            for o in s.options
-        ]
+        candidates = []
+        for s in slots:
+            item = scoring_item(s.item)  # once per item, not per copy option
+            candidates += [
+                prediction_pb2.ScoreCandidate(
+                    item=item,
+                    creative_id=o.creative_id,
+                    copy_text=o.text,
+                    item_popularity=1.0 / s.popularity_rank,
+                )
+                for o in s.options
+            ]
         scores: list[prediction_pb2.CandidateScore]
         try:
             reply = await self.down.prediction.Score(
@@ -640,6 +642,19 @@ class Recommender:
             top_features=[(f.feature, f.contribution) for f in score.top_features],
         )
         return reasons_for(evidence, locale=locale or DEFAULT_LOCALE)
+
+
+def scoring_item(item: common_pb2.Item) -> common_pb2.Item:
+    """What Score reads of an item (ScoreCandidate's contract: id, category path, brand,
+    prices). The rest of the catalog entry (title, selling points, attributes) would only be
+    copied, sent and parsed for each of the ~200 candidates of a request."""
+    return common_pb2.Item(
+        item_id=item.item_id,
+        category_path=item.category_path,
+        brand=item.brand,
+        price=item.price,
+        list_price=item.list_price,
+    )
 
 
 def primary_segment(profile: common_pb2.UserProfile) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -34,7 +35,9 @@ class WriteBehind(Generic[T]):
         self._max_pending = max_pending
         self._pending: list[T] = []
         self._lock = threading.Lock()  # guards _pending
-        self._flushing = threading.Lock()  # one write at a time, so entries keep their order
+        # One write at a time, so entries keep their order (re-entrant: a reader holding it
+        # may write).
+        self._flushing = threading.RLock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -50,6 +53,15 @@ class WriteBehind(Generic[T]):
         """A copy of what is queued and not written yet."""
         with self._lock:
             return list(self._pending)
+
+    @contextmanager
+    def held(self) -> Iterator[list[T]]:
+        """What is queued, with writing held off meanwhile: a reader that also reads the
+        database inside sees every entry exactly once (queued or written, not both)."""
+        with self._flushing:
+            with self._lock:
+                pending = list(self._pending)
+            yield pending
 
     def flush(self) -> None:
         """Writes everything queued now; on failure the entries stay queued and it raises."""

@@ -66,3 +66,19 @@ def test_a_full_queue_is_written_by_the_caller() -> None:
     queue.add([3])
     assert sink.batches == [[1, 2, 3]]
     queue.close()
+
+
+def test_a_reader_holding_the_queue_sees_each_entry_once() -> None:
+    """While held, nothing is written: what the reader got as queued cannot also reach the
+    database it reads next."""
+    sink = Sink()
+    queue = WriteBehind(sink.write, interval_s=3600)
+    queue.add([1, 2])
+    with queue.held() as pending:
+        writer = threading.Thread(target=queue.flush)
+        writer.start()
+        writer.join(timeout=0.2)
+        assert writer.is_alive() and sink.batches == [] and pending == [1, 2]
+    writer.join(timeout=5)
+    assert sink.batches == [[1, 2]]
+    queue.close()

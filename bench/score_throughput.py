@@ -9,9 +9,8 @@ a Recommend-sized call (~200; FusionService scores 150-250 per request).
 Through gRPC: the real PredictionService (`start_prediction_service`, port 0, SQLite in a
 temporary folder) with the bench's model version registered and live, scored by a client in
 this process with ScoreRequests like FusionService's (items, creative ids, copy texts, a
-profile and a context); p50/p99 per call at both sizes. The contract has no way to ask for no
-explanations (explanation_count 0 means 3), so the RPC rows are with top features: 3 (what
-FusionService gets) and 1.
+profile and a context); p50/p99 per call at both sizes, with top features (3, what
+FusionService gets) and without (`omit_explanations`).
 
   .venv/bin/python bench/score_throughput.py            # trains a small MiniLM model first
   .venv/bin/python bench/score_throughput.py --version var/models/prediction/<id>
@@ -110,6 +109,7 @@ from copyloop.prediction.features.types import (
 from copyloop.prediction.main import MIGRATIONS, start_prediction_service
 from copyloop.prediction.model.content_effect import ContentEffectModel
 from copyloop.prediction.model.version import ModelVersion, load_version
+from copyloop.prediction.servicer import explanation_count
 from copyloop.prediction.serving.scorer import Scorer
 from copyloop.prediction.settings import PredictionSettings
 from copyloop.prediction.store import REGISTERED, PredictionStore, VersionRecord
@@ -219,6 +219,7 @@ def score_requests(
             context=context_proto(c),
             candidates=protos,
             explanation_count=explanations,
+            omit_explanations=explanations == 0,
         )
         for u, c in zip(shoppers, contexts, strict=False)
     ]
@@ -369,7 +370,7 @@ def profile_rpc_path(
                 inputs.context,
                 inputs.candidates,
                 "",
-                request.explanation_count or 3,
+                explanation_count(request),
             ),
         )
         reply = timed("build reply", lambda: messages.score_reply(inputs.prefixes, scores))
@@ -413,7 +414,7 @@ async def through_grpc(
             log_level="WARNING",
         )
         recommend_sized = sizes.get("small", sizes["large"])
-        first_request = score_requests(shoppers, contexts, recommend_sized, 0)[0]
+        first_request = score_requests(shoppers, contexts, recommend_sized, 3)[0]
         register_live(
             settings.database_url, version, Path(tmp) / "models", args.version, first_request
         )
@@ -434,7 +435,7 @@ async def through_grpc(
         try:
             first_ms = await first_call(stub, first_request)
             for candidates in sizes.values():
-                for explanations in (3, 1):
+                for explanations in (3, 0):  # 0: omit_explanations
                     requests = score_requests(shoppers, contexts, candidates, explanations)
                     p50, p99 = await rpc_latencies(stub, requests, args.calls)
                     rows.append((len(candidates), explanations, p50, p99))

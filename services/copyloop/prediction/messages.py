@@ -188,6 +188,7 @@ def _score_head(req: prediction_pb2.ScoreRequest) -> prediction_pb2.ScoreRequest
         user_id=req.user_id,
         model_version=req.model_version,
         explanation_count=req.explanation_count,
+        omit_explanations=req.omit_explanations,
     )
     if req.HasField("profile"):
         head.profile.CopyFrom(req.profile)
@@ -245,6 +246,11 @@ def score_inputs(
         f"1 to {max_candidates} candidates required",
     )
     v.check(0 <= req.explanation_count <= 10, "explanation_count", "must be between 0 and 10")
+    v.check(
+        not (req.omit_explanations and req.explanation_count),
+        "explanation_count",
+        "must be 0 when omit_explanations is set",
+    )
     v.check(req.context.channel in CHANNELS, "context.channel", "required: a known channel")
     if req.profile.user_id:
         v.check(req.profile.user_id == req.user_id, "profile.user_id", "must match user_id")

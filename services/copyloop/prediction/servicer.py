@@ -47,7 +47,7 @@ class PredictionServicer(prediction_pb2_grpc.PredictionServiceServicer):
             inputs.context,
             inputs.candidates,
             request.model_version,
-            request.explanation_count or 3,
+            explanation_count(request),
         )
         return messages.score_reply(inputs.prefixes, scores)
 
@@ -169,6 +169,11 @@ class PredictionServicer(prediction_pb2_grpc.PredictionServiceServicer):
             if more
             else "",
         )
+
+
+def explanation_count(request: P.ScoreRequest) -> int:
+    """Top features per candidate: none when omitted, else as asked (3 when 0)."""
+    return 0 if request.omit_explanations else request.explanation_count or 3
 
 
 async def warm_up(servicer: PredictionServicer, tenants: Iterable[str]) -> dict[str, str]:

@@ -250,6 +250,14 @@ async def test_train_evaluate_promote_survives_restart_and_rolls_back(
     assert scored.mode == P.SCORING_MODE_MODEL and scored.model_version == "v1"
     assert all(len(s.top_features) == 2 for s in scored.scores)
     assert scored == await stub.Score(request, metadata=auth())  # deterministic
+    # Without the attribution pass: the same scores, no top features.
+    omitted = P.ScoreRequest()
+    omitted.CopyFrom(request)
+    omitted.explanation_count, omitted.omit_explanations = 0, True
+    bare = await stub.Score(omitted, metadata=auth())
+    assert [s.p_ctr for s in bare.scores] == pytest.approx([s.p_ctr for s in scored.scores])
+    assert [s.p_cvr for s in bare.scores] == pytest.approx([s.p_cvr for s in scored.scores])
+    assert not any(s.top_features for s in bare.scores)
 
     # A model trained on the same impressions with their outcomes shuffled among them knows
     # nothing: on v1's evaluation window the gate refuses it, naming the rules it failed.
@@ -352,6 +360,11 @@ async def test_bad_score_requests_get_field_violations(prediction, market_log) -
         "candidates[2].item_popularity",
         "context.channel",
     }
+    both = score_request(market_log[:3])  # explanation_count 2 and none at all
+    both.omit_explanations = True
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Score(both, metadata=auth())
+    assert set(field_violations(err.value)) == {"explanation_count"}
     big = score_request(market_log[:1])
     big.candidates.extend([big.candidates[0]] * 5000)
     with pytest.raises(grpc.aio.AioRpcError) as err:

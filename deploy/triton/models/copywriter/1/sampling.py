@@ -1,14 +1,18 @@
-"""Per-request sampling inside one batched Hugging Face generate() call.
+"""Per-request sampling for a batch of rows whose sampling parameters differ.
 
-Triton hands the model a batch of requests whose sampling parameters differ (temperature,
-top_p, top_k, seed, max_tokens). `generate()` only knows one set, so the batch runs as a
-*greedy* generate whose single logits processor, `RowSampler`, does the real work per row:
-it applies that row's presence/frequency penalties, temperature, top-k and top-p, draws
-from that row's own seeded RNG,
-and returns logits that are -inf everywhere except the chosen token. Greedy decoding then
-picks exactly that token. The same hook records log-probabilities, decides when a row is
-finished (EOS or its own max_tokens) and reports each token as it is produced, which is
-what streaming is built on.
+Triton hands the model requests whose sampling parameters differ (temperature, top_p, top_k,
+seed, max_tokens, penalties). `RowSampler.sample()` does the work per row: it applies that
+row's presence/frequency penalties, temperature, top-k and top-p, draws once per token from
+that row's own seeded RNG, records the token and its log-probability in the row's state,
+decides when the row is finished (EOS or its own max_tokens) and reports each token as it is
+produced, which is what streaming is built on.
+
+Two callers: the continuous-batching scheduler (scheduler.py) calls `sample()` on each
+forward's last logits, with a sampler rebuilt whenever rows join or leave (penalty counts
+are rebuilt from the rows' tokens); a plain Hugging Face `generate()` can use the same
+sampler as its logits processor (`__call__` returns logits that are -inf everywhere except
+the chosen token, so greedy decoding picks exactly that one) with `RowsFinished` as its
+stopping criterion.
 
 Pure torch, no Triton import: unit-testable in-process and shared by the benchmark.
 """
@@ -164,32 +168,51 @@ class RowSampler(LogitsProcessor):
         self._frequency = torch.tensor([p.frequency_penalty for p in params], dtype=torch.float32)
         self._penalised = bool((self._presence != 0).any() or (self._frequency != 0).any())
         self._counts: torch.Tensor | None = None  # [rows, vocab] generated-token counts
+        # Decided once per batch, not per token: the decode loop calls this every step.
+        self._any_ignore_eos = eos_token_id is not None and any(p.ignore_eos for p in params)
+        self._any_top_k = any(p.top_k > 0 for p in params)
+        self._any_top_p = any(p.top_p < 1 for p in params)
+        self._all_greedy = all(p.temperature <= 0 for p in params)
+        self._any_greedy = any(p.temperature <= 0 for p in params)
+        self._device: torch.device | None = None
+
+    def _to(self, device: torch.device) -> None:
+        """Move the per-row parameters to the logits' device once."""
+        if self._device != device:
+            for name in ("_temperature", "_top_p", "_top_k", "_ignore_eos"):
+                setattr(self, name, getattr(self, name).to(device))
+            for name in ("_presence", "_frequency"):
+                setattr(self, name, getattr(self, name).to(device))
+            self._device = device
 
     def _choose(self, scores: torch.Tensor) -> torch.Tensor:
         device = scores.device
+        self._to(device)
         logits = scores.float()
         vocab = logits.shape[-1]
-        if self.eos_token_id is not None and bool(self._ignore_eos.any()):
+        if self._any_ignore_eos:
             logits = logits.clone()
-            logits[self._ignore_eos.to(device), self.eos_token_id] = float("-inf")
+            logits[self._ignore_eos, self.eos_token_id] = float("-inf")
         if self._penalised and self._counts is not None:
             counts = self._counts.to(device)
             logits = (
                 logits
-                - self._frequency.to(device)[:, None] * counts
-                - self._presence.to(device)[:, None] * (counts > 0).float()
+                - self._frequency[:, None] * counts
+                - self._presence[:, None] * (counts > 0).float()
             )
-        temperature = self._temperature.to(device)
+        if self._all_greedy:  # no draws: a greedy row never uses its generator
+            return logits.argmax(dim=-1)
+        temperature = self._temperature
         greedy = temperature <= 0
         logits = logits / torch.where(greedy, torch.ones_like(temperature), temperature)[:, None]
-        top_k = self._top_k.to(device)
-        if bool((top_k > 0).any()):
+        if self._any_top_k:
+            top_k = self._top_k
             k = torch.where(top_k > 0, top_k.clamp(max=vocab), torch.full_like(top_k, vocab))
             kth = logits.topk(int(k.max()), dim=-1).values.gather(1, (k - 1)[:, None])
             logits = logits.masked_fill(logits < kth, float("-inf"))
         probs = torch.softmax(logits, dim=-1)
-        top_p = self._top_p.to(device)
-        if bool((top_p < 1).any()):
+        if self._any_top_p:
+            top_p = self._top_p
             sorted_probs, sorted_idx = probs.sort(dim=-1, descending=True)
             mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
             sorted_probs = sorted_probs.masked_fill(mass_before > top_p[:, None], 0.0)
@@ -199,13 +222,20 @@ class RowSampler(LogitsProcessor):
         cdf = probs.cumsum(dim=-1)
         target = (uniform.to(device) * cdf[:, -1])[:, None]
         sampled = torch.searchsorted(cdf, target).squeeze(1).clamp(max=vocab - 1)
+        if not self._any_greedy:
+            return sampled
         return torch.where(greedy, logits.argmax(dim=-1), sampled)
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def sample(self, scores: torch.Tensor) -> torch.Tensor:
+        """Choose one token per row, record it in the row's state and report it; [rows] ids.
+
+        The continuous-batching scheduler calls this directly on a forward's last logits;
+        generate() reaches it through __call__.
+        """
+        if self._penalised and self._counts is None:
+            self._counts = self._initial_counts(scores)
         chosen = self._choose(scores)
-        if self._penalised:
-            if self._counts is None:
-                self._counts = torch.zeros(scores.shape, dtype=torch.float32, device=scores.device)
+        if self._counts is not None:
             self._counts[torch.arange(len(self.rows), device=scores.device), chosen] += 1
         logprobs = torch.log_softmax(scores.float(), dim=-1).gather(1, chosen[:, None]).squeeze(1)
         chosen_list = chosen.tolist()
@@ -224,6 +254,20 @@ class RowSampler(LogitsProcessor):
             if self.on_token is not None:
                 self.on_token(index, row)
         self.steps += 1
+        return chosen
+
+    def _initial_counts(self, scores: torch.Tensor) -> torch.Tensor:
+        """Token counts of what each row generated so far: a sampler built for a batch that
+        rows join mid-generation must penalise their earlier tokens too."""
+        counts = torch.zeros(scores.shape, dtype=torch.float32, device=scores.device)
+        for index, row in enumerate(self.rows):
+            if row.token_ids:
+                ids = torch.tensor(row.token_ids, dtype=torch.long, device=scores.device)
+                counts[index].index_add_(0, ids, torch.ones_like(ids, dtype=torch.float32))
+        return counts
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        chosen = self.sample(scores)
         forced = torch.full_like(scores, float("-inf"))
         return forced.scatter(1, chosen[:, None], 0.0)
 

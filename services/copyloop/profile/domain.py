@@ -3,6 +3,7 @@ these; tests can call them directly."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -76,17 +77,35 @@ class ProfileDomain:
         self, chunks: AsyncIterator[list[tuple[int, EventIn]]], rejected: IngestResult
     ) -> IngestResult:
         """Commits every `ingest_commit_batch` events: a broken stream keeps what was committed,
-        and a replay of it counts those as duplicates."""
+        and a replay of it counts those as duplicates. While one batch is written (on the
+        store's thread) the next is received and parsed here; batches are still written one
+        at a time and in order, and a failed write fails the stream with its own error."""
         total = IngestResult()
         total.add(rejected)
         pending: list[tuple[int, EventIn]] = []
-        async for chunk in chunks:
-            pending.extend(chunk)
-            if len(pending) >= self.settings.ingest_commit_batch:
+        writing: asyncio.Future[IngestResult] | None = None
+        try:
+            async for chunk in chunks:
+                pending.extend(chunk)
+                if len(pending) >= self.settings.ingest_commit_batch:
+                    if writing is not None:
+                        total.add(await asyncio.shield(writing))
+                    writing = asyncio.ensure_future(self.ingest(pending))
+                    pending = []
+            if writing is not None:
+                total.add(await asyncio.shield(writing))
+                writing = None
+            if pending:
                 total.add(await self.ingest(pending))
-                pending = []
-        if pending:
-            total.add(await self.ingest(pending))
+        finally:
+            if writing is not None:
+                # The stream broke (or the call was cancelled) while a batch was being
+                # written: let the write finish (its thread cannot be stopped; the shield
+                # keeps a cancellation from abandoning it) so the batch is committed or rolled
+                # back before the call ends; the stream's own error is what is raised.
+                await asyncio.wait([writing])
+                if not writing.cancelled():
+                    writing.exception()  # retrieved: the stream's error wins
         return total
 
     async def get_profile(self, user_id: str, now: float | None = None) -> Profile:

@@ -8,8 +8,9 @@ result does not depend on arrival order.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 DAY_S = 86_400.0
 # Sums a profile keeps stay finite whatever arrives: a NaN or infinite total breaks every
@@ -42,9 +43,10 @@ class ItemFacts:
     discounted: bool
 
 
-@dataclass(frozen=True)
-class EventIn:
-    """A validated event, ready to apply and store."""
+class EventIn(NamedTuple):
+    """A validated event, ready to apply and store. Immutable; a named tuple rather than a
+    frozen dataclass because ingest builds one per event (a frozen dataclass's __init__ costs
+    several times more) and stores it as a plain row (the tenant, then these fields)."""
 
     event_id: str
     user_id: str
@@ -82,7 +84,13 @@ class ProfileState:
     recent_item_ids: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """What `asdict` gives (copies of the tables, not views of them), without its generic
+        recursive deep copy: every ingest batch serialises each touched profile."""
+        out = dict(self.__dict__)
+        for name in ("categories", "brands", "daily_counts"):
+            out[name] = dict(out[name])
+        out["recent_item_ids"] = list(out["recent_item_ids"])
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProfileState:
@@ -101,56 +109,104 @@ def apply_event(
     state: ProfileState, event: EventIn, item: ItemFacts | None, half_life_s: float
 ) -> None:
     """Folds one event into the state (mutates it)."""
-    t = event.event_time
-    is_newest = t >= state.last_time
-    state.event_count += 1
-    if not state.first_time or t < state.first_time:
-        state.first_time = t
-    state.last_time = max(state.last_time, t)
-    day = str(int(t // DAY_S))
-    if event.type != "impression":
-        state.daily_counts[day] = state.daily_counts.get(day, 0) + 1
-        newest_day = int(state.last_time // DAY_S)
-        state.daily_counts = {
-            d: n for d, n in state.daily_counts.items() if newest_day - int(d) < FREQUENCY_DAYS
-        }
+    apply_events(state, ((event, item),), half_life_s)
 
-    counters = {
-        "view": "view_count",
-        "click": "click_count",
-        "add_to_cart": "cart_count",
-        "impression": "impression_count",
-    }
-    if event.type in counters:
-        setattr(state, counters[event.type], getattr(state, counters[event.type]) + 1)
-    if event.type == "purchase":
-        quantity = max(1, event.quantity)
-        unit_price = _bounded(event.price or (item.price if item else 0.0))
-        state.purchase_count += 1
-        state.monetary_total = _bounded(state.monetary_total + _bounded(unit_price * quantity))
-        if item and item.discounted:
-            state.discounted_purchase_count += 1
 
-    weight = EVENT_WEIGHTS.get(event.type, 0.0)
-    if weight <= 0 or item is None:
-        return
-    if t >= state.ref_time:
-        _scale(state, decay_factor(state.ref_time, t, half_life_s))
-        state.ref_time = t
-        contribution = weight
-    else:
-        contribution = weight * decay_factor(t, state.ref_time, half_life_s)
-    if item.top_category:
-        state.categories[item.top_category] = (
-            state.categories.get(item.top_category, 0.0) + contribution
-        )
-    if item.brand:
-        state.brands[item.brand] = state.brands.get(item.brand, 0.0) + contribution
-    price = _bounded(event.price or item.price)
-    state.price_weighted_sum = _bounded(state.price_weighted_sum + price * contribution)
-    state.price_weight = _bounded(state.price_weight + contribution)
-    if is_newest or item.item_id not in state.recent_item_ids:
-        _push_recent(state, item.item_id, newest=is_newest)
+def apply_events(
+    state: ProfileState,
+    events: Iterable[tuple[EventIn, ItemFacts | None]],
+    half_life_s: float,
+) -> None:
+    """Folds one user's events into the state in the given order (mutates it): the fold of
+    `apply_event` for each, with the state's figures kept in local variables across the loop,
+    since ingest runs it for every event (attribute traffic was most of its cost)."""
+    ref_time, last_time, first_time = state.ref_time, state.last_time, state.first_time
+    categories, brands = state.categories, state.brands
+    weighted_sum, weight_total = state.price_weighted_sum, state.price_weight
+    event_count, view_count, click_count = state.event_count, state.view_count, state.click_count
+    cart_count, impression_count = state.cart_count, state.impression_count
+    purchase_count, discounted = state.purchase_count, state.discounted_purchase_count
+    monetary_total = state.monetary_total
+    daily, recent = state.daily_counts, state.recent_item_ids
+    for event, item in events:
+        _, _, kind, _, t, quantity, event_price, _, _, _, _ = event
+        is_newest = t >= last_time
+        event_count += 1
+        if not first_time or t < first_time:
+            first_time = t
+        old_newest_day = int(last_time // DAY_S)
+        if is_newest:
+            last_time = t
+        newest_day = int(last_time // DAY_S)
+        stale = False
+        if kind != "impression":
+            day = int(t // DAY_S)
+            key = str(day)
+            daily[key] = daily.get(key, 0) + 1
+            stale = newest_day - day >= FREQUENCY_DAYS
+        # The table holds only the FREQUENCY_DAYS days up to the newest event's day, whatever
+        # the arrival order: it needs pruning only when that day moves (an impression's too)
+        # or a late event's day is already out.
+        if stale or newest_day != old_newest_day:
+            daily = {d: n for d, n in daily.items() if newest_day - int(d) < FREQUENCY_DAYS}
+
+        if kind == "view":
+            view_count += 1
+        elif kind == "click":
+            click_count += 1
+        elif kind == "add_to_cart":
+            cart_count += 1
+        elif kind == "impression":
+            impression_count += 1
+        elif kind == "purchase":
+            unit_price = _bounded(event_price or (item.price if item else 0.0))
+            purchase_count += 1
+            monetary_total = _bounded(monetary_total + _bounded(unit_price * max(1, quantity)))
+            if item and item.discounted:
+                discounted += 1
+
+        weight = EVENT_WEIGHTS.get(kind, 0.0)
+        if weight <= 0 or item is None:
+            continue
+        if t >= ref_time:
+            if t != ref_time:
+                factor = decay_factor(ref_time, t, half_life_s)
+                if factor != 1.0:
+                    for table in (categories, brands):
+                        for name in table:
+                            table[name] *= factor
+                    weighted_sum *= factor
+                    weight_total *= factor
+                ref_time = t
+            contribution = weight
+        else:
+            contribution = weight * decay_factor(t, ref_time, half_life_s)
+        if item.top_category:
+            categories[item.top_category] = categories.get(item.top_category, 0.0) + contribution
+        if item.brand:
+            brands[item.brand] = brands.get(item.brand, 0.0) + contribution
+        price = event_price or item.price
+        if not 0.0 <= price <= MAX_TOTAL:  # in bounds is the common case; NaN is not
+            price = _bounded(price)
+        weighted_sum += price * contribution
+        if not 0.0 <= weighted_sum <= MAX_TOTAL:
+            weighted_sum = _bounded(weighted_sum)
+        weight_total += contribution
+        if not 0.0 <= weight_total <= MAX_TOTAL:
+            weight_total = _bounded(weight_total)
+        item_id = item.item_id
+        if is_newest:
+            if not recent or recent[0] != item_id:
+                recent = ([item_id] + [i for i in recent if i != item_id])[:RECENT_ITEMS]
+        elif item_id not in recent:
+            recent = [*recent, item_id][:RECENT_ITEMS]
+    state.ref_time, state.last_time, state.first_time = ref_time, last_time, first_time
+    state.price_weighted_sum, state.price_weight = weighted_sum, weight_total
+    state.event_count, state.view_count, state.click_count = event_count, view_count, click_count
+    state.cart_count, state.impression_count = cart_count, impression_count
+    state.purchase_count, state.discounted_purchase_count = purchase_count, discounted
+    state.monetary_total = monetary_total
+    state.daily_counts, state.recent_item_ids = daily, recent
 
 
 def _bounded(value: float) -> float:
@@ -158,25 +214,6 @@ def _bounded(value: float) -> float:
     if math.isnan(value) or value < 0:
         return 0.0
     return min(value, MAX_TOTAL)
-
-
-def _scale(state: ProfileState, factor: float) -> None:
-    if factor == 1.0:
-        return
-    for table in (state.categories, state.brands):
-        for key in table:
-            table[key] *= factor
-    state.price_weighted_sum *= factor
-    state.price_weight *= factor
-
-
-def _push_recent(state: ProfileState, item_id: str, newest: bool) -> None:
-    recent = [i for i in state.recent_item_ids if i != item_id]
-    if newest:
-        recent.insert(0, item_id)
-    else:
-        recent.append(item_id)
-    state.recent_item_ids = recent[:RECENT_ITEMS]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ without gRPC or a database."""
 from __future__ import annotations
 
 import itertools
+import json
+import math
+import random
 
 import pytest
 
@@ -14,6 +17,7 @@ from copyloop.profile.profiles import (
     PriceBands,
     ProfileState,
     apply_event,
+    apply_events,
     view_profile,
 )
 
@@ -87,3 +91,56 @@ def test_frequency_counts_only_last_30_days() -> None:
 def test_cold_start_view() -> None:
     view = view_profile("nobody", None, 0.0, HL, PriceBands())
     assert view.cold_start and view.categories == [] and view.price_band == ""
+
+
+def mixed_events(n: int, seed: int) -> list[EventIn]:
+    """Events of every kind over 70 days, with purchases at odd prices (zero, huge, NaN)."""
+    rng = random.Random(seed)
+    kinds = ["view", "click", "add_to_cart", "purchase", "impression", "search"]
+    return [
+        EventIn(
+            f"e{i}",
+            "u",
+            kind := rng.choice(kinds),
+            "" if kind == "search" else rng.choice(["toy", "book", "gone"]),
+            rng.choice([0.0, 1.0, 1.0]) + rng.randrange(70) * DAY_S + rng.random(),
+            rng.choice([0, 1, 3]),
+            rng.choice([0.0, 9.5, 2e12, math.nan]),
+        )
+        for i in range(n)
+    ]
+
+
+def test_folding_a_users_events_at_once_equals_one_at_a_time() -> None:
+    for seed in range(5):
+        events = mixed_events(300, seed)
+        one_by_one = build(events)
+        at_once = ProfileState()
+        apply_events(at_once, [(e, FACTS.get(e.item_id)) for e in events], HL)
+        assert at_once.to_json() == one_by_one.to_json()
+        # In two goes from a stored state, as ingest does batch after batch.
+        split = ProfileState()
+        apply_events(split, [(e, FACTS.get(e.item_id)) for e in events[:120]], HL)
+        split = ProfileState.from_json(json.loads(json.dumps(split.to_json())))
+        apply_events(split, [(e, FACTS.get(e.item_id)) for e in events[120:]], HL)
+        assert split.to_json() == one_by_one.to_json()
+
+
+def test_daily_counts_keep_the_same_30_days_whatever_the_order() -> None:
+    # A view 40 days before an impression: in time order the impression moves the window past
+    # the view's day; arriving first, it leaves the late view outside. Either way: no view day.
+    view, impression = ev(1, "view", "toy", 0.0), ev(2, "impression", "toy", 40 * DAY_S)
+    assert build([view, impression]).daily_counts == {}
+    assert build([impression, view]).daily_counts == {}
+    events = mixed_events(200, seed=11)
+    reference = build(sorted(events, key=lambda e: e.event_time))
+    newest_day = int(reference.last_time // DAY_S)
+    assert reference.daily_counts and all(
+        newest_day - int(day) < 30 for day in reference.daily_counts
+    )
+    for seed in range(5):
+        shuffled = random.Random(seed).sample(events, len(events))
+        state = build(shuffled)
+        assert state.daily_counts == reference.daily_counts
+        assert state.event_count == reference.event_count
+        assert state.categories == pytest.approx(reference.categories)

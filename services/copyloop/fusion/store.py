@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from copyloop.common.errors import AlreadyExists, NotFound
+from copyloop.common.read_cache import ReadCache
 from copyloop.fusion import outbox, schema
 from copyloop.fusion.bandit import LiftStats
 from copyloop.fusion.experiments import ArmCounts, SliceCounts
@@ -136,41 +136,15 @@ class _Assigned:
     assign_time: float
 
 
-CACHE_MAX_ENTRIES = 200_000  # per read cache; cleared whole past this (a crude bound)
 EXPOSURE_TTL_S = 30.0
-
-
-class _TTLCache:
-    """What Recommend reads on every call (running experiments, bandit statistics), kept for
-    `ttl_s`. This store's own writes drop the entries they change, so within a replica reads
-    are exact; writes by other replicas show after at most `ttl_s`."""
-
-    def __init__(self, ttl_s: float) -> None:
-        self.ttl_s = ttl_s
-        self._entries: dict[Any, tuple[float, Any]] = {}
-
-    def get(self, key: Any) -> tuple[bool, Any]:
-        """Entries expire together, every `ttl_s` (epochs of the monotonic clock): a call that
-        reads 200 keys then finds all of them, instead of a few expired ones (and a query)
-        on almost every call."""
-        hit = self._entries.get(key)
-        if hit is None or hit[0] // self.ttl_s != time.monotonic() // self.ttl_s:
-            return False, None
-        return True, hit[1]
-
-    def put(self, key: Any, value: Any, stamp: float) -> None:
-        if len(self._entries) >= CACHE_MAX_ENTRIES:
-            self._entries.clear()
-        self._entries[key] = (stamp, value)
-
-    def drop(self, key: Any) -> None:
-        self._entries.pop(key, None)
+ASSIGNED_MAX = 200_000  # assignments remembered as written; forgotten whole past this
 
 
 class FusionStore:
     """With `write_behind_s` > 0 the serve log and assignments are written in batches by a
     background thread (fusion.write_behind); every read of them here writes the queue first.
-    With `cache_ttl_s` > 0 the reads Recommend makes on every call are cached (_TTLCache).
+    With `cache_ttl_s` > 0 the reads Recommend makes on every call are cached (ReadCache: this
+    store's writes drop what they change; other replicas' show within the TTL).
     `close()` writes what is queued and releases the engine."""
 
     def __init__(
@@ -184,11 +158,13 @@ class FusionStore:
             if write_behind_s > 0
             else None
         )
-        self._cache = _TTLCache(cache_ttl_s) if cache_ttl_s > 0 else None
+        self._cache: ReadCache[Any] | None = ReadCache(cache_ttl_s) if cache_ttl_s > 0 else None
         # Per shopper: what was served to them (serve time, item) since the entry was read;
         # this store's own serves are added as they are logged, so it is only re-read (for
         # other replicas' serves) after EXPOSURE_TTL_S.
-        self._exposures = _TTLCache(EXPOSURE_TTL_S) if cache_ttl_s > 0 else None
+        self._exposures: ReadCache[tuple[float, list[tuple[float, str]]]] | None = (
+            ReadCache(EXPOSURE_TTL_S) if cache_ttl_s > 0 else None
+        )
         self._assigned: set[tuple[str, str, str]] = set()  # remembered since start
 
     def close(self) -> None:
@@ -292,9 +268,9 @@ class FusionStore:
         key = ("running", tenant)
         if self._cache is not None:
             hit, value = self._cache.get(key)
-            if hit:
+            if hit and value is not None:
                 return list(value)
-        stamp = time.monotonic()
+        generation = self._cache.generation() if self._cache is not None else 0
         with self._sessions() as session:
             rows = session.execute(
                 select(e)
@@ -303,7 +279,7 @@ class FusionStore:
             )
             found = [_experiment(r) for r in rows]
         if self._cache is not None:
-            self._cache.put(key, found, stamp)
+            self._cache.put(key, found, generation)
         return list(found)
 
     def stop_experiment(self, tenant: str, experiment_id: str) -> ExperimentRecord:
@@ -345,7 +321,7 @@ class FusionStore:
             )
             with self._sessions.begin() as session:
                 session.execute(stmt)
-        if len(self._assigned) >= CACHE_MAX_ENTRIES:
+        if len(self._assigned) >= ASSIGNED_MAX:
             self._assigned.clear()
         self._assigned.add(key)
 
@@ -357,8 +333,8 @@ class FusionStore:
             return
         if self._exposures is not None:
             for r in rows:
-                hit, entry = self._exposures.get((tenant, r.user_id))
-                if hit:
+                _, entry = self._exposures.get((tenant, r.user_id))
+                if entry is not None:
                     entry[1].append((r.serve_time, r.item_id))
         if self._queue is not None:
             self._queue.add([_Served(tenant, rows)])
@@ -400,7 +376,7 @@ class FusionStore:
         b = schema.bandit_stats
         found, missing = self._cached(("stats", tenant, segment), set(creative_ids))
         if missing:
-            stamp = time.monotonic()
+            generation = self._cache.generation() if self._cache is not None else 0
             with self._sessions() as session:
                 rows = session.execute(
                     select(b.c.creative_id, b.c.impressions, b.c.clicks, b.c.expected_clicks).where(
@@ -413,7 +389,7 @@ class FusionStore:
                     r.creative_id: LiftStats(r.impressions, r.clicks, r.expected_clicks)
                     for r in rows
                 }
-            self._remember(("stats", tenant, segment), missing, fresh, stamp)
+            self._remember(("stats", tenant, segment), missing, fresh, generation)
             found.update(fresh)
         return found
 
@@ -439,11 +415,12 @@ class FusionStore:
         prefix: tuple[str, ...],
         asked: set[str],
         fresh: dict[str, LiftStats],
-        stamp: float,
+        generation: int,
     ) -> None:
         if self._cache is not None:
             for key in asked:
-                self._cache.put((*prefix, key), fresh.get(key), stamp)
+                if not self._cache.put((*prefix, key), fresh.get(key), generation):
+                    return  # a write raced this read: keep none of it
 
     def selection_state(
         self,
@@ -475,9 +452,9 @@ class FusionStore:
         wanted = set(item_ids)
         counts: Counter[str] = Counter()
         if self._exposures is not None:
-            hit, entry = self._exposures.get((tenant, user_id))
-            if not hit or since < entry[0]:
-                stamp = time.monotonic()
+            _, entry = self._exposures.get((tenant, user_id))
+            if entry is None or since < entry[0]:
+                generation = self._exposures.generation()
                 with self._held() as pending, self._sessions() as session:
                     seen = [
                         (float(t), item_id)
@@ -497,15 +474,15 @@ class FusionStore:
                     if r.user_id == user_id and r.serve_time >= since
                 ]
                 entry = (since, seen)
-                self._exposures.put((tenant, user_id), entry, stamp)
+                self._exposures.put((tenant, user_id), entry, generation)
             counts.update(item_id for t, item_id in entry[1] if t >= since and item_id in wanted)
             return dict(counts)
         if self._queue is not None:
-            for entry in self._queue.pending():
-                if isinstance(entry, _Served) and entry.tenant == tenant:
+            for queued in self._queue.pending():
+                if isinstance(queued, _Served) and queued.tenant == tenant:
                     counts.update(
                         r.item_id
-                        for r in entry.rows
+                        for r in queued.rows
                         if r.user_id == user_id and r.serve_time >= since and r.item_id in wanted
                     )
         with self._sessions() as session:
@@ -530,7 +507,7 @@ class FusionStore:
         g = schema.bandit_groups
         found, missing = self._cached(("groups", tenant, segment), {a for a in angles if a})
         if missing:
-            stamp = time.monotonic()
+            generation = self._cache.generation() if self._cache is not None else 0
             with self._sessions() as session:
                 rows = session.execute(
                     select(g.c.angle, g.c.impressions, g.c.clicks, g.c.expected_clicks).where(
@@ -542,7 +519,7 @@ class FusionStore:
                 fresh = {
                     r.angle: LiftStats(r.impressions, r.clicks, r.expected_clicks) for r in rows
                 }
-            self._remember(("groups", tenant, segment), missing, fresh, stamp)
+            self._remember(("groups", tenant, segment), missing, fresh, generation)
             found.update(fresh)
         return found
 
@@ -632,9 +609,10 @@ class FusionStore:
             if forward is not None and applied:
                 outbox.enqueue(session, tenant, forward(applied))
         if self._cache is not None:
-            for creative_id, segment, angle in bumps:
-                self._cache.drop(("stats", tenant, segment, creative_id))
-                self._cache.drop(("groups", tenant, segment, angle))
+            self._cache.drop(
+                *[("stats", tenant, segment, creative_id) for creative_id, segment, _ in bumps],
+                *[("groups", tenant, segment, angle) for _, segment, angle in bumps],
+            )
         return applied, duplicate, rejected
 
     def delete_user(

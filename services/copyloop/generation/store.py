@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from copyloop.common import idempotency
 from copyloop.common.errors import FailedPrecondition, NotFound
+from copyloop.common.read_cache import ReadCache
 from copyloop.generation import schema
 
 DRAFT, APPROVED, LIVE, RETIRED = "draft", "approved", "live", "retired"
@@ -112,26 +112,22 @@ class JobRecord:
     creative_status: str = DRAFT
 
 
-POOL_CACHE_MAX_ENTRIES = 100_000
-
-
 class CreativeStore:
     """With `pool_cache_ttl_s` > 0, `by_items` (what every Recommend reads) answers from memory
-    for that long per item. Any write to the pool through this store empties the cache, so a
-    replica sees its own writes at once; other replicas' writes show after at most the TTL."""
+    (ReadCache): any write to the pool through this store empties it, so a replica sees its own
+    writes at once; other replicas' writes show after at most the TTL."""
 
     def __init__(self, engine: Engine, pool_cache_ttl_s: float = 0.0) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self._pool_ttl_s = pool_cache_ttl_s
-        # (tenant, channel, locale, segment, status, max_per_item, item_id, item_version)
-        #   -> (read at, pool generation, records)
-        self._pool_cache: dict[tuple[Any, ...], tuple[float, int, list[CreativeRecord]]] = {}
-        self._pool_generation = 0  # bumped by every write to the pool
+        # (tenant, channel, locale, status, item_id, item_version) -> every segment's creatives
+        self._pool: ReadCache[list[CreativeRecord]] | None = (
+            ReadCache(pool_cache_ttl_s) if pool_cache_ttl_s > 0 else None
+        )
 
     def _pool_changed(self) -> None:
-        self._pool_generation += 1
-        self._pool_cache.clear()
+        if self._pool is not None:
+            self._pool.clear()
 
     def replay(self, tenant: str, key: Idempotency) -> bytes | None:
         """The reply stored for this idempotency key, or None when the key is new (raises
@@ -226,25 +222,23 @@ class CreativeStore:
     ) -> dict[str, list[CreativeRecord]]:
         """Creatives for this segment and for everyone, best first. With the cache: an item's
         pool for every segment is read once and kept, the segment picked here."""
-        if self._pool_ttl_s <= 0:
+        if self._pool is None:
             return self._by_items(tenant, items, channel, locale, segment, status, max_per_item)
-        now, generation = time.monotonic(), self._pool_generation
         prefix = (tenant, channel, locale, status)
         pools: dict[str, list[CreativeRecord]] = {}
         missing = []
         for item in items:
-            hit = self._pool_cache.get((*prefix, *item))
-            if hit is not None and hit[1] == generation and now - hit[0] <= self._pool_ttl_s:
-                pools[item[0]] = hit[2]
+            _, hit = self._pool.get((*prefix, *item))
+            if hit is not None:
+                pools[item[0]] = hit
             else:
                 missing.append(item)
         if missing:
+            generation = self._pool.generation()
             fresh = self._by_items(tenant, missing, channel, locale, None, status, None)
-            if len(self._pool_cache) >= POOL_CACHE_MAX_ENTRIES:
-                self._pool_cache.clear()
-            if self._pool_generation == generation:  # no write while reading
-                for item in missing:
-                    self._pool_cache[(*prefix, *item)] = (now, generation, fresh.get(item[0], []))
+            for item in missing:
+                if not self._pool.put((*prefix, *item), fresh.get(item[0], []), generation):
+                    break  # a write raced this read: keep none of it
             pools.update(fresh)
         found = {}
         for item_id, pool in pools.items():

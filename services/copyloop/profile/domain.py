@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from copyloop.common.db import BlockingRunner, ping
+from copyloop.common.read_cache import ReadCache
 from copyloop.common.tenancy import current_tenant
 from copyloop.profile.catalog import ItemData
-from copyloop.profile.profiles import DAY_S, EventIn, ProfileView, view_profile
+from copyloop.profile.profiles import DAY_S, EventIn, ProfileState, ProfileView, view_profile
 from copyloop.profile.recall import Candidate, RecallWeights, ScoredCandidate, rank_candidates
 from copyloop.profile.segments import label, load_rules
 from copyloop.profile.settings import KNOWN_FIGURES, ProfileSettings
@@ -48,6 +49,10 @@ class ProfileDomain:
         self._pool_cache: dict[
             tuple[str, ItemQuery], tuple[float, list[tuple[StoredItem, float]]]
         ] = {}
+        # What every Recommend reads: its candidates and its shopper's profile state.
+        ttl = settings.read_cache_s
+        self._items: ReadCache[StoredItem | None] | None = ReadCache(ttl) if ttl > 0 else None
+        self._states: ReadCache[ProfileState | None] | None = ReadCache(ttl) if ttl > 0 else None
 
     async def ready(self) -> bool:
         return await self._runner.run(ping, self.store.engine)
@@ -59,19 +64,48 @@ class ProfileDomain:
         self, items: Sequence[ItemData], idempotency_key: str
     ) -> list[WriteResult]:
         tenant = current_tenant()
-        results = await self._runner.run(self.store.upsert_items, tenant, items, idempotency_key)
+        try:
+            results = await self._runner.run(
+                self.store.upsert_items, tenant, items, idempotency_key
+            )
+        finally:
+            if self._items is not None:
+                self._items.drop(*[(tenant, i.item_id) for i in items])
         for key in [k for k in self._pool_cache if k[0] == tenant]:
             self._pool_cache.pop(key, None)
         return results
 
     async def get_items(self, item_ids: Sequence[str]) -> dict[str, StoredItem]:
-        return await self._runner.run(self.store.get_items, current_tenant(), item_ids)
+        tenant = current_tenant()
+        if self._items is None:
+            return await self._runner.run(self.store.get_items, tenant, item_ids)
+        found: dict[str, StoredItem] = {}
+        missing = []
+        for item_id in item_ids:
+            hit, item = self._items.get((tenant, item_id))
+            if not hit:
+                missing.append(item_id)
+            elif item is not None:
+                found[item_id] = item
+        if missing:
+            generation = self._items.generation()
+            fresh = await self._runner.run(self.store.get_items, tenant, missing)
+            for item_id in missing:
+                if not self._items.put((tenant, item_id), fresh.get(item_id), generation):
+                    break  # a catalog write raced this read: keep none of it
+            found.update(fresh)
+        return found
 
     async def list_items(self, query: ItemQuery, after: str, limit: int) -> list[StoredItem]:
         return await self._runner.run(self.store.list_items, current_tenant(), query, after, limit)
 
     async def ingest(self, events: Sequence[tuple[int, EventIn]]) -> IngestResult:
-        return await self._runner.run(self.store.ingest, current_tenant(), events)
+        tenant = current_tenant()
+        try:
+            return await self._runner.run(self.store.ingest, tenant, events)
+        finally:
+            if self._states is not None:
+                self._states.drop(*{(tenant, event.user_id) for _, event in events})
 
     async def ingest_stream(
         self, chunks: AsyncIterator[list[tuple[int, EventIn]]], rejected: IngestResult
@@ -109,7 +143,7 @@ class ProfileDomain:
         return total
 
     async def get_profile(self, user_id: str, now: float | None = None) -> Profile:
-        state = await self._runner.run(self.store.get_state, current_tenant(), user_id)
+        state = await self._state(current_tenant(), user_id)
         view = view_profile(user_id, state, now or time.time(), self.half_life_s, self.bands)
         return Profile(view, [] if view.cold_start else label(self.rules, view.figures()))
 
@@ -154,5 +188,21 @@ class ProfileDomain:
         self._pool_cache[key] = (now, pool)
         return pool
 
+    async def _state(self, tenant: str, user_id: str) -> ProfileState | None:
+        if self._states is None:
+            return await self._runner.run(self.store.get_state, tenant, user_id)
+        hit, state = self._states.get((tenant, user_id))
+        if hit:
+            return state
+        generation = self._states.generation()
+        state = await self._runner.run(self.store.get_state, tenant, user_id)
+        self._states.put((tenant, user_id), state, generation)
+        return state
+
     async def delete_user(self, user_id: str) -> tuple[int, bool]:
-        return await self._runner.run(self.store.delete_user, current_tenant(), user_id)
+        tenant = current_tenant()
+        try:
+            return await self._runner.run(self.store.delete_user, tenant, user_id)
+        finally:
+            if self._states is not None:
+                self._states.drop((tenant, user_id))

@@ -31,6 +31,14 @@ class ProfileSettings(ServiceSettings):
     recall_cache_s: float = Field(
         2.0, ge=0, le=300, description="How long recall reuses the filtered catalog (0 = never)."
     )
+    read_cache_s: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="How long GetItems and GetUserProfile answer from memory (0 = never). This "
+        "replica's catalog writes and ingested events drop what they change at once; other "
+        "replicas' writes show after at most this.",
+    )
     ingest_commit_batch: int = Field(
         5000, ge=1, le=100_000, description="Events per transaction when streaming."
     )

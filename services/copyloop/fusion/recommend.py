@@ -71,6 +71,8 @@ class Slot:
     popularity_rank: int
     options: list[CopyOption] = field(default_factory=list)
     scores: list[prediction_pb2.CandidateScore] = field(default_factory=list)
+    # What Score was sent for each option: logged with the impression as it was scored.
+    scored: list[prediction_pb2.ScoreCandidate] = field(default_factory=list)
 
 
 @dataclass
@@ -240,7 +242,7 @@ class Recommender:
                     copy_source=F.CopySource.Name(option.source),
                     model_version=model_version,
                     serve_time=now,
-                    features=_served_features(snapshot, slot.item, pick),
+                    features=_served_features(snapshot, slot, pick),
                     angle=option.angle,
                 )
             )
@@ -500,7 +502,7 @@ class Recommender:
         candidates = []
         for s in slots:
             item = scoring_item(s.item)  # once per item, not per copy option
-            candidates += [
+            s.scored = [
                 prediction_pb2.ScoreCandidate(
                     item=item,
                     creative_id=o.creative_id,
@@ -509,6 +511,7 @@ class Recommender:
                 )
                 for o in s.options
             ]
+            candidates += s.scored
         scores: list[prediction_pb2.CandidateScore]
         try:
             reply = await self.down.prediction.Score(
@@ -714,12 +717,17 @@ def request_snapshot(req: F.RecommendRequest, profile: common_pb2.UserProfile) -
     }
 
 
-def _served_features(snapshot: dict[str, Any], item: common_pb2.Item, pick: Pick) -> dict[str, Any]:
-    """What PredictionService needs to log this impression exactly as it was served, with the
+def _served_features(snapshot: dict[str, Any], slot: Slot, pick: Pick) -> dict[str, Any]:
+    """What PredictionService needs to log this impression exactly as it was scored (the
+    candidate Score saw, popularity included: training sees what serving saw), with the
     choice's propensity and the copy not chosen (for propensity weighting and off-policy
     estimates)."""
-    candidate = prediction_pb2.ScoreCandidate(
-        item=item, creative_id=pick.option.creative_id, copy_text=pick.option.text
+    candidate = next(
+        (c for c in slot.scored if c.creative_id == pick.option.creative_id), None
+    ) or prediction_pb2.ScoreCandidate(
+        item=scoring_item(slot.item),
+        creative_id=pick.option.creative_id,
+        copy_text=pick.option.text,
     )
     return {
         **snapshot,

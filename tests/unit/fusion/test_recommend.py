@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import json_format
 from sqlalchemy import select
 
 from copyloop.common import tenancy
@@ -350,6 +351,12 @@ async def test_all_healthy_serves_pool_copy_scored_by_the_model(harness: Harness
         assert row.copy_source == "COPY_SOURCE_POOL"
         assert row.model_version == MODEL_VERSION
         assert (row.experiment_id, row.arm_id) == ("", "")
+        # The impression is logged as it was scored: the candidate Score was sent (the item's
+        # scoring fields and its popularity), so training sees what serving saw.
+        sent = next(c for c in scored.request.candidates if c.creative_id == row.creative_id)
+        logged = json_format.ParseDict(row.features["candidate"], prediction_pb2.ScoreCandidate())
+        assert logged == sent and logged.item_popularity > 0
+    assert all(not c.item.title for c in scored.request.candidates)  # only what Score reads
 
 
 async def test_candidate_ids_are_read_instead_of_recalled(harness: Harness) -> None:

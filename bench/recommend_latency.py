@@ -33,6 +33,8 @@ from copyloop.v1 import (
     fusion_pb2_grpc,
     generation_pb2,
     generation_pb2_grpc,
+    prediction_pb2,
+    prediction_pb2_grpc,
     profile_pb2_grpc,
 )
 
@@ -43,11 +45,12 @@ CTX = common_pb2.Context(
 )
 
 
-async def prepare(addresses: dict[str, str], items: int) -> list[str]:
+async def prepare(addresses: dict[str, str], items: int, train_sessions: int) -> list[str]:
     async with (
         grpc.aio.insecure_channel(addresses["profile"]) as pc,
         grpc.aio.insecure_channel(addresses["generation"]) as gc,
         grpc.aio.insecure_channel(addresses["fusion"]) as fc,
+        grpc.aio.insecure_channel(addresses["prediction"]) as pdc,
     ):
         profile, generation = (
             profile_pb2_grpc.ProfileServiceStub(pc),
@@ -79,6 +82,27 @@ async def prepare(addresses: dict[str, str], items: int) -> list[str]:
                     generation_pb2.GetPregenerationJobRequest(job_id=job.job_id), metadata=META
                 )
             ).job
+        if train_sessions:
+            # As in production: a trained CTR/CVR model scores (embedding the copy, attributing
+            # top features), not the cold-start prior an empty platform starts with.
+            await sim.run(train_sessions, concurrency=4)
+            fusion = fusion_pb2_grpc.FusionServiceStub(fc)
+            retrain = await fusion.RetrainModel(
+                fusion_pb2.RetrainModelRequest(window_days=1), metadata=META, timeout=1800
+            )
+            print(
+                f"trained on {train_sessions} sessions: {retrain.model_version} "
+                f"promoted={retrain.promoted} ({retrain.reason})"
+            )
+            if not retrain.promoted and retrain.model_version:
+                # This measures speed: a model scores here even where the gate would keep the
+                # prior (a few hundred simulated sessions rarely beat popularity).
+                prediction = prediction_pb2_grpc.PredictionServiceStub(pdc)
+                await prediction.PromoteModel(
+                    prediction_pb2.PromoteModelRequest(version=retrain.model_version, force=True),
+                    metadata=META,
+                )
+                print(f"  promoted {retrain.model_version} with force, to measure a model")
         return [s.shopper_id for s in market.shoppers]
 
 
@@ -93,12 +117,14 @@ async def measure(
     async with grpc.aio.insecure_channel(fusion_addr) as channel:
         stub = fusion_pb2_grpc.FusionServiceStub(channel)
         for _ in range(3):  # warm the connections and caches
-            await stub.Recommend(
+            warm = await stub.Recommend(
                 fusion_pb2.RecommendRequest(
                     user_id=users[0], context=CTX, n=10, candidate_item_ids=item_ids[:50]
                 ),
                 metadata=META,
             )
+        if concurrency == 1:
+            print(f"scored by {warm.recommendations[0].model_version}")
         deadline = time.perf_counter() + seconds
 
         async def worker() -> None:
@@ -205,7 +231,7 @@ async def bench(args: argparse.Namespace) -> None:
     figures: dict[str, dict[str, float | int]] = {}
     profiles: dict[str, list[tuple[str, float, float]]] = {}
     try:
-        users = await prepare(addresses, args.items)
+        users = await prepare(addresses, args.items, args.train_sessions)
         item_ids = [i.item_id for i in generate_catalog(args.items)]
         processes = "one process" if args.in_process else "four processes"
         print(
@@ -276,6 +302,12 @@ def main() -> None:
     parser.add_argument("--in-process", action="store_true")
     parser.add_argument("--base-port", type=int, default=56051)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser.add_argument(
+        "--train-sessions",
+        type=int,
+        default=400,
+        help="simulated sessions to train the CTR/CVR model on before measuring (0 = the prior)",
+    )
     parser.add_argument(
         "--profile", type=Path, help="py-spy every service at the highest concurrency into DIR"
     )

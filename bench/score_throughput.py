@@ -176,8 +176,25 @@ def context_proto(c: ContextFeatures) -> common_pb2.Context:
     )
 
 
+FULL_ITEMS = False  # --full-items: whole catalog items, as FusionService sent them before
+
+
 def candidate_proto(item: ItemFeatures, copy: CopyFeatures) -> P.ScoreCandidate:
-    """A candidate as FusionService sends it: the whole catalog item from ProfileService."""
+    """A candidate as FusionService sends it: the item fields Score reads (recommend.
+    scoring_item), or with --full-items the whole catalog item (what it sent before)."""
+    if not FULL_ITEMS:
+        return P.ScoreCandidate(
+            item=common_pb2.Item(
+                item_id=item.item_id,
+                brand=item.brand,
+                category_path=list(item.category_path),
+                price=item.price,
+                list_price=item.list_price,
+            ),
+            creative_id=copy.creative_id,
+            copy_text=copy.text,
+            item_popularity=item.popularity,
+        )
     leaf = item.category_path[-1] if item.category_path else "item"
     return P.ScoreCandidate(
         item=common_pb2.Item(
@@ -459,6 +476,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--candidates", type=int, default=1_000)
     parser.add_argument(
+        "--full-items",
+        action="store_true",
+        help="send whole catalog items (title, attributes, selling points) as FusionService "
+        "did before it sent only the fields Score reads",
+    )
+    parser.add_argument(
         "--small-candidates", type=int, default=200, help="a Recommend-sized call (0 = skip)"
     )
     parser.add_argument(
@@ -473,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="profile the RPC path's steps")
     parser.add_argument("--top", type=int, default=25, help="cProfile entries to print")
     args = parser.parse_args(argv)
+    global FULL_ITEMS
+    FULL_ITEMS = args.full_items
 
     embedder: CachedEmbedder = (
         MiniLMEmbedder() if args.embedder == "minilm" else HashingEmbedder(64)

@@ -52,19 +52,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from copyloop.common.db import make_engine
 from copyloop.demo.catalog import generate_catalog
 from copyloop.demo.loader import event_to_proto, load_catalog
 from copyloop.demo.shoppers import DemoEvent, generate_events, make_shoppers
 from copyloop.profile import schema
-from copyloop.profile.main import start_profile_service
+from copyloop.profile.main import ProfileService, start_profile_service
 from copyloop.profile.settings import ProfileSettings
 from copyloop.v1 import profile_pb2, profile_pb2_grpc
 
@@ -98,17 +105,70 @@ def make_events(n: int, prefix: str) -> list[DemoEvent]:
     return out
 
 
+def start_server_process(url: str, tenant: str) -> tuple[subprocess.Popen[bytes], str]:
+    """ProfileService as deployed: its own process (`python -m copyloop.profile.main`), so the
+    load generator's CPU is not the service's and the figures are the service's alone."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "COPYLOOP_API_KEYS": f"{KEY}:{tenant}",
+        "COPYLOOP_LOG_LEVEL": "WARNING",
+        "COPYLOOP_PROFILE_HOST": "127.0.0.1",
+        "COPYLOOP_PROFILE_PORT": str(port),
+        "COPYLOOP_PROFILE_METRICS_PORT": "0",
+        "COPYLOOP_PROFILE_DATABASE_URL": url,
+    }
+    server = subprocess.Popen([sys.executable, "-m", "copyloop.profile.main"], env=env)
+    address = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                if status == health_pb2.HealthCheckResponse.SERVING:
+                    return server, address
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError("ProfileService did not start")
+            time.sleep(0.2)
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU time the server process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def bench(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
         # A tenant of its own per run: on a shared --database-url, runs neither see each other's
         # event ids as duplicates nor leave rows behind (deleted at the end).
         tenant = f"bench-{uuid.uuid4().hex[:12]}"
-        service = await start_profile_service(
-            ProfileSettings(port=0, database_url=url, api_keys=f"{KEY}:{tenant}")
-        )
+        service: ProfileService | None = None
+        server: subprocess.Popen[bytes] | None = None
+        if args.in_process:
+            service = await start_profile_service(
+                ProfileSettings(port=0, database_url=url, api_keys=f"{KEY}:{tenant}")
+            )
+            address = service.address
+
+            def cpu_seconds() -> float:
+                return time.process_time()
+        else:
+            server, address = start_server_process(url, tenant)
+            pid = server.pid
+
+            def cpu_seconds() -> float:
+                return server_cpu_seconds(pid)
+
         channel = grpc.aio.insecure_channel(
-            service.address, options=[("grpc.max_send_message_length", 64 << 20)]
+            address, options=[("grpc.max_send_message_length", 64 << 20)]
         )
         stub = profile_pb2_grpc.ProfileServiceStub(channel)
         await load_catalog(stub, generate_catalog(240), META)
@@ -122,14 +182,14 @@ async def bench(args: argparse.Namespace) -> None:
         }
 
         events = [event_to_proto(e) for e in make_events(args.events, "s")]
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu = time.perf_counter(), cpu_seconds()
 
         async def chunks():
             for i in range(0, len(events), args.chunk):
                 yield profile_pb2.IngestEventStreamRequest(events=events[i : i + args.chunk])
 
         reply = await stub.IngestEventStream(chunks(), metadata=META)
-        took, cpu = time.perf_counter() - started, time.process_time() - cpu
+        took, cpu = time.perf_counter() - started, cpu_seconds() - cpu
         assert reply.summary.accepted == len(events), reply.summary
         figures["stream_events_per_s"] = round(len(events) / took)
         figures["stream_cpu_us_per_event"] = round(cpu / len(events) * 1e6, 2)
@@ -143,13 +203,13 @@ async def bench(args: argparse.Namespace) -> None:
         )
 
         events = [event_to_proto(e) for e in make_events(args.events, "b")]
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu = time.perf_counter(), cpu_seconds()
         for i in range(0, len(events), args.batch):
             r = await stub.IngestEvents(
                 profile_pb2.IngestEventsRequest(events=events[i : i + args.batch]), metadata=META
             )
             assert r.summary.rejected == 0
-        took, cpu = time.perf_counter() - started, time.process_time() - cpu
+        took, cpu = time.perf_counter() - started, cpu_seconds() - cpu
         figures["unary_events_per_s"] = round(len(events) / took)
         figures["unary_cpu_us_per_event"] = round(cpu / len(events) * 1e6, 2)
         rows.append(
@@ -201,12 +261,18 @@ async def bench(args: argparse.Namespace) -> None:
             )
         )
         await channel.close()
+        if service is not None:
+            await service.stop(0)
+        if server is not None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
         if args.database_url:
-            with service.domain.store.engine.begin() as conn:
+            engine = make_engine(url)
+            with engine.begin() as conn:
                 for table in reversed(schema.metadata.sorted_tables):
                     if "tenant_id" in table.c:
                         conn.execute(table.delete().where(table.c.tenant_id == tenant))
-        await service.stop(0)
+            engine.dispose()
 
     width = max(len(r[0]) for r in rows)
     print(f"\nProfileService on {url.split(':')[0]}  ({args.events} events per ingest run)")
@@ -226,6 +292,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0, help="GetUserProfile run time")
     parser.add_argument("--database-url", default="", help="default: a temporary SQLite file")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the service in this process (CPU per event then includes the client's)",
+    )
     asyncio.run(bench(parser.parse_args()))
 
 

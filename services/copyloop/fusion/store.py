@@ -374,22 +374,35 @@ class FusionStore:
     ) -> dict[str, LiftStats]:
         """What was observed per creative for shoppers of `segment`."""
         b = schema.bandit_stats
-        found, missing = self._cached(("stats", tenant, segment), set(creative_ids))
+        return self._lift_stats(
+            ("stats", tenant, segment), set(creative_ids), b, b.c.creative_id, tenant, segment
+        )
+
+    def _lift_stats(
+        self,
+        prefix: tuple[str, ...],
+        keys: set[str],
+        table: Table,
+        key_column: Any,
+        tenant: str,
+        segment: str,
+    ) -> dict[str, LiftStats]:
+        """Counts per key of `table` for (tenant, segment): cached ones, the rest in one query."""
+        found, missing = self._cached(prefix, keys)
         if missing:
             generation = self._cache.generation() if self._cache is not None else 0
             with self._sessions() as session:
                 rows = session.execute(
-                    select(b.c.creative_id, b.c.impressions, b.c.clicks, b.c.expected_clicks).where(
-                        b.c.tenant_id == tenant,
-                        b.c.segment == segment,
-                        b.c.creative_id.in_(sorted(missing)),
+                    select(
+                        key_column, table.c.impressions, table.c.clicks, table.c.expected_clicks
+                    ).where(
+                        table.c.tenant_id == tenant,
+                        table.c.segment == segment,
+                        key_column.in_(sorted(missing)),
                     )
                 )
-                fresh = {
-                    r.creative_id: LiftStats(r.impressions, r.clicks, r.expected_clicks)
-                    for r in rows
-                }
-            self._remember(("stats", tenant, segment), missing, fresh, generation)
+                fresh = {key: LiftStats(n, c, e) for key, n, c, e in rows}
+            self._remember(prefix, missing, fresh, generation)
             found.update(fresh)
         return found
 
@@ -505,23 +518,8 @@ class FusionStore:
     ) -> dict[str, LiftStats]:
         """What was observed per copy angle for shoppers of `segment`, pooled over creatives."""
         g = schema.bandit_groups
-        found, missing = self._cached(("groups", tenant, segment), {a for a in angles if a})
-        if missing:
-            generation = self._cache.generation() if self._cache is not None else 0
-            with self._sessions() as session:
-                rows = session.execute(
-                    select(g.c.angle, g.c.impressions, g.c.clicks, g.c.expected_clicks).where(
-                        g.c.tenant_id == tenant,
-                        g.c.segment == segment,
-                        g.c.angle.in_(sorted(missing)),
-                    )
-                )
-                fresh = {
-                    r.angle: LiftStats(r.impressions, r.clicks, r.expected_clicks) for r in rows
-                }
-            self._remember(("groups", tenant, segment), missing, fresh, generation)
-            found.update(fresh)
-        return found
+        wanted = {a for a in angles if a}
+        return self._lift_stats(("groups", tenant, segment), wanted, g, g.c.angle, tenant, segment)
 
     def apply_outcomes(
         self,

@@ -7,6 +7,7 @@ unless a read asks for it) and the per-call reads cached, which must answer the 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
@@ -58,12 +59,9 @@ def test_every_copy_source_and_the_longest_creative_id_are_logged(
     assert store.bandit_stats("tenant-a", [creative_id], "bargain_hunter") == {}
 
 
-def test_outcomes_feed_the_bandit_lift_the_angle_groups_and_per_user_report_sums(
-    store: FusionStore,
-) -> None:
-    """One transaction per ReportOutcome: the creative's and its (segment, angle)'s observed
-    and expected clicks, and the experiment's per-user sums its clustered intervals need."""
-    rows = [
+def served_rows() -> list[ServedRow]:
+    """Three serves each of u1 (creative cr-1) and u2 (cr-2), for bargain hunters, angle value."""
+    return [
         ServedRow(
             impression_id=f"im_{user}_{n}",
             request_id=f"rq_{user}_{n}",
@@ -85,6 +83,14 @@ def test_outcomes_feed_the_bandit_lift_the_angle_groups_and_per_user_report_sums
         for user, creative in (("u1", "cr-1"), ("u2", "cr-2"))
         for n in range(3)
     ]
+
+
+def test_outcomes_feed_the_bandit_lift_the_angle_groups_and_per_user_report_sums(
+    store: FusionStore,
+) -> None:
+    """One transaction per ReportOutcome: the creative's and its (segment, angle)'s observed
+    and expected clicks, and the experiment's per-user sums its clustered intervals need."""
+    rows = served_rows()
     # Read first, so a cache that outcomes and serves failed to update would answer stale.
     assert store.bandit_stats("tenant-a", ["cr-1", "cr-2"], "bargain_hunter") == {}
     assert store.bandit_groups("tenant-a", "bargain_hunter", ["value"]) == {}
@@ -117,21 +123,12 @@ def test_what_the_write_behind_holds_is_written_on_close(database_url: str) -> N
     engine = make_engine(database_url)
     migrate(engine, MIGRATIONS, "alembic_version_fusion")
     queued = FusionStore(engine, write_behind_s=3600.0)
-    row = ServedRow(
+    row = replace(
+        served_rows()[0],
         impression_id="im_close",
         request_id="rq_close",
         user_id="u-close",
-        item_id="sku-1",
-        creative_id="cr-1",
-        segment="",
         experiment_id="exp-close",
-        arm_id="a",
-        p_ctr=0.04,
-        p_cvr=0.05,
-        price=9.99,
-        copy_source="COPY_SOURCE_POOL",
-        model_version="v1",
-        serve_time=1_700_000_000.0,
         features={"profile": {"user_id": "u-close"}, "candidate": {"creative_id": "cr-1"}},
     )
     queued.log_served("tenant-c", [row])

@@ -168,9 +168,13 @@ class FusionStore:
         self._assigned: set[tuple[str, str, str]] = set()  # remembered since start
 
     def close(self) -> None:
-        if self._queue is not None:
-            self._queue.close()
-        self.engine.dispose()
+        """Writes what the write-behind holds (retrying a failing database for a while), then
+        releases the engine."""
+        try:
+            if self._queue is not None:
+                self._queue.close()
+        finally:
+            self.engine.dispose()
 
     @contextmanager
     def _held(self) -> Iterator[list[_Served | _Assigned]]:

@@ -3,15 +3,17 @@ by a background thread in one transaction every `interval_s`, so a reply never w
 database's write lock and many requests share one commit.
 
 Nothing is lost on an orderly stop: `close()` writes what is queued (SIGTERM -> the service's
-stop -> the store's close). A failed write keeps its entries, first in line, and is retried
-with backoff; past `max_pending` entries the caller writes itself, which pushes back on
-Recommend instead of growing memory without bound. Readers that need what was served (outcomes,
-deletions, reports) call `flush()` first, so within a process nothing is ever missing."""
+stop -> the store's close), retrying a failing database for a while. A failed write keeps its
+entries, first in line, and is retried with backoff; past `max_pending` entries the caller
+writes itself, which pushes back on Recommend instead of growing memory without bound. Readers
+that need what was served (outcomes, deletions, reports) call `flush()` first, so within a
+process nothing is ever missing."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar
@@ -77,11 +79,23 @@ class WriteBehind(Generic[T]):
                     self._pending[:0] = batch
                 raise
 
-    def close(self) -> None:
-        """Stops the thread and writes the rest (raises if the database refuses it)."""
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stops the thread and writes the rest, retrying a failing write for up to
+        `timeout_s` (a database blip during shutdown); raises if it still fails."""
         self._stop.set()
         self._thread.join()
-        self.flush()
+        deadline = time.monotonic() + timeout_s
+        wait = 0.1
+        while True:
+            try:
+                self.flush()
+                return
+            except Exception:
+                if time.monotonic() + wait > deadline:
+                    log.error("serve log: %d rows could not be written at stop", len(self._pending))
+                    raise
+                time.sleep(wait)
+                wait = min(MAX_BACKOFF_S, wait * 2)
 
     def _run(self) -> None:
         wait = self._interval

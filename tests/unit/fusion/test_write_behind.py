@@ -82,3 +82,23 @@ def test_a_reader_holding_the_queue_sees_each_entry_once() -> None:
     writer.join(timeout=5)
     assert sink.batches == [[1, 2]]
     queue.close()
+
+
+def test_close_retries_a_database_that_comes_back_during_shutdown() -> None:
+    sink = Sink()
+    sink.down = True
+    queue = WriteBehind(sink.write, interval_s=3600)
+    queue.add([1, 2])
+    threading.Timer(0.3, lambda: setattr(sink, "down", False)).start()
+    queue.close(timeout_s=10)
+    assert sink.batches == [[1, 2]]
+
+
+def test_close_gives_up_on_a_database_that_stays_down() -> None:
+    sink = Sink()
+    sink.down = True
+    queue = WriteBehind(sink.write, interval_s=3600)
+    queue.add([1])
+    with pytest.raises(ConnectionError):
+        queue.close(timeout_s=0.3)
+    assert queue.pending() == [1]

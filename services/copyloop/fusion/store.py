@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -137,6 +138,7 @@ class _Assigned:
 
 
 EXPOSURE_TTL_S = 30.0
+UNKNOWN_IMPRESSION = "impression_id: unknown impression"
 ASSIGNED_MAX = 200_000  # assignments remembered as written; forgotten whole past this
 
 
@@ -158,6 +160,8 @@ class FusionStore:
             if write_behind_s > 0
             else None
         )
+        # How long an outcome waits for a serve another replica may still hold (apply_outcomes).
+        self._serve_grace_s = max(0.25, 5 * write_behind_s)
         self._cache: ReadCache[Any] | None = ReadCache(cache_ttl_s) if cache_ttl_s > 0 else None
         # Per shopper: what was served to them (serve time, item) since the entry was read;
         # this store's own serves are added as they are logged, so it is only re-read (for
@@ -533,8 +537,29 @@ class FusionStore:
     ) -> tuple[list[AppliedOutcome], int, list[tuple[OutcomeIn, str]]]:
         """Stores new outcomes, updates bandit statistics and queues what `forward` makes of
         the applied outcomes in the outbox, all in one transaction.
-        Returns (applied, duplicate count, rejected with reasons)."""
-        self.flush()  # an impression served a moment ago may still be queued
+        Returns (applied, duplicate count, rejected with reasons).
+
+        With the write-behind, another replica may not have written a serve it answered a
+        moment ago: outcomes for impressions not found get a short grace (a few of its flush
+        intervals) and one more try before they are rejected as unknown."""
+        self.flush()  # an impression this replica served a moment ago may still be queued
+        applied, duplicate, rejected = self._apply_outcomes(tenant, events, forward)
+        unknown = [e for e, why in rejected if why.startswith(UNKNOWN_IMPRESSION)]
+        if unknown and self._queue is not None:
+            time.sleep(self._serve_grace_s)
+            more, more_duplicate, still = self._apply_outcomes(tenant, unknown, forward)
+            retried = {id(e) for e in unknown}
+            applied += more
+            duplicate += more_duplicate
+            rejected = [r for r in rejected if id(r[0]) not in retried] + still
+        return applied, duplicate, rejected
+
+    def _apply_outcomes(
+        self,
+        tenant: str,
+        events: Sequence[OutcomeIn],
+        forward: Callable[[Sequence[AppliedOutcome]], Sequence[outbox.OutboxMessage]] | None,
+    ) -> tuple[list[AppliedOutcome], int, list[tuple[OutcomeIn, str]]]:
         o, s, sr = schema.outcomes, schema.served, schema.served_requests
         applied: list[AppliedOutcome] = []
         rejected: list[tuple[OutcomeIn, str]] = []
@@ -581,7 +606,7 @@ class FusionStore:
                     continue
                 row = served_rows.get(e.impression_id)
                 if row is None:
-                    rejected.append((e, f"impression_id: unknown impression {e.impression_id!r}"))
+                    rejected.append((e, f"{UNKNOWN_IMPRESSION} {e.impression_id!r}"))
                     continue
                 if e.request_id and e.request_id != row.request_id:
                     rejected.append((e, "request_id: does not match the impression's request"))

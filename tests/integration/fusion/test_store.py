@@ -145,3 +145,27 @@ def test_what_the_write_behind_holds_is_written_on_close(database_url: str) -> N
         assert reader.arm_counts("tenant-c", "exp-close")["a"].users == 1
     finally:
         reader.close()
+
+
+def test_an_outcome_waits_briefly_for_a_serve_another_replica_still_holds(
+    database_url: str,
+) -> None:
+    """Two fusion replicas on one database: the outcome reaches B while A's write-behind still
+    holds the serve. B gives it a few of A's flush intervals instead of rejecting it."""
+    engine = make_engine(database_url)
+    migrate(engine, MIGRATIONS, "alembic_version_fusion")
+    a = FusionStore(engine, write_behind_s=0.05)
+    b = FusionStore(make_engine(database_url), write_behind_s=0.2)  # grace: 1 s
+    try:
+        row = served_rows()[0]
+        a.log_served("tenant-r", [row])
+        event = OutcomeIn(0, "ev-r", row.request_id, row.impression_id, "impression", 0.0, 0.0)
+        unknown = OutcomeIn(1, "ev-x", "", "im_never_served", "impression", 0.0, 0.0)
+        applied, _, rejected = b.apply_outcomes("tenant-r", [event, unknown])
+        assert [x.outcome.event_id for x in applied] == ["ev-r"]
+        assert [(e.event_id, why) for e, why in rejected] == [
+            ("ev-x", "impression_id: unknown impression 'im_never_served'")
+        ]
+    finally:
+        a.close()
+        b.close()

@@ -8,7 +8,6 @@ Without it the logs grew about 5 GB an hour at 20 Recommend/s."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -20,6 +19,7 @@ from sqlalchemy import Column, Engine, Table, delete, select
 
 from copyloop.common.config import ServiceSettings
 from copyloop.common.observability import REGISTRY
+from copyloop.common.periodic import Periodic
 
 log = logging.getLogger("copyloop.retention")
 DAY_S = 86_400.0
@@ -99,7 +99,15 @@ class RetentionTask:
         self.service = service
         self.settings = settings
         self._prune = prune
-        self._task: asyncio.Task[None] | None = None
+        # A database blip fails one run; the next catches up (batches are independent).
+        self._periodic = Periodic(
+            f"{service}-retention",
+            settings.retention_interval_s,
+            lambda: asyncio.to_thread(self.run_once),
+            log,
+            "retention run failed",
+            {"service": service},
+        )
 
     def run_once(self, now: float | None = None) -> Pruned:
         """Prunes everything older than the window now; returns the rows deleted per table."""
@@ -124,22 +132,8 @@ class RetentionTask:
         return pruned
 
     def start(self) -> None:
-        if self.settings.retention_days > 0 and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name=f"{self.service}-retention")
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.retention_interval_s)
-            try:
-                await asyncio.to_thread(self.run_once)
-            except Exception:
-                # A database blip: the next run catches up (batches are independent).
-                log.warning("retention run failed", exc_info=True, extra={"service": self.service})
+        if self.settings.retention_days > 0:
+            self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        await self._periodic.stop()

@@ -21,7 +21,6 @@ more outcomes, or another interval.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from prometheus_client import Counter, Gauge
 
 from copyloop.common.observability import REGISTRY
+from copyloop.common.periodic import Periodic
 from copyloop.prediction.domain import PredictionDomain
 from copyloop.prediction.settings import PredictionSettings
 from copyloop.prediction.training.guardrail import (
@@ -89,7 +89,7 @@ class AutoRetrain:
     decisions: dict[str, RetrainDecision] = field(default_factory=dict)  # last per tenant
     guardrail: dict[str, GuardrailDecision] = field(default_factory=dict)
     _state: dict[str, _TenantState] = field(default_factory=dict)
-    _task: asyncio.Task[None] | None = None
+    _periodic: Periodic | None = None
     _started: float = field(default_factory=time.time)
 
     @property
@@ -100,25 +100,21 @@ class AutoRetrain:
         )
 
     def start(self) -> None:
-        if self.enabled and self._task is None:
+        if self.enabled and self._periodic is None:
             self._started = time.time()
-            self._task = asyncio.create_task(self._loop(), name="prediction-auto-retrain")
+            self._periodic = Periodic(
+                "prediction-auto-retrain",
+                self.settings.auto_retrain_check_s,
+                self.run_once,
+                log,
+                "auto-retrain check failed",
+            )
+            self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.auto_retrain_check_s)
-            try:
-                await self.run_once()
-            except Exception:
-                log.warning("auto-retrain check failed", exc_info=True)
+        if self._periodic is not None:
+            await self._periodic.stop()
+            self._periodic = None
 
     async def run_once(self, now: float | None = None) -> None:
         """One check of every tenant: the guardrail, then the trigger."""

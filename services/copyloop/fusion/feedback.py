@@ -5,6 +5,7 @@ User deletion takes the same path."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from google.protobuf import json_format
@@ -23,7 +24,13 @@ from copyloop.fusion.outbox import (
     Relay,
     to_payload,
 )
-from copyloop.fusion.store import AppliedOutcome, FusionStore, OutcomeIn, UserDeletion
+from copyloop.fusion.store import (
+    UNKNOWN_IMPRESSION,
+    AppliedOutcome,
+    FusionStore,
+    OutcomeIn,
+    UserDeletion,
+)
 from copyloop.v1 import common_pb2, prediction_pb2, profile_pb2
 
 PROFILE_TYPES = {
@@ -65,9 +72,22 @@ class Feedback:
     async def report(
         self, events: Sequence[OutcomeIn]
     ) -> tuple[int, int, list[tuple[OutcomeIn, str]]]:
+        tenant = current_tenant()
         applied, duplicate, rejected = await self.runner.run(
-            self.store.apply_outcomes, current_tenant(), events, forwarding
+            self.store.apply_outcomes, tenant, events, forwarding
         )
+        unknown = [e for e, why in rejected if why.startswith(UNKNOWN_IMPRESSION)]
+        if unknown and self.store.serve_grace_s > 0:
+            # Another replica may still hold the serve in its write-behind: one more try after
+            # its flush, waited here (not on a store thread, which Recommend needs).
+            await asyncio.sleep(self.store.serve_grace_s)
+            more, more_duplicate, still = await self.runner.run(
+                self.store.apply_outcomes, tenant, unknown, forwarding
+            )
+            retried = {id(e) for e in unknown}
+            applied += more
+            duplicate += more_duplicate
+            rejected = [r for r in rejected if id(r[0]) not in retried] + still
         if applied:
             self.notify()
         return len(applied), duplicate, rejected

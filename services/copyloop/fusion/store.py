@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -169,7 +168,8 @@ class FusionStore:
         self._exposures: ReadCache[tuple[float, list[tuple[float, str]]]] | None = (
             ReadCache(EXPOSURE_TTL_S) if cache_ttl_s > 0 else None
         )
-        self._assigned: set[tuple[str, str, str]] = set()  # remembered since start
+        # (tenant, user) -> experiments whose assignment was written since start.
+        self._assigned: dict[tuple[str, str], set[str]] = {}
 
     def close(self) -> None:
         """Writes what the write-behind holds (retrying a failing database for a while), then
@@ -310,8 +310,7 @@ class FusionStore:
     ) -> None:
         """Keeps the first assignment of a user to an experiment (assignment is a pure hash,
         so later ones are the same); each is written once per process."""
-        key = (tenant, experiment_id, user_id)
-        if key in self._assigned:
+        if experiment_id in self._assigned.get((tenant, user_id), ()):
             return
         if self._queue is not None:
             self._queue.add([_Assigned(tenant, experiment_id, user_id, arm_id, now)])
@@ -331,7 +330,7 @@ class FusionStore:
                 session.execute(stmt)
         if len(self._assigned) >= ASSIGNED_MAX:
             self._assigned.clear()
-        self._assigned.add(key)
+        self._assigned.setdefault((tenant, user_id), set()).add(experiment_id)
 
     # ---- serving and outcomes ------------------------------------------------------------
 
@@ -529,6 +528,13 @@ class FusionStore:
         wanted = {a for a in angles if a}
         return self._lift_stats(("groups", tenant, segment), wanted, g, g.c.angle, tenant, segment)
 
+    @property
+    def serve_grace_s(self) -> float:
+        """How long an outcome for an impression not found should wait before it is rejected:
+        with the write-behind, another replica may not have written a serve it answered a
+        moment ago (a few of its flush intervals); 0 without one."""
+        return self._serve_grace_s if self._queue is not None else 0.0
+
     def apply_outcomes(
         self,
         tenant: str,
@@ -537,22 +543,10 @@ class FusionStore:
     ) -> tuple[list[AppliedOutcome], int, list[tuple[OutcomeIn, str]]]:
         """Stores new outcomes, updates bandit statistics and queues what `forward` makes of
         the applied outcomes in the outbox, all in one transaction.
-        Returns (applied, duplicate count, rejected with reasons).
-
-        With the write-behind, another replica may not have written a serve it answered a
-        moment ago: outcomes for impressions not found get a short grace (a few of its flush
-        intervals) and one more try before they are rejected as unknown."""
+        Returns (applied, duplicate count, rejected with reasons; an unknown impression's
+        reason starts with UNKNOWN_IMPRESSION, see `serve_grace_s`)."""
         self.flush()  # an impression this replica served a moment ago may still be queued
-        applied, duplicate, rejected = self._apply_outcomes(tenant, events, forward)
-        unknown = [e for e, why in rejected if why.startswith(UNKNOWN_IMPRESSION)]
-        if unknown and self._queue is not None:
-            time.sleep(self._serve_grace_s)
-            more, more_duplicate, still = self._apply_outcomes(tenant, unknown, forward)
-            retried = {id(e) for e in unknown}
-            applied += more
-            duplicate += more_duplicate
-            rejected = [r for r in rejected if id(r[0]) not in retried] + still
-        return applied, duplicate, rejected
+        return self._apply_outcomes(tenant, events, forward)
 
     def _apply_outcomes(
         self,
@@ -649,7 +643,7 @@ class FusionStore:
         feedback about them still queued, and queues `forward` (the deletion for the other
         services), all in one transaction. Bandit statistics keep only anonymous counts."""
         self.flush()  # so what is queued for the user is deleted too
-        self._assigned = {k for k in self._assigned if k[0] != tenant or k[2] != user_id}
+        self._assigned.pop((tenant, user_id), None)
         if self._exposures is not None:
             self._exposures.drop((tenant, user_id))
         s, o, a, sr = schema.served, schema.outcomes, schema.assignments, schema.served_requests

@@ -12,9 +12,11 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import func, select
 
-from copyloop.common.db import make_engine, migrate
+from copyloop.common import tenancy
+from copyloop.common.db import BlockingRunner, make_engine, migrate
 from copyloop.fusion import schema
 from copyloop.fusion.bandit import LiftStats
+from copyloop.fusion.feedback import Feedback
 from copyloop.fusion.main import MIGRATIONS
 from copyloop.fusion.store import FusionStore, OutcomeIn, ServedRow
 from copyloop.v1 import fusion_pb2
@@ -147,25 +149,30 @@ def test_what_the_write_behind_holds_is_written_on_close(database_url: str) -> N
         reader.close()
 
 
-def test_an_outcome_waits_briefly_for_a_serve_another_replica_still_holds(
+async def test_an_outcome_waits_briefly_for_a_serve_another_replica_still_holds(
     database_url: str,
 ) -> None:
     """Two fusion replicas on one database: the outcome reaches B while A's write-behind still
-    holds the serve. B gives it a few of A's flush intervals instead of rejecting it."""
+    holds the serve. B's ReportOutcome (Feedback) gives it a few flush intervals, waited off the
+    store's threads, instead of rejecting it; an impression never served is still rejected."""
     engine = make_engine(database_url)
     migrate(engine, MIGRATIONS, "alembic_version_fusion")
     a = FusionStore(engine, write_behind_s=0.05)
     b = FusionStore(make_engine(database_url), write_behind_s=0.2)  # grace: 1 s
+    runner = BlockingRunner(workers=1)
+    tokens = tenancy.bind("tenant-r", "rq_test")
     try:
         row = served_rows()[0]
         a.log_served("tenant-r", [row])
         event = OutcomeIn(0, "ev-r", row.request_id, row.impression_id, "impression", 0.0, 0.0)
         unknown = OutcomeIn(1, "ev-x", "", "im_never_served", "impression", 0.0, 0.0)
-        applied, _, rejected = b.apply_outcomes("tenant-r", [event, unknown])
-        assert [x.outcome.event_id for x in applied] == ["ev-r"]
+        applied, duplicate, rejected = await Feedback(b, runner).report([event, unknown])
+        assert (applied, duplicate) == (1, 0)
         assert [(e.event_id, why) for e, why in rejected] == [
             ("ev-x", "impression_id: unknown impression 'im_never_served'")
         ]
     finally:
+        tenancy.unbind(tokens)
+        runner.close()
         a.close()
         b.close()

@@ -18,6 +18,14 @@ lift_g, then lift_c, per arm; the same posterior means rank items, so a learned 
 both the copy choice and the ranking. Without group data the model reduces to the Beta prior
 Beta(p * n + clicks, (1 - p) * n + misses) of plain Thompson sampling with a predicted prior.
 
+The content-effect model (PredictionService's copy_quality, q = r / (1 + r) with r a copy's
+predicted CTR over a typical copy's) tilts the prior between one item's copies:
+`with_copy_effect` multiplies each arm's pCTR *and* its expected clicks by
+m_i = exp(logit q_i - mean_j logit q_j) (the item's copies, centred, capped at +/-25%), so the
+copy choice starts from the text model's view, the item's ranking stays put on average, and
+the creative's own clicks wash the tilt out (its lift is measured against m_i x pCTR too).
+Copies without a quality (0.5, or 0 from a degraded Score) are neutral.
+
 Every choice carries its propensity (the probability the policy had of making it, estimated
 from repeated draws for Thompson sampling), so impressions can be reweighted and other policies
 evaluated off-policy. Greedy and random choosers serve experiment arms that compare the bandit
@@ -31,6 +39,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +58,9 @@ __all__ = [
     "choose_greedy",
     "choose_random",
     "choose_variant",
+    "copy_effect",
+    "copy_effect_among",
+    "copy_effect_multipliers",
     "group_key",
     "lift_posteriors",
     "prior_from_prediction",
@@ -56,6 +68,7 @@ __all__ = [
     "thompson_round",
     "update",
     "win_counts",
+    "with_copy_effect",
 ]
 
 DEFAULT_PSEUDO_COUNT = 50.0
@@ -70,6 +83,10 @@ PROPENSITY_FLOOR = 1.0 / PROPENSITY_DRAWS
 # "exactly 0" or "exactly 1" should not freeze a variant out of (or into) every choice.
 P_MIN = 1e-4
 P_MAX = 1.0 - 1e-4
+# The content-effect tilt of a copy's prior is kept within [1/1.25, 1.25]: the text model was
+# learned on news headlines (Upworthy) and is a weak signal for product copy; a bigger tilt
+# would take many impressions of evidence to undo.
+COPY_EFFECT_MAX = 1.25
 # Smallest / largest allowed prior strength, so a config typo cannot give a degenerate prior.
 PSEUDO_MIN = 1e-2
 PSEUDO_MAX = 1e7
@@ -214,6 +231,72 @@ class SelectionMode(StrEnum):
 
 def _clamp(value: float, low: float, high: float) -> float:
     return min(max(value, low), high)
+
+
+def _quality_logit(quality: float) -> float | None:
+    """logit(q) = the predicted log CTR ratio to a typical copy; None when q is no quality."""
+    if not 0.0 < quality < 1.0 or math.isnan(quality):
+        return None
+    return math.log(quality / (1.0 - quality))
+
+
+def copy_effect_multipliers(qualities: Sequence[float]) -> list[float]:
+    """Per copy of one item, exp(logit q_i - mean logit q) over the copies that have a quality,
+    capped to [1/COPY_EFFECT_MAX, COPY_EFFECT_MAX]; 1 for copies without one (see the module)."""
+    logits = [_quality_logit(q) for q in qualities]
+    known = [x for x in logits if x is not None]
+    if len(known) < 2:
+        return [1.0] * len(qualities)
+    mean = sum(known) / len(known)
+    cap = math.log(COPY_EFFECT_MAX)
+    return [1.0 if x is None else math.exp(_clamp(x - mean, -cap, cap)) for x in logits]
+
+
+def with_copy_effect(arms: Sequence[VariantArm], qualities: Sequence[float]) -> list[VariantArm]:
+    """`arms` (one item's copies) with pCTR and expected clicks scaled by the content-effect
+    multipliers of their copy qualities: a prior tilt that the arm's own data overrides."""
+    if len(arms) != len(qualities):
+        raise ValueError(f"{len(arms)} arms but {len(qualities)} copy qualities")
+    out = []
+    for arm, m in zip(arms, copy_effect_multipliers(qualities), strict=True):
+        if m == 1.0:
+            out.append(arm)
+            continue
+        expected = arm.stats.expected_clicks
+        out.append(
+            VariantArm(
+                arm.creative_id,
+                arm.p_ctr * m,
+                arm.impressions,
+                arm.clicks,
+                expected * m,
+                arm.group,
+            )
+        )
+    return out
+
+
+def copy_effect(chosen: float, others: Sequence[float]) -> float:
+    """Predicted relative CTR change of the chosen copy over the item's other copies, e.g.
+    0.08 = 8% more clicks: exp(logit q_chosen - mean logit q_others) - 1, uncapped; 0 when the
+    model gave no qualities (0.5 everywhere, or missing)."""
+    mine = _quality_logit(chosen)
+    logits = [x for x in map(_quality_logit, others) if x is not None]
+    if mine is None or not logits:
+        return 0.0
+    return math.exp(mine - sum(logits) / len(logits)) - 1.0
+
+
+class _HasCopyQuality(Protocol):
+    @property
+    def copy_quality(self) -> float: ...
+
+
+def copy_effect_among(chosen: _HasCopyQuality, scores: Sequence[_HasCopyQuality]) -> float:
+    """`copy_effect` of `chosen` (one of `scores`, the item's copies' Score results, by
+    identity) over the others."""
+    others = [s.copy_quality for s in scores if s is not chosen]
+    return copy_effect(chosen.copy_quality, others)
 
 
 def prior_from_prediction(

@@ -3,7 +3,9 @@
 Reasons are built only from facts (the user's affinities and price band, the item's data,
 the model's top contributing features), never invented, so every reason can be traced back.
 They are ordered from the most specific to the user down to generic facts: brand affinity,
-category affinity, copy style that works for the user's segment, price band fit, discount,
+category affinity, copy style that works for the user's segment, the content-effect model's
+view of the chosen copy (only when PredictionService has that model loaded and it predicts
+the copy beats the item's other copy by a material margin), price band fit, discount,
 popularity. At most three are returned. Locales: en-US and zh-CN; any "zh*" locale gets
 Chinese, anything else English.
 """
@@ -73,6 +75,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "copy_urgency": "urgency copy works for {segment}",
         "copy_social_proof": "social-proof copy works for {segment}",
         "copy_quality": "quality-focused copy works for {segment}",
+        "copy_effect": "this wording is predicted to beat the item's other copy (+{pct}% clicks)",
         "price_band": "fits your usual price range",
         "discount": "{pct}% off",
         "popular": "popular right now",
@@ -84,6 +87,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "copy_urgency": "限时紧迫类文案对{segment}更有效",
         "copy_social_proof": "口碑类文案对{segment}更有效",
         "copy_quality": "品质类文案对{segment}更有效",
+        "copy_effect": "这条文案预计比该商品的其他文案多{pct}%的点击",
         "price_band": "符合你常买的价位",
         "discount": "{zhe}折优惠",
         "popular": "当下热门",
@@ -109,6 +113,8 @@ class ReasonConfig:
     top_k_affinities: int = 3
     min_discount_pct: int = 5
     popular_rank_max: int = 20
+    # Smallest predicted click gain of the chosen copy over the item's others worth a reason.
+    min_copy_effect: float = 0.05
     bands: PriceBandBounds = field(default_factory=PriceBandBounds)
 
 
@@ -131,6 +137,9 @@ class ReasonEvidence:
     popularity_rank: int | None = None
     segment: str = ""  # the profile's most relevant segment label, e.g. "bargain_hunter"
     top_features: Sequence[str | tuple[str, float]] = ()
+    # Predicted relative CTR gain of the chosen copy over the item's other copies from the
+    # content-effect model (bandit.copy_effect of Score's copy_quality); 0 = no model / none.
+    copy_effect: float = 0.0
 
 
 def price_band(price: float, bounds: PriceBandBounds = PriceBandBounds()) -> str:
@@ -208,6 +217,8 @@ def reasons_for(
     if style:
         names = SEGMENT_NAMES[lang]
         found.append(text[f"copy_{style}"].format(segment=names.get(evidence.segment, names[""])))
+    if evidence.copy_effect >= config.min_copy_effect:
+        found.append(text["copy_effect"].format(pct=round(100 * evidence.copy_effect)))
     if (
         evidence.user_price_band
         and evidence.item_price > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,15 +13,22 @@ from copyloop.common.retention import RetentionTask
 from copyloop.common.server import RunningServer, ServiceSpec, create_server, run_service
 from copyloop.prediction.auto_retrain import AutoRetrain
 from copyloop.prediction.domain import PredictionDomain, make_embedder
+from copyloop.prediction.errors import ModelFormatError
 from copyloop.prediction.retention import retention_task
 from copyloop.prediction.servicer import FULL_NAME, PredictionServicer, warm_up
-from copyloop.prediction.settings import PredictionSettings
+from copyloop.prediction.settings import (
+    CONTENT_MODEL_OFF,
+    DEFAULT_CONTENT_MODEL_DIR,
+    PredictionSettings,
+)
 from copyloop.prediction.store import PredictionStore
 from copyloop.v1 import prediction_pb2_grpc
 
 if TYPE_CHECKING:  # loaded only when a content-effect model is configured (it imports torch)
     from copyloop.prediction.features.text import CachedEmbedder
-    from copyloop.prediction.model.content_effect import ContentEffectModel
+    from copyloop.prediction.serving.scorer import CopyQualityModel
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -46,14 +54,47 @@ class PredictionService:
         self.domain.store.engine.dispose()
 
 
-def load_copy_quality(directory: str, embedder: CachedEmbedder) -> ContentEffectModel | None:
-    """The content-effect model (learned from A/B test history) as the copy-quality signal;
-    it shares the service's text embedder and its cache."""
-    if not directory:
+def content_model_path(setting: str) -> Path | None:
+    """The content-effect model folder to load, or None: "" / "off" / "none" turn it off; the
+    default folder counts only when it holds a model (a fresh clone has none); any other
+    folder must hold one (a wrong path fails the start instead of silently serving 0.5)."""
+    value = setting.strip()
+    if value.lower() in CONTENT_MODEL_OFF:
         return None
+    path = Path(value)
+    if (path / "content_effect.json").is_file():
+        return path
+    if value == DEFAULT_CONTENT_MODEL_DIR:
+        return None
+    raise ModelFormatError(f"content_model_dir {value!r} holds no content_effect.json")
+
+
+def load_copy_quality(setting: str, embedder: CachedEmbedder) -> CopyQualityModel | None:
+    """The content-effect model (learned from A/B test history) as the copy-quality signal:
+    Score's copy_quality is its `quality` (r / (1 + r), r the predicted CTR ratio to a typical
+    headline). It shares the service's text embedder and cache when they match; a model over
+    another embedder gets its own when configured explicitly, and the default folder's model
+    is skipped (a service on the hashing embedder, tests, would otherwise load MiniLM)."""
+    path = content_model_path(setting)
+    if path is None:
+        return None
+    from copyloop.prediction.features.text import make_embedder as embedder_named
     from copyloop.prediction.model.content_effect import ContentEffectModel as Model
 
-    return Model.load(directory, embedder)
+    needed = Model.embedder_of(path)
+    if needed != embedder.name:
+        if setting.strip() == DEFAULT_CONTENT_MODEL_DIR:
+            log.info(
+                "content-effect model %s needs embedder %s, the service uses %s: not loaded",
+                path,
+                needed,
+                embedder.name,
+            )
+            return None
+        embedder = embedder_named(needed)
+    model = Model.load(path, embedder)
+    log.info("content-effect model loaded from %s (ctr slope %.3f)", path, model.ctr_slope)
+    return model.as_copy_quality()
 
 
 async def start_prediction_service(settings: PredictionSettings) -> PredictionService:

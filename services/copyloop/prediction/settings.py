@@ -7,6 +7,10 @@ from pydantic_settings import SettingsConfigDict
 
 from copyloop.common.config import ServiceSettings
 
+# Where `python -m copyloop.prediction.offline.content_effect train` saves the model.
+DEFAULT_CONTENT_MODEL_DIR = "var/models/content_effect"
+CONTENT_MODEL_OFF = frozenset({"", "off", "none"})
+
 
 class PredictionSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="COPYLOOP_PREDICTION_", extra="ignore")
@@ -21,8 +25,12 @@ class PredictionSettings(ServiceSettings):
         description="Copy text embedder: minilm (all-MiniLM-L6-v2) or hashing (fast, tests).",
     )
     content_model_dir: str = Field(
-        "",
-        description="A trained content-effect model (copy quality); 0.5 for every copy when empty.",
+        DEFAULT_CONTENT_MODEL_DIR,
+        description=(
+            "Trained content-effect model (copy quality; `python -m "
+            "copyloop.prediction.offline.content_effect train`). The default is used when it "
+            'exists and the embedder is minilm; "" or "off" = none (copy quality 0.5).'
+        ),
     )
     max_candidates: int = Field(5000, ge=1, le=100_000, description="Candidates per Score call.")
     min_train_impressions: int = Field(

@@ -118,7 +118,9 @@ class CachedEmbedder:
         data = np.load(path, allow_pickle=False)
         if str(data["name"]) != self.name or data["vectors"].ndim != 2:
             return 0
-        keys = [bytes(k) for k in data["keys"]]
+        # numpy's S16 drops trailing NUL bytes on read: pad the 16-byte digests back (a key
+        # ending in 0x00, about 1 in 256, was otherwise never found and re-embedded each run).
+        keys = [bytes(k).ljust(16, b"\0") for k in data["keys"]]
         self.cache.put_many(keys, data["vectors"].astype(np.float32))
         return len(keys)
 

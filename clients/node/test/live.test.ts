@@ -121,6 +121,30 @@ describe("copyloop over gRPC from Node", { skip }, () => {
     );
   });
 
+  test("ListCreativePerformance pages creatives best lift first and checks its page size", async () => {
+    const all = [];
+    let pageToken = "";
+    do {
+      const page = await client.fusion.listCreativePerformance({ pageSize: 2, pageToken });
+      all.push(...page.creatives);
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    const lifts = all.map((c) => c.lift);
+    assert.deepEqual(lifts, [...lifts].sort((a, b) => b - a), "best lift first");
+    for (const c of all) {
+      assert.ok(c.creativeId && c.itemId, `ids of ${JSON.stringify(c)}`);
+      assert.equal(typeof c.impressions, "number");
+      assert.ok(c.impressions >= 1 && c.clicks >= 0 && c.expectedClicks > 0);
+      assert.ok(c.liftInterval && c.liftInterval.lower < c.lift && c.lift < c.liftInterval.upper);
+    }
+    const onePage = await client.fusion.listCreativePerformance({ pageSize: 1000 });
+    assert.deepEqual(onePage.creatives, all, "pages of 2 list what one page of 1000 does");
+
+    const error = await rejection(client.fusion.listCreativePerformance({ pageSize: 1001, minImpressions: -1 }));
+    assert.equal(error.code, GrpcStatus.INVALID_ARGUMENT);
+    assert.deepEqual(new Set(error.fieldViolations.map((v) => v.field)), new Set(["page_size", "min_impressions"]));
+  });
+
   test("the API key is what authenticates: a wrong key is UNAUTHENTICATED", async () => {
     const stranger = new CopyloopClient({ fusionAddress: env.COPYLOOP_FUSION_ADDR, apiKey: "not-a-key" });
     try {

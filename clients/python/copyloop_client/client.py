@@ -22,6 +22,7 @@ from copyloop_client import builders
 from copyloop_client.builders import ArmLike, EventLike, ItemLike
 from copyloop_client.channel import auth_metadata, sync_channels
 from copyloop_client.config import ClientConfig
+from copyloop_client.convert import pin_arm_versions
 from copyloop_client.errors import CopyloopError
 from copyloop_client.lookups import missing_item_error
 from copyloop_client.results import IngestSummary, UpsertSummary
@@ -358,11 +359,24 @@ class Copyloop:
     # ------------------------------------------------------------------------- experiments
 
     def create_experiment(
-        self, experiment_id: str, arms: Sequence[ArmLike], display_name: str = ""
+        self,
+        experiment_id: str,
+        arms: Sequence[ArmLike],
+        display_name: str = "",
+        copywriter_versions: Mapping[str, str] | None = None,
+        template_versions: Mapping[str, str] | None = None,
     ) -> fusion_pb2.Experiment:
-        """Arms as "arm_id:STRATEGY:weight" strings, tuples or Arm messages."""
-        experiment: fusion_pb2.Experiment = self.fusion.CreateExperiment(
-            builders.create_experiment_request(experiment_id, arms, display_name)
+        """Arms as "arm_id:STRATEGY:weight" strings, tuples or Arm messages.
+        `copywriter_versions` / `template_versions` ({arm_id: version}) make an arm serve
+        only copy of that copywriter model version / prompt template version, so a new
+        copywriter is A/B-tested against the current one."""
+        pinned = pin_arm_versions(
+            [builders.parse_arm(a) for a in arms], copywriter_versions, template_versions
+        )
+        experiment: fusion_pb2.Experiment = (
+            self.fusion.CreateExperiment(
+                builders.create_experiment_request(experiment_id, pinned, display_name)
+            )
         ).experiment
         return experiment
 
@@ -383,3 +397,32 @@ class Copyloop:
             )
         )
         return reply
+
+    def list_creative_performance(
+        self,
+        min_impressions: int = 0,
+        segment: str = "",
+        limit: int | None = None,
+        page_size: int = 100,
+    ) -> list[fusion_pb2.CreativePerformance]:
+        """Served pool creatives per shopper segment, best lift first: clicks against the
+        clicks their predicted CTRs expected, shrunk toward 1 for small counts, with a 95%
+        interval (the winners to fine-tune the copywriter on). All pages, or the first
+        `limit` creatives; `segment` "" = every segment, `min_impressions` 0 = at least 1."""
+        found: list[fusion_pb2.CreativePerformance] = []
+        token = ""
+        while limit is None or len(found) < limit:
+            wanted = page_size if limit is None else min(page_size, limit - len(found))
+            reply = self.fusion.ListCreativePerformance(
+                fusion_pb2.ListCreativePerformanceRequest(
+                    page_size=wanted,
+                    page_token=token,
+                    min_impressions=min_impressions,
+                    segment=segment,
+                )
+            )
+            found.extend(reply.creatives)
+            token = reply.next_page_token
+            if not token:
+                break
+        return found

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -27,12 +27,14 @@ __all__ = [
     "enum_label",
     "event_from_dict",
     "item_from_dict",
+    "parse_arm_pins",
     "parse_arm_strategy",
     "parse_channel",
     "parse_event_type",
     "parse_feedback_type",
     "parse_objective",
     "parse_tone",
+    "pin_arm_versions",
     "to_timestamp",
 ]
 
@@ -268,3 +270,51 @@ def event_from_dict(row: Mapping[str, Any]) -> profile_pb2.Event:
         request_id=_str("request_id", row.get("request_id")),
         creative_id=_str("creative_id", row.get("creative_id")),
     )
+
+
+# ------------------------------------------------------------------------ experiment arms
+
+
+def parse_arm_pins(values: Iterable[str], option: str) -> dict[str, str]:
+    """ "ARM_ID=VERSION" strings (a CLI option given once per arm) -> {arm_id: version}."""
+    pins: dict[str, str] = {}
+    for value in values:
+        arm_id, sep, version = value.partition("=")
+        arm_id, version = arm_id.strip(), version.strip()
+        if not sep or not arm_id or not version:
+            raise InputError(f"{option}: expected ARM_ID=VERSION, e.g. v2=2; got {value!r}")
+        if arm_id in pins:
+            raise InputError(f"{option}: arm {arm_id!r} given twice")
+        pins[arm_id] = version
+    return pins
+
+
+def pin_arm_versions(
+    arms: Sequence[fusion_pb2.Arm],
+    copywriter_versions: Mapping[str, str] | None = None,
+    template_versions: Mapping[str, str] | None = None,
+) -> list[fusion_pb2.Arm]:
+    """Copies of `arms` serving only copy of the copywriter model version and prompt template
+    version named for their arm id; an id that is not an arm raises InputError."""
+    copywriter_versions = copywriter_versions or {}
+    template_versions = template_versions or {}
+    known = {a.arm_id for a in arms}
+    for name, pins in (
+        ("copywriter_versions", copywriter_versions),
+        ("template_versions", template_versions),
+    ):
+        unknown = sorted(set(pins) - known)
+        if unknown:
+            raise InputError(
+                f"{name}: no arm {', '.join(map(repr, unknown))}; arms: {', '.join(sorted(known))}"
+            )
+    pinned = []
+    for arm in arms:
+        copy = fusion_pb2.Arm()
+        copy.CopyFrom(arm)
+        if arm.arm_id in copywriter_versions:
+            copy.copywriter_version = copywriter_versions[arm.arm_id]
+        if arm.arm_id in template_versions:
+            copy.prompt_template_version = template_versions[arm.arm_id]
+        pinned.append(copy)
+    return pinned

@@ -18,6 +18,7 @@ __all__ = [
     "copy_sources_line",
     "experiment_line",
     "models_table",
+    "performance_table",
     "platform_table",
     "recommendations_table",
     "report_table",
@@ -151,10 +152,20 @@ def models_table(versions: Sequence[prediction_pb2.ModelVersion]) -> Table:
     return table
 
 
+def _arm_versions(a: fusion_pb2.Arm) -> str:
+    """ ", copywriter 2, template v3" for an arm that pins versions, "" for one that does not."""
+    pins = []
+    if a.copywriter_version:
+        pins.append(f"copywriter {a.copywriter_version}")
+    if a.prompt_template_version:
+        pins.append(f"template {a.prompt_template_version}")
+    return "".join(f", {p}" for p in pins)
+
+
 def experiment_line(e: fusion_pb2.Experiment) -> str:
     arms = ", ".join(
         f"{a.arm_id} ({enum_label(fusion_pb2.ArmStrategy, a.strategy, 'ARM_STRATEGY_')}, "
-        f"weight {a.traffic_weight:g})"
+        f"weight {a.traffic_weight:g}{_arm_versions(a)})"
         for a in e.arms
     )
     state = enum_label(fusion_pb2.ExperimentState, e.state, "EXPERIMENT_STATE_")
@@ -216,6 +227,34 @@ def slice_table(report: fusion_pb2.GetExperimentReportResponse) -> Table:
             str(c.impressions),
             str(c.clicks),
             f"{_pct(c.ctr)} [{_pct(c.ctr_interval.lower)}, {_pct(c.ctr_interval.upper)}]",
+        )
+    return table
+
+
+def performance_table(creatives: Sequence[fusion_pb2.CreativePerformance]) -> Table:
+    """Creatives best lift first: item, segment, angle, impressions, clicks against expected,
+    and the lift with its 95% interval."""
+    table = Table(title="creatives by lift (clicks over expected, shrunk toward 1)")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("creative", no_wrap=True)
+    table.add_column("item", overflow="ellipsis", max_width=24, no_wrap=True)
+    table.add_column("segment", no_wrap=True)
+    table.add_column("angle", no_wrap=True)
+    table.add_column("impressions", justify="right", no_wrap=True)
+    table.add_column("clicks", justify="right", no_wrap=True)
+    table.add_column("expected", justify="right", no_wrap=True)
+    table.add_column("lift [95%]", justify="right", no_wrap=True)
+    for n, c in enumerate(creatives, start=1):
+        table.add_row(
+            str(n),
+            c.creative_id,
+            c.item_id,
+            c.segment or "-",
+            c.angle or "-",
+            str(c.impressions),
+            str(c.clicks),
+            f"{c.expected_clicks:.1f}",
+            f"{c.lift:.2f} [{c.lift_interval.lower:.2f}, {c.lift_interval.upper:.2f}]",
         )
     return table
 

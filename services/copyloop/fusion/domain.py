@@ -17,6 +17,7 @@ from copyloop.common.db import BlockingRunner
 from copyloop.common.errors import FailedPrecondition
 from copyloop.common.tenancy import current_tenant
 from copyloop.fusion.experiments import ArmCounts, ExperimentReport, SliceCounts, build_report
+from copyloop.fusion.performance import PerformancePage, PerformanceQuery
 from copyloop.fusion.report_chart import MetricBucket, experiment_chart
 from copyloop.fusion.store import ArmSpec, ExperimentRecord, FusionStore
 
@@ -126,6 +127,15 @@ class FusionDomain:
                 chart_buckets(timeline), title=experiment.display_name or experiment.experiment_id
             )
         return ExperimentReportResult(experiment, report, chart, slices)
+
+    # ---- creative performance ------------------------------------------------------------
+
+    async def list_creative_performance(self, query: PerformanceQuery) -> PerformancePage:
+        """One page of the caller's pool creatives by shrunk lift, best first (`performance`)."""
+        found = await self.runner.run(
+            self.store.creative_performance, current_tenant(), query, query.size + 1
+        )
+        return PerformancePage(found[: query.size], more=len(found) > query.size)
 
     # ---- retraining ----------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from google.protobuf.message import Message
 
 from copyloop.common import pagination, validation
-from copyloop.common.errors import Violations
+from copyloop.common.errors import InvalidArgument, Violations
 from copyloop.common.idempotency import validate_key
 from copyloop.common.protoconv import dt_to_ts, epoch_to_ts, ts_to_epoch
 from copyloop.common.vocabulary import LOCALES, describe
@@ -24,12 +24,18 @@ from copyloop.fusion.domain import (
     TrainResult,
 )
 from copyloop.fusion.experiments import wilson_interval
+from copyloop.fusion.performance import PerformanceKey, PerformancePage, PerformanceQuery
 from copyloop.fusion.store import ArmSpec, ExperimentRecord, OutcomeIn, UserDeletion
 from copyloop.v1 import common_pb2, fusion_pb2, prediction_pb2
 
 F = fusion_pb2
 EXPERIMENTS_QUERY = "experiments"  # what ListExperiments page tokens are bound to
 EXPERIMENT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+# A copywriter model version ("2", "copywriter-demo@3") or prompt template version ("v2"):
+# printable, no spaces, no longer than GenerationService's columns.
+COPYWRITER_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,63}$")
+TEMPLATE_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,31}$")
+PERFORMANCE_QUERY = "creative-performance"  # with the filters: what its page tokens bind
 FEEDBACK = {
     F.FEEDBACK_TYPE_IMPRESSION: "impression",
     F.FEEDBACK_TYPE_CLICK: "click",
@@ -51,6 +57,9 @@ LIMITS = validation.limits(
         "copyloop.v1.OutcomeEvent.request_id": 64,
         "copyloop.v1.OutcomeEvent.impression_id": 64,
         "copyloop.v1.Arm.arm_id": 64,
+        "copyloop.v1.Arm.copywriter_version": 64,
+        "copyloop.v1.Arm.prompt_template_version": 32,
+        "copyloop.v1.ListCreativePerformanceRequest.segment": 128,
         "copyloop.v1.CreateExperimentRequest.experiment_id": 64,
         "copyloop.v1.CreateExperimentRequest.display_name": 256,
         "copyloop.v1.CreateExperimentRequest.idempotency_key": 128,
@@ -165,8 +174,39 @@ def arms_from_proto(req: F.CreateExperimentRequest) -> list[ArmSpec]:
             f"arms[{n}].traffic_weight",
             "must be > 0",
         )
+        _check_arm_versions(v, arm, f"arms[{n}]")
     v.raise_if_any()
-    return [ArmSpec(a.arm_id, F.ArmStrategy.Name(a.strategy), a.traffic_weight) for a in req.arms]
+    return [
+        ArmSpec(
+            a.arm_id,
+            F.ArmStrategy.Name(a.strategy),
+            a.traffic_weight,
+            a.copywriter_version,
+            a.prompt_template_version,
+        )
+        for a in req.arms
+    ]
+
+
+def _check_arm_versions(v: Violations, arm: F.Arm, prefix: str) -> None:
+    """Pinned versions are optional; when set they must be a version GenerationService could
+    have recorded, on an arm that serves pool copy (the generic arm writes its own line)."""
+    for name, pattern, most in (
+        ("copywriter_version", COPYWRITER_VERSION, 64),
+        ("prompt_template_version", TEMPLATE_VERSION, 32),
+    ):
+        value = getattr(arm, name)
+        v.check(
+            not value or bool(pattern.match(value)),
+            f"{prefix}.{name}",
+            f"1-{most} characters of letters, digits and . _ : @ + - (empty = any version)",
+        )
+    v.check(
+        arm.strategy != F.ARM_STRATEGY_GENERIC_COPY
+        or not (arm.copywriter_version or arm.prompt_template_version),
+        f"{prefix}.strategy",
+        "a GENERIC_COPY arm serves no copywriter's copy: it cannot pin a version",
+    )
 
 
 def new_experiment_from_proto(req: F.CreateExperimentRequest) -> NewExperiment:
@@ -224,6 +264,8 @@ def experiment_to_proto(r: ExperimentRecord) -> F.Experiment:
                 arm_id=a.arm_id,
                 strategy=F.ArmStrategy.Value(a.strategy),
                 traffic_weight=a.traffic_weight,
+                copywriter_version=a.copywriter_version,
+                prompt_template_version=a.prompt_template_version,
             )
             for a in r.arms
         ],
@@ -274,6 +316,55 @@ def report_to_proto(result: ExperimentReportResult) -> F.GetExperimentReportResp
             purchases=cell.purchases,
             ctr=cell.ctr,
             ctr_interval=F.Interval(lower=lower, upper=upper),
+        )
+    return reply
+
+
+def performance_query_from_proto(req: F.ListCreativePerformanceRequest) -> PerformanceQuery:
+    """The page asked for, checked: page size and token (bound to the filters), the
+    minimum impressions (1 when 0) and the segment."""
+    v = Violations()
+    v.check(req.min_impressions >= 0, "min_impressions", "must be >= 0 (0 = at least 1)")
+    validation.check_text(v, "segment", req.segment, 128)
+    min_impressions = max(1, req.min_impressions)
+    page = pagination.PageRequest(0, "")
+    try:
+        page = pagination.parse_page(
+            req.page_size, req.page_token, _performance_filters(req.segment, min_impressions)
+        )
+    except InvalidArgument as bad:  # reported with the other fields' problems
+        v.items.extend(bad.violations)
+    after = PerformanceKey.decode(page.after) if page.after else None
+    v.check(not page.after or after is not None, "page_token", "is not a token this service issued")
+    v.raise_if_any()
+    return PerformanceQuery(req.segment, min_impressions, page.size, after)
+
+
+def _performance_filters(segment: str, min_impressions: int) -> list[object]:
+    return [PERFORMANCE_QUERY, segment, min_impressions]
+
+
+def performance_page_to_proto(
+    page: PerformancePage, query: PerformanceQuery
+) -> F.ListCreativePerformanceResponse:
+    reply = F.ListCreativePerformanceResponse()
+    for c in page.creatives:
+        lower, upper = c.interval
+        reply.creatives.add(
+            creative_id=c.creative_id,
+            item_id=c.item_id,
+            segment=c.segment,
+            angle=c.angle,
+            impressions=c.impressions,
+            clicks=c.clicks,
+            expected_clicks=c.expected_clicks,
+            lift=c.lift,
+            lift_interval=F.Interval(lower=lower, upper=upper),
+        )
+    if page.more and page.creatives:
+        reply.next_page_token = pagination.next_token(
+            page.creatives[-1].key.encode(),
+            _performance_filters(query.segment, query.min_impressions),
         )
     return reply
 

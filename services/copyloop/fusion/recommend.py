@@ -50,7 +50,46 @@ PRIOR_CTR, PRIOR_CVR = 0.03, 0.05
 POOL_FIELDS = field_mask_pb2.FieldMask(
     paths=["creative_id", "text", "template_version", "angle", "segment"]
 )
+# An arm that pins a copywriter or template version also reads the creative's versions, to
+# drop any a GenerationService that does not know the filter yet would still send.
+POOL_FIELDS_PINNED = field_mask_pb2.FieldMask(paths=[*POOL_FIELDS.paths, "model_version"])
 PRIOR_VERSION = "prior:fusion"
+
+
+@dataclass(frozen=True)
+class CopyVersions:
+    """The copy an experiment arm serves: only that copywriter model version's and prompt
+    template version's ("" = any)."""
+
+    copywriter: str = ""
+    template: str = ""
+
+    @classmethod
+    def of(cls, arm: ArmSpec | None) -> CopyVersions:
+        if arm is None or not (arm.copywriter_version or arm.prompt_template_version):
+            return ANY_VERSION
+        return cls(arm.copywriter_version, arm.prompt_template_version)
+
+    @property
+    def pinned(self) -> bool:
+        return bool(self.copywriter or self.template)
+
+    def admits(self, model_version: str, template_version: str) -> bool:
+        return (not self.copywriter or model_version == self.copywriter) and (
+            not self.template or template_version == self.template
+        )
+
+    def describe(self) -> str:
+        """ "copywriter version 2", "prompt template version v3", or both joined by "and"."""
+        parts = []
+        if self.copywriter:
+            parts.append(f"copywriter version {self.copywriter}")
+        if self.template:
+            parts.append(f"prompt template version {self.template}")
+        return " and ".join(parts)
+
+
+ANY_VERSION = CopyVersions()
 
 
 @dataclass
@@ -164,6 +203,7 @@ class Recommender:
                 arm.arm_id,
             )
             strategy = F.ArmStrategy.Value(arm.strategy)
+        versions = CopyVersions.of(arm)
 
         profile, items = await self._profile_and_items(call)
         reply.cold_start = profile.cold_start
@@ -171,7 +211,7 @@ class Recommender:
         if not slots:
             return reply
         segment = primary_segment(profile)
-        await self._attach_copy(call, slots, profile, segment, strategy)
+        await self._attach_copy(call, slots, profile, segment, strategy, versions)
         model_version = await self._score(call, slots, profile)
         chosen = await self._choose(call, slots, strategy, segment)
         objective = OBJECTIVES.get(req.objective, self.settings.objective)
@@ -350,14 +390,18 @@ class Recommender:
         profile: common_pb2.UserProfile,
         segment: str,
         strategy: F.ArmStrategy.ValueType,
+        versions: CopyVersions = ANY_VERSION,
     ) -> None:
         """Copy options per slot: the approved pool, else inline generation while the budget
-        allows (the rest is queued for pre-generation), else a local template."""
+        allows (the rest is queued for pre-generation), else a local template. An arm that
+        pins versions asks each step for those versions only; items whose pool has none of
+        them fall back the same way, and the reply says how many."""
         ctx = call.request.context
         if strategy == F.ARM_STRATEGY_GENERIC_COPY:
             for s in slots:
                 s.options = [generic_copy(s.item, ctx.locale)]
             return
+        pinned, pool_read = versions.pinned, False
         try:
             pool = await self.down.generation.GetCreatives(
                 generation_pb2.GetCreativesRequest(
@@ -371,7 +415,9 @@ class Recommender:
                     locale=ctx.locale,
                     segment=segment,
                     max_per_item=5,
-                    read_mask=POOL_FIELDS,
+                    read_mask=POOL_FIELDS_PINNED if pinned else POOL_FIELDS,
+                    model_version=versions.copywriter,
+                    template_version=versions.template,
                 ),
                 metadata=call.metadata,
                 timeout=call.left(0.25),
@@ -387,15 +433,26 @@ class Recommender:
                         c.segment,
                     )
                     for c in found.creatives
+                    if not pinned or versions.admits(c.model_version, c.template_version)
                 ]
+            pool_read = True
         except Exception as exc:
             call.degrade("generation", "fallback copy", exc)
         missing = [s for s in slots if not s.options]
+        if missing and pinned and pool_read:
+            call.degrade(
+                "copy",
+                "copy generated now or a template",
+                f"no creatives of {versions.describe()} for {len(missing)} "
+                f"item{'' if len(missing) == 1 else 's'}",
+            )
         if missing:
-            self._queue_pregeneration([s.item for s in missing], ctx, segment, call.metadata)
+            self._queue_pregeneration(
+                [s.item for s in missing], ctx, segment, call.metadata, versions
+            )
             inline = missing[: self.settings.generate_inline_max]
             if inline and call.left() * 1000 >= self.settings.generate_inline_min_ms:
-                await self._generate_inline(call, inline, profile, segment)
+                await self._generate_inline(call, inline, profile, segment, versions)
         for s in slots:
             if not s.options:
                 s.options = [local_fallback(s.item, ctx.channel, ctx.locale)]
@@ -406,8 +463,10 @@ class Recommender:
         slots: Sequence[Slot],
         profile: common_pb2.UserProfile,
         segment: str,
+        versions: CopyVersions = ANY_VERSION,
     ) -> None:
-        """Generates copy for a few items now, all sharing half of what is left."""
+        """Generates copy for a few items now (with the arm's versions), all sharing half of
+        what is left."""
         ctx = call.request.context
         timeout = call.left(0.5)
         llm_down: list[str] = []  # generation answered with template copy: its LLM was down
@@ -422,6 +481,8 @@ class Recommender:
                     audience=generation_pb2.Audience(
                         segment=segment, profile_summary=profile_summary(profile)
                     ),
+                    model_version=versions.copywriter,
+                    template_version=versions.template,
                 ),
                 metadata=call.metadata,
                 timeout=timeout,
@@ -457,15 +518,18 @@ class Recommender:
         ctx: common_pb2.Context,
         segment: str,
         metadata: Metadata,
+        versions: CopyVersions = ANY_VERSION,
     ) -> None:
         """Asks the generation service to fill the pool for these items in the background, at
-        most once every 10 minutes per (item version, channel, locale, segment)."""
+        most once every 10 minutes per (item version, channel, locale, segment, copywriter
+        and template version)."""
         now = time.monotonic()
         fresh = []
         for item in items:
             key = (
                 f"{current_tenant()}|{item.item_id}|{item.version}"
                 f"|{ctx.channel}|{ctx.locale}|{segment}"
+                f"|{versions.copywriter}|{versions.template}"
             )
             if now - self._queued.get(key, -1e9) > 600:
                 self._queued[key] = now
@@ -479,6 +543,8 @@ class Recommender:
             segments=[segment],
             variants_per_item=3,
             auto_approve=self.settings.auto_approve_pregenerated,
+            model_version=versions.copywriter,
+            template_version=versions.template,
         )
 
         async def send() -> None:
@@ -586,7 +652,8 @@ class Recommender:
                         bandit.group_key(segment, o.angle),
                     )
                 )
-            slot_arms.append(arms)
+            # content-effect helper (issue 13.4): copy_quality tilts the prior between copies
+            slot_arms.append(bandit.with_copy_effect(arms, [sc.copy_quality for sc in s.scores]))
         pseudo, strength = self.settings.bandit_pseudo_count, self.settings.bandit_group_strength
         if mode == bandit.SelectionMode.THOMPSON:
             # Every slot in one vectorised round; propensities later, for the served items.
@@ -643,6 +710,7 @@ class Recommender:
             popularity_rank=slot.popularity_rank,
             segment=segment,
             top_features=[(f.feature, f.contribution) for f in score.top_features],
+            copy_effect=bandit.copy_effect_among(score, slot.scores),  # content-effect (13.4)
         )
         return reasons_for(evidence, locale=locale or DEFAULT_LOCALE)
 

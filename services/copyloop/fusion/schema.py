@@ -27,6 +27,9 @@ experiments = Table(
     Column("experiment_id", String(64), primary_key=True),
     Column("display_name", String(256), nullable=False, default=""),
     Column("arms", JSON, nullable=False),  # [{"arm_id", "strategy", "traffic_weight"}]
+    # {arm_id: {"copywriter_version", "prompt_template_version"}} for arms that pin the copy's
+    # copywriter or prompt template; apart from `arms`, whose shape older replicas parse.
+    Column("arm_versions", JSON, nullable=False, server_default="{}"),
     Column("state", String(16), nullable=False),
     Column("create_time", DateTime(timezone=True), nullable=False),
     Column("stop_time", DateTime(timezone=True), nullable=True),
@@ -89,6 +92,10 @@ bandit_stats = Table(
     Column("clicks", BigInteger, nullable=False, default=0),
     # The clicks the model expected for those impressions (sum of the served pCTR).
     Column("expected_clicks", Float, nullable=False, default=0.0),
+    # The creative's item and angle, so ListCreativePerformance needs no serve log (which
+    # retention prunes) to say what a creative was.
+    Column("item_id", String(128), nullable=False, server_default=""),
+    Column("angle", String(32), nullable=False, server_default=""),
 )
 
 # The same counts pooled per (segment, angle): what a creative's prior shrinks toward.

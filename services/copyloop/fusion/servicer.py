@@ -94,6 +94,13 @@ class FusionServicer(fusion_pb2_grpc.FusionServiceServicer):
         )
         return messages.report_to_proto(result)
 
+    async def ListCreativePerformance(
+        self, request: F.ListCreativePerformanceRequest, context: grpc.aio.ServicerContext
+    ) -> F.ListCreativePerformanceResponse:
+        query = messages.performance_query_from_proto(request)
+        page = await self.domain.list_creative_performance(query)
+        return messages.performance_page_to_proto(page, query)
+
     async def RetrainModel(
         self, request: F.RetrainModelRequest, context: grpc.aio.ServicerContext
     ) -> F.RetrainModelResponse:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, delete, func, select
+from sqlalchemy import Engine, Float, Table, and_, cast, delete, func, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,6 +18,12 @@ from copyloop.common.read_cache import ReadCache
 from copyloop.fusion import outbox, schema
 from copyloop.fusion.bandit import LiftStats
 from copyloop.fusion.experiments import ArmCounts, SliceCounts
+from copyloop.fusion.performance import (
+    LIFT_PRIOR_CLICKS,
+    SYNTHETIC_PREFIXES,
+    CreativePerformance,
+    PerformanceQuery,
+)
 from copyloop.fusion.write_behind import WriteBehind
 
 RUNNING, STOPPED = "running", "stopped"
@@ -31,6 +37,18 @@ class ArmSpec:
     arm_id: str
     strategy: str
     traffic_weight: float
+    # Serve only copy of this copywriter model / prompt template version ("" = any).
+    copywriter_version: str = ""
+    prompt_template_version: str = ""
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """The pinned versions as stored in experiments.arm_versions ({} = none)."""
+        pinned = {
+            "copywriter_version": self.copywriter_version,
+            "prompt_template_version": self.prompt_template_version,
+        }
+        return pinned if any(pinned.values()) else {}
 
 
 @dataclass(frozen=True)
@@ -226,21 +244,26 @@ class FusionStore:
     ) -> ExperimentRecord:
         """Creating the same experiment again returns it; other arms under the same id conflict."""
         e = schema.experiments
-        wanted = [a.__dict__ for a in arms]
         with self._sessions.begin() as session:
             row = session.execute(
                 select(e).where(e.c.tenant_id == tenant, e.c.experiment_id == experiment_id)
             ).first()
             if row is not None:
-                if row.arms != wanted or row.display_name != display_name:
+                found = _experiment(row)
+                if found.arms != tuple(arms) or found.display_name != display_name:
                     raise AlreadyExists("experiment", experiment_id)
-                return _experiment(row)
+                return found
             now = datetime.now(UTC)
             values = dict(
                 tenant_id=tenant,
                 experiment_id=experiment_id,
                 display_name=display_name,
-                arms=wanted,
+                # `arms` keeps the shape older replicas parse; pinned versions go apart.
+                arms=[
+                    {"arm_id": a.arm_id, "strategy": a.strategy, "traffic_weight": a.traffic_weight}
+                    for a in arms
+                ],
+                arm_versions={a.arm_id: a.versions for a in arms if a.versions},
                 state=RUNNING,
                 create_time=now,
                 stop_time=None,
@@ -594,6 +617,7 @@ class FusionStore:
                 )
             }
             bumps: dict[tuple[str, str, str], Bump] = {}
+            items: dict[str, str] = {}  # creative id -> the item it was written for
             for e in events:
                 if e.event_id in known:
                     duplicate += 1
@@ -620,13 +644,14 @@ class FusionStore:
                 )
                 if first and e.type in ("impression", "click"):
                     bump = bumps.setdefault((row.creative_id, row.segment, row.angle), Bump())
+                    items[row.creative_id] = row.item_id
                     if e.type == "impression":
                         bump.impressions += 1
                         bump.expected_clicks += row.p_ctr
                     else:
                         bump.clicks += 1
                 applied.append(AppliedOutcome(e, row, first))
-            self._bump_bandit(session, tenant, bumps)
+            self._bump_bandit(session, tenant, bumps, items)
             if forward is not None and applied:
                 outbox.enqueue(session, tenant, forward(applied))
         if self._cache is not None:
@@ -675,35 +700,117 @@ class FusionStore:
         return UserDeletion(served, outcomes, assigned, dropped, len(forward))
 
     def _bump_bandit(
-        self, session: Session, tenant: str, bumps: dict[tuple[str, str, str], Bump]
+        self,
+        session: Session,
+        tenant: str,
+        bumps: dict[tuple[str, str, str], Bump],
+        items: dict[str, str],
     ) -> None:
         """Adds the new counts per (creative, segment) and per (segment, angle), in a stable
-        key order so concurrent transactions lock rows in the same order."""
+        key order so concurrent transactions lock rows in the same order. A creative's row
+        also records its item and angle (`items`: creative id -> item id)."""
         groups: dict[tuple[str, str], Bump] = {}
         for (creative_id, segment, angle), bump in sorted(bumps.items()):
             key = {"tenant_id": tenant, "creative_id": creative_id, "segment": segment}
-            self._add_counts(session, schema.bandit_stats, key, bump)
+            about = {"item_id": items.get(creative_id, ""), "angle": angle}
+            self._add_counts(session, schema.bandit_stats, key, bump, about)
             if angle:
                 groups.setdefault((segment, angle), Bump()).add(bump)
         for (segment, angle), bump in sorted(groups.items()):
             key = {"tenant_id": tenant, "segment": segment, "angle": angle}
             self._add_counts(session, schema.bandit_groups, key, bump)
 
-    def _add_counts(self, session: Session, table: Table, key: dict[str, str], bump: Bump) -> None:
-        """Upsert: the row for `key` gets `bump`'s counts added (created with them if new)."""
+    def _add_counts(
+        self,
+        session: Session,
+        table: Table,
+        key: dict[str, str],
+        bump: Bump,
+        about: dict[str, str] | None = None,
+    ) -> None:
+        """Upsert: the row for `key` gets `bump`'s counts added (created with them if new);
+        `about` (descriptive columns) is written as given."""
         insert = self._insert()
         counts = {
             "impressions": bump.impressions,
             "clicks": bump.clicks,
             "expected_clicks": bump.expected_clicks,
         }
-        stmt = insert(table).values(**key, **counts)
+        about = about or {}
+        stmt = insert(table).values(**key, **counts, **about)
         session.execute(
             stmt.on_conflict_do_update(
                 index_elements=list(key),
-                set_={name: table.c[name] + value for name, value in counts.items()},
+                set_={
+                    **{name: table.c[name] + value for name, value in counts.items()},
+                    **about,
+                },
             )
         )
+
+    # ---- creative performance ------------------------------------------------------------
+
+    def creative_performance(
+        self, tenant: str, query: PerformanceQuery, limit: int
+    ) -> list[CreativePerformance]:
+        """Pool creatives' bandit statistics per segment, best shrunk lift first (ties by
+        creative id, then segment), starting after `query.after`; at most `limit` rows.
+        The lift is computed here, in SQL, so the page key compares exactly with the next
+        page's rows. Rows without expected clicks (counted before they were recorded) have no
+        lift and are left out. Reads no serve log, so nothing queued needs writing first."""
+        b = schema.bandit_stats
+        prior = literal(LIFT_PRIOR_CLICKS, Float)
+        lift = ((cast(b.c.clicks, Float) + prior) / (b.c.expected_clicks + prior)).label("lift")
+        where = [
+            b.c.tenant_id == tenant,
+            b.c.impressions >= query.min_impressions,
+            b.c.expected_clicks > 0,
+            *[~b.c.creative_id.startswith(p) for p in SYNTHETIC_PREFIXES],
+        ]
+        if query.segment:
+            where.append(b.c.segment == query.segment)
+        after = query.after
+        if after is not None:
+            where.append(
+                or_(
+                    lift < after.lift,
+                    and_(lift == after.lift, b.c.creative_id > after.creative_id),
+                    and_(
+                        lift == after.lift,
+                        b.c.creative_id == after.creative_id,
+                        b.c.segment > after.segment,
+                    ),
+                )
+            )
+        stmt = (
+            select(
+                b.c.creative_id,
+                b.c.item_id,
+                b.c.segment,
+                b.c.angle,
+                b.c.impressions,
+                b.c.clicks,
+                b.c.expected_clicks,
+                lift,
+            )
+            .where(*where)
+            .order_by(lift.desc(), b.c.creative_id, b.c.segment)
+            .limit(limit)
+        )
+        with self._sessions() as session:
+            return [
+                CreativePerformance(
+                    creative_id=r.creative_id,
+                    item_id=r.item_id,
+                    segment=r.segment,
+                    angle=r.angle,
+                    impressions=int(r.impressions),
+                    clicks=int(r.clicks),
+                    expected_clicks=float(r.expected_clicks),
+                    lift=float(r.lift),
+                )
+                for r in session.execute(stmt)
+            ]
 
     # ---- experiment metrics --------------------------------------------------------------
 
@@ -839,10 +946,20 @@ class FusionStore:
 
 def _experiment(row: Any) -> ExperimentRecord:
     data = row if isinstance(row, dict) else row._asdict()
+    versions = data.get("arm_versions") or {}
     return ExperimentRecord(
         experiment_id=data["experiment_id"],
         display_name=data["display_name"],
-        arms=tuple(ArmSpec(**a) for a in data["arms"]),
+        arms=tuple(
+            ArmSpec(
+                a["arm_id"],
+                a["strategy"],
+                a["traffic_weight"],
+                versions.get(a["arm_id"], {}).get("copywriter_version", ""),
+                versions.get(a["arm_id"], {}).get("prompt_template_version", ""),
+            )
+            for a in data["arms"]
+        ),
         state=data["state"],
         create_time=data["create_time"],
         stop_time=data["stop_time"],

@@ -36,15 +36,20 @@ FAST_RELAY: dict[str, Any] = {
 
 
 async def start_loop(
-    var_dir: Path, shoppers: int = 12, database_urls: dict[str, str] | None = None
+    var_dir: Path,
+    shoppers: int = 12,
+    database_urls: dict[str, str] | None = None,
+    fusion_overrides: dict[str, Any] | None = None,
 ) -> Platform:
+    """The platform with the demo catalog and shoppers' events loaded; `fusion_overrides`
+    (e.g. a dependency reached through a proxy) go to FusionSettings after FAST_RELAY."""
     platform = await start_platform(
         PlatformConfig(
             var_dir=var_dir,
             api_keys=API_KEYS,
             embedder="hashing",
             database_urls=database_urls or {},
-            fusion_overrides=FAST_RELAY,
+            fusion_overrides={**FAST_RELAY, **(fusion_overrides or {})},
         )
     )
     async with _channel(platform.profile.address) as channel:

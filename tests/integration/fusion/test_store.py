@@ -6,19 +6,23 @@ unless a read asks for it) and the per-call reads cached, which must answer the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from copyloop.common import tenancy
 from copyloop.common.db import BlockingRunner, make_engine, migrate
+from copyloop.common.errors import AlreadyExists
 from copyloop.fusion import schema
 from copyloop.fusion.bandit import LiftStats
 from copyloop.fusion.feedback import Feedback
 from copyloop.fusion.main import MIGRATIONS
-from copyloop.fusion.store import FusionStore, OutcomeIn, ServedRow
+from copyloop.fusion.store import ArmSpec, FusionStore, OutcomeIn, ServedRow
 from copyloop.v1 import fusion_pb2
 
 
@@ -176,3 +180,111 @@ async def test_an_outcome_waits_briefly_for_a_serve_another_replica_still_holds(
         runner.close()
         a.close()
         b.close()
+
+
+def test_bandit_rows_record_the_creatives_item_and_angle(store: FusionStore) -> None:
+    """What ListCreativePerformance reports of a creative comes from its bandit row alone."""
+    rows = served_rows()
+    store.log_served("tenant-a", rows)
+    store.apply_outcomes(
+        "tenant-a",
+        [
+            OutcomeIn(i, f"ev-{r.impression_id}", r.request_id, r.impression_id, "impression", 0, 0)
+            for i, r in enumerate(rows)
+        ],
+    )
+    b = schema.bandit_stats
+    with store.engine.connect() as conn:
+        found = conn.execute(
+            select(b.c.creative_id, b.c.item_id, b.c.angle).order_by(b.c.creative_id)
+        ).all()
+    assert [tuple(r) for r in found] == [("cr-1", "sku-1", "value"), ("cr-2", "sku-1", "value")]
+
+
+def _alembic(engine: Any, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["version_table"] = "alembic_version_fusion"
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def test_migration_0007_fills_item_and_angle_from_the_serve_log(database_url: str) -> None:
+    """Bandit rows counted before 0007 learn their creative's item and angle from the serve
+    log; a creative the serve log no longer has keeps "" (and its counts)."""
+    engine = make_engine(database_url)
+    try:
+        _alembic(engine, "0006")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO served (tenant_id, impression_id, request_id, user_id, item_id,"
+                    " creative_id, segment, angle, experiment_id, arm_id, p_ctr, p_cvr, price,"
+                    " copy_source, model_version, serve_time, features) VALUES"
+                    " ('t', 'im1', 'rq1', 'u1', 'sku-7', 'cr-7', 'deal', 'value', '', '', 0.1,"
+                    " 0.1, 1, 'COPY_SOURCE_POOL', 'v1', 1, '{}')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO bandit_stats (tenant_id, creative_id, segment, impressions,"
+                    " clicks, expected_clicks) VALUES ('t', 'cr-7', 'deal', 5, 1, 0.5),"
+                    " ('t', 'cr-gone', 'deal', 9, 2, 0.9), ('other', 'cr-7', 'deal', 1, 0, 0.1)"
+                )
+            )
+        _alembic(engine, "head")
+        b = schema.bandit_stats
+        with engine.connect() as conn:
+            found = {
+                (r.tenant_id, r.creative_id): (r.item_id, r.angle, r.impressions)
+                for r in conn.execute(select(b))
+            }
+        assert found == {
+            ("t", "cr-7"): ("sku-7", "value", 5),
+            ("t", "cr-gone"): ("", "", 9),
+            ("other", "cr-7"): ("", "", 1),  # another tenant's creative of the same id
+        }
+    finally:
+        engine.dispose()
+
+
+def test_experiments_written_before_arm_versions_read_as_unpinned(database_url: str) -> None:
+    """An experiment created before 0006 (no arm_versions) reads with no versions, and
+    creating it again with the same arms is still the same experiment."""
+    engine = make_engine(database_url)
+    try:
+        _alembic(engine, "0005")
+        arms = [{"arm_id": "a", "strategy": "ARM_STRATEGY_GENERIC_COPY", "traffic_weight": 1.0}]
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO experiments (tenant_id, experiment_id, display_name, arms, state,"
+                    " create_time) VALUES ('t', 'old', '', :arms, 'running', :now)"
+                ),
+                {"arms": json.dumps(arms), "now": datetime.now(UTC)},
+            )
+        _alembic(engine, "head")
+        store = FusionStore(engine)
+        (arm,) = store.get_experiment("t", "old").arms
+        assert (arm.copywriter_version, arm.prompt_template_version) == ("", "")
+        again = store.create_experiment(
+            "t", "old", "", [ArmSpec("a", "ARM_STRATEGY_GENERIC_COPY", 1.0)]
+        )
+        assert again.arms == (arm,)
+        pinned = store.create_experiment(
+            "t",
+            "new",
+            "",
+            [ArmSpec("a", "ARM_STRATEGY_PERSONALISED_BANDIT", 1.0, "2", "v2")],
+        )
+        assert store.get_experiment("t", "new").arms == pinned.arms
+        with pytest.raises(AlreadyExists):
+            store.create_experiment(
+                "t", "new", "", [ArmSpec("a", "ARM_STRATEGY_PERSONALISED_BANDIT", 1.0, "3", "v2")]
+            )
+    finally:
+        engine.dispose()

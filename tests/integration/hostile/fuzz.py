@@ -158,7 +158,14 @@ def forged_page_token(r: random.Random) -> str:
         ]
     )
     query: Any = r.choice(
-        ["experiments", "versions", "templates", "x", {"item_id": "", "status": 0}]
+        [
+            "experiments",
+            "versions",
+            "templates",
+            "x",
+            {"item_id": "", "status": 0},
+            ["creative-performance", "", 1],  # ListCreativePerformance's default filters
+        ]
     )
     digest = hashlib.sha256(json.dumps(query, sort_keys=True, default=str).encode()).hexdigest()
     payload = r.choice(
@@ -473,7 +480,13 @@ def base_request(rpc: str, r: random.Random, pools: Pools) -> Message:
             display_name="fuzz",
             arms=[
                 F.Arm(arm_id="a", strategy=F.ARM_STRATEGY_GENERIC_COPY, traffic_weight=1),
-                F.Arm(arm_id="b", strategy=F.ARM_STRATEGY_PERSONALISED_BANDIT, traffic_weight=1),
+                F.Arm(
+                    arm_id="b",
+                    strategy=F.ARM_STRATEGY_PERSONALISED_BANDIT,
+                    traffic_weight=1,
+                    copywriter_version=r.choice(["", "2"]),
+                    prompt_template_version=r.choice(["", "v2"]),
+                ),
             ],
         ),
         "fusion.GetExperiment": lambda: F.GetExperimentRequest(
@@ -487,6 +500,11 @@ def base_request(rpc: str, r: random.Random, pools: Pools) -> Message:
             experiment_id=pools.pick(r, "experiment_ids"), include_chart=r.random() < 0.2
         ),
         "fusion.RetrainModel": lambda: F.RetrainModelRequest(window_days=7),
+        "fusion.ListCreativePerformance": lambda: F.ListCreativePerformanceRequest(
+            page_size=r.choice([0, 1, 5]),
+            min_impressions=r.choice([0, 1, 50]),
+            segment=r.choice(["", "new_user", "deal_seeker"]),
+        ),
         "generation.Generate": lambda: gen,
         "generation.GenerateStream": lambda: G.GenerateStreamRequest(request=gen),
         "generation.GetCreatives": lambda: G.GetCreativesRequest(

@@ -224,6 +224,34 @@ INVALID_CASES: dict[str, tuple[str, Callable[[], Any], str]] = {
         ),
         "arms[0].traffic_weight",
     ),
+    "long-arm-copywriter-version": (
+        "fusion.CreateExperiment",
+        lambda: F.CreateExperimentRequest(
+            experiment_id="known-version",
+            arms=[
+                F.Arm(
+                    arm_id="a",
+                    strategy=F.ARM_STRATEGY_PERSONALISED_BANDIT,
+                    traffic_weight=1,
+                    copywriter_version="9" * 65,
+                ),
+                F.Arm(arm_id="b", strategy=F.ARM_STRATEGY_GENERIC_COPY, traffic_weight=1),
+            ],
+        ),
+        "arms[0].copywriter_version",
+    ),
+    "negative-min-impressions": (
+        "fusion.ListCreativePerformance",
+        lambda: F.ListCreativePerformanceRequest(min_impressions=-1),
+        "min_impressions",
+    ),
+    "performance-token-with-a-forged-key": (
+        "fusion.ListCreativePerformance",
+        lambda: F.ListCreativePerformanceRequest(
+            page_token=_token("exp-1", ["creative-performance", "", 1])
+        ),
+        "page_token",
+    ),
     "unknown-channel-in-recommend": (
         "fusion.Recommend",
         lambda: F.RecommendRequest(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from copyloop.common import pagination
 from copyloop.common.errors import InvalidArgument
 from copyloop.fusion import messages
 from copyloop.fusion.domain import (
@@ -16,6 +17,7 @@ from copyloop.fusion.domain import (
     RetrainOutcome,
     TrainRequest,
 )
+from copyloop.fusion.performance import CreativePerformance, PerformanceKey, PerformancePage
 from copyloop.fusion.store import ArmSpec, ExperimentRecord
 from copyloop.v1 import common_pb2, fusion_pb2, prediction_pb2
 
@@ -163,3 +165,158 @@ def test_report_slices_carry_segment_angle_and_a_wilson_interval() -> None:
     assert (out.impressions, out.clicks, out.purchases) == (40, 4, 1)
     assert out.ctr == 0.1
     assert 0.0 < out.ctr_interval.lower < 0.1 < out.ctr_interval.upper < 0.3
+
+
+# ---- arms that pin a copywriter or prompt template version ----------------------------------
+
+
+def experiment_request(*arms: F.Arm) -> F.CreateExperimentRequest:
+    return F.CreateExperimentRequest(experiment_id="exp-v", arms=list(arms))
+
+
+BANDIT = F.ARM_STRATEGY_PERSONALISED_BANDIT
+
+
+def test_arm_versions_are_parsed_and_returned() -> None:
+    new = messages.new_experiment_from_proto(
+        experiment_request(
+            F.Arm(arm_id="v1", strategy=BANDIT, traffic_weight=1, copywriter_version="1"),
+            F.Arm(
+                arm_id="v2",
+                strategy=BANDIT,
+                traffic_weight=1,
+                copywriter_version="2",
+                prompt_template_version="v3",
+            ),
+            F.Arm(arm_id="any", strategy=F.ARM_STRATEGY_GENERIC_COPY, traffic_weight=1),
+        )
+    )
+    assert new.arms == (
+        ArmSpec("v1", "ARM_STRATEGY_PERSONALISED_BANDIT", 1.0, "1", ""),
+        ArmSpec("v2", "ARM_STRATEGY_PERSONALISED_BANDIT", 1.0, "2", "v3"),
+        ArmSpec("any", "ARM_STRATEGY_GENERIC_COPY", 1.0, "", ""),
+    )
+    record = ExperimentRecord(
+        "exp-v", "", new.arms, "running", datetime(2025, 6, 1, tzinfo=UTC), None
+    )
+    arms = messages.experiment_to_proto(record).arms
+    assert [(a.copywriter_version, a.prompt_template_version) for a in arms] == [
+        ("1", ""),
+        ("2", "v3"),
+        ("", ""),
+    ]
+
+
+def test_arm_versions_are_checked() -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        messages.new_experiment_from_proto(
+            experiment_request(
+                F.Arm(arm_id="a", strategy=BANDIT, traffic_weight=1, copywriter_version="2 beta"),
+                F.Arm(
+                    arm_id="b",
+                    strategy=BANDIT,
+                    traffic_weight=1,
+                    copywriter_version="x" * 65,
+                    prompt_template_version="t" * 33,
+                ),
+                F.Arm(
+                    arm_id="c",
+                    strategy=F.ARM_STRATEGY_GENERIC_COPY,
+                    traffic_weight=1,
+                    prompt_template_version="v2",
+                ),
+            )
+        )
+    found = violations(raised)
+    assert set(found) == {
+        "arms[0].copywriter_version",
+        "arms[1].copywriter_version",
+        "arms[1].prompt_template_version",
+        "arms[2].strategy",
+    }
+    assert "1-64 characters" in found["arms[0].copywriter_version"]
+    assert "1-32 characters" in found["arms[1].prompt_template_version"]
+    assert "GENERIC_COPY" in found["arms[2].strategy"]
+
+
+def test_arm_version_limits_are_in_the_edge_scan() -> None:
+    """The generic scan knows the columns too, so an over-long version is refused before any
+    other check (and by the same rule the hostile-input suite relies on)."""
+    request = experiment_request(
+        F.Arm(arm_id="a", strategy=BANDIT, traffic_weight=1, copywriter_version="1" * 65),
+        F.Arm(arm_id="b", strategy=BANDIT, traffic_weight=1, prompt_template_version="\x00"),
+    )
+    with pytest.raises(InvalidArgument) as raised:
+        messages.validate_request(request)
+    assert set(violations(raised)) == {
+        "arms[0].copywriter_version",
+        "arms[1].prompt_template_version",
+    }
+
+
+# ---- ListCreativePerformance ----------------------------------------------------------------
+
+
+def test_performance_query_defaults() -> None:
+    query = messages.performance_query_from_proto(F.ListCreativePerformanceRequest())
+    assert (query.segment, query.min_impressions, query.size, query.after) == ("", 1, 100, None)
+
+
+def test_performance_query_reports_every_bad_field_at_once() -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        messages.performance_query_from_proto(
+            F.ListCreativePerformanceRequest(
+                page_size=1001, min_impressions=-1, segment="s" * 129, page_token="garbage"
+            )
+        )
+    assert set(violations(raised)) == {"page_size", "min_impressions", "segment", "page_token"}
+
+
+def _page(*lifts: float) -> PerformancePage:
+    return PerformancePage(
+        [
+            CreativePerformance(f"cr_{n}", "sku", "deal", "value", 100, 5, 4.0, lift)
+            for n, lift in enumerate(lifts)
+        ],
+        more=True,
+    )
+
+
+def test_performance_token_continues_after_the_last_row_and_is_bound_to_the_filters() -> None:
+    query = messages.performance_query_from_proto(
+        F.ListCreativePerformanceRequest(page_size=2, segment="deal", min_impressions=50)
+    )
+    reply = messages.performance_page_to_proto(_page(1.5, 1.25), query)
+    assert [c.creative_id for c in reply.creatives] == ["cr_0", "cr_1"]
+    assert reply.creatives[0].lift_interval.lower < 1.5 < reply.creatives[0].lift_interval.upper
+    token = reply.next_page_token
+    following = messages.performance_query_from_proto(
+        F.ListCreativePerformanceRequest(
+            page_size=2, segment="deal", min_impressions=50, page_token=token
+        )
+    )
+    assert following.after == PerformanceKey(1.25, "cr_1", "deal")
+    # The same token with other filters would page another listing: refused.
+    for other in (
+        F.ListCreativePerformanceRequest(segment="other", min_impressions=50, page_token=token),
+        F.ListCreativePerformanceRequest(segment="deal", min_impressions=10, page_token=token),
+    ):
+        with pytest.raises(InvalidArgument) as raised:
+            messages.performance_query_from_proto(other)
+        assert violations(raised) == {"page_token": "was issued for a different filter"}
+
+
+def test_performance_last_page_has_no_token() -> None:
+    query = messages.performance_query_from_proto(F.ListCreativePerformanceRequest())
+    page = _page(1.1)
+    last = PerformancePage(page.creatives, more=False)
+    assert messages.performance_page_to_proto(last, query).next_page_token == ""
+
+
+def test_a_token_whose_key_is_not_a_performance_key_is_refused() -> None:
+    forged = pagination.next_token(
+        "exp-1", messages._performance_filters("", 1)
+    )  # a well-formed token of this listing's filters, with another listing's key
+    with pytest.raises(InvalidArgument) as raised:
+        messages.performance_query_from_proto(F.ListCreativePerformanceRequest(page_token=forged))
+    assert violations(raised) == {"page_token": "is not a token this service issued"}

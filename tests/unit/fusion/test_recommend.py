@@ -23,9 +23,11 @@ from copyloop.common.errors import Unavailable
 from copyloop.fusion import schema
 from copyloop.fusion.downstream import Downstream
 from copyloop.fusion.recommend import (
+    ANY_VERSION,
     PRIOR_CTR,
     PRIOR_CVR,
     PRIOR_VERSION,
+    CopyVersions,
     RecommendCall,
     Recommender,
 )
@@ -566,3 +568,154 @@ async def test_items_served_lately_rank_lower_and_each_copy_carries_its_propensi
         r.expected_value == pytest.approx(r.copy.posterior_ctr * r.p_cvr)
         for r in fresh.recommendations
     )
+
+
+# ---- arms that pin a copywriter or prompt template version ----------------------------------
+
+
+def versioned_pool(
+    request: generation_pb2.GetCreativesRequest,
+) -> generation_pb2.GetCreativesResponse:
+    """A pool where sku-0 has copy of copywriter versions 1 and 2, sku-1 only of version 1 and
+    sku-2 none at all. It honours the version filter (as GenerationService does), except that
+    it sends sku-0's version-1 creative whatever is asked: fusion must drop it itself."""
+    written = {"sku-0": ["1", "2"], "sku-1": ["1"], "sku-2": []}
+    items = []
+    for q in request.queries:
+        creatives = [
+            generation_pb2.Creative(
+                creative_id=f"cr-{q.item_id}-v{version}",
+                item_id=q.item_id,
+                text=f"Copy by copywriter {version} for {q.item_id}",
+                template_version="v2",
+                model_version=version,
+            )
+            for version in written.get(q.item_id, [])
+            if not request.model_version
+            or version == request.model_version
+            or (q.item_id, version) == ("sku-0", "1")
+        ]
+        items.append(generation_pb2.ItemCreatives(item_id=q.item_id, creatives=creatives))
+    return generation_pb2.GetCreativesResponse(items=items)
+
+
+def pin_every_arm(harness: Harness, copywriter: str = "2", template: str = "") -> None:
+    harness.store.create_experiment(
+        TENANT,
+        "copywriter-test",
+        "",
+        [
+            ArmSpec("pinned-a", "ARM_STRATEGY_PERSONALISED_BANDIT", 1.0, copywriter, template),
+            ArmSpec("pinned-b", "ARM_STRATEGY_GREEDY_PREDICTED", 1.0, copywriter, template),
+        ],
+    )
+
+
+async def test_an_arm_pinning_a_copywriter_version_serves_only_that_versions_copy(
+    harness: Harness,
+) -> None:
+    pin_every_arm(harness, "2", "v2")
+    down = FakeDownstream(GetCreatives=versioned_pool)
+    reply = await harness.recommend(down)
+
+    (pool_call,) = down.called("GetCreatives")
+    assert pool_call.request.model_version == "2"
+    assert pool_call.request.template_version == "v2"
+    assert "model_version" in pool_call.request.read_mask.paths
+    copy = {r.item_id: r.copy for r in reply.recommendations}
+    assert copy["sku-0"].creative_id == "cr-sku-0-v2"
+    assert copy["sku-0"].source == F.COPY_SOURCE_POOL
+    # sku-1 and sku-2 have no version-2 copy: the same fallback as an empty pool (generated
+    # now, with the arm's versions), and the reply says so.
+    for item_id in ("sku-1", "sku-2"):
+        assert copy[item_id].source == F.COPY_SOURCE_GENERATED
+    generated = down.called("Generate")
+    assert {c.request.item.item_id for c in generated} == {"sku-1", "sku-2"}
+    assert {(c.request.model_version, c.request.template_version) for c in generated} == {
+        ("2", "v2")
+    }
+    (pregeneration,) = down.called("PregenerateCreatives")
+    assert (pregeneration.request.model_version, pregeneration.request.template_version) == (
+        "2",
+        "v2",
+    )
+    assert degradations(reply) == [
+        (
+            "copy",
+            "copy generated now or a template",
+            "no creatives of copywriter version 2 and prompt template version v2 for 2 items",
+        )
+    ]
+
+
+async def test_an_arm_without_versions_sends_no_filter_and_reads_the_usual_fields(
+    harness: Harness,
+) -> None:
+    down = FakeDownstream(GetCreatives=versioned_pool)
+    reply = await harness.recommend(down)
+
+    (pool_call,) = down.called("GetCreatives")
+    assert pool_call.request.model_version == "" and pool_call.request.template_version == ""
+    assert "model_version" not in pool_call.request.read_mask.paths
+    assert degradations(reply) == []
+    sources = {r.item_id: r.copy.source for r in reply.recommendations}
+    assert sources["sku-0"] == sources["sku-1"] == F.COPY_SOURCE_POOL
+
+
+async def test_a_pinned_arm_with_generation_down_reports_only_the_outage(
+    harness: Harness,
+) -> None:
+    """Nothing was learned about the pool, so there is no "no creatives of version" claim."""
+    pin_every_arm(harness, "2")
+    down = FakeDownstream(
+        GetCreatives=grpc.StatusCode.UNAVAILABLE, Generate=grpc.StatusCode.UNAVAILABLE
+    )
+    reply = await harness.recommend(down)
+    components = [d[0] for d in degradations(reply)]
+    assert "copy" not in components and "generation" in components
+    assert all(r.copy.source == F.COPY_SOURCE_FALLBACK for r in reply.recommendations)
+
+
+async def test_pregeneration_is_queued_once_per_version(harness: Harness) -> None:
+    """An arm pinning version 2 must not be starved of pre-generation because the unpinned arm
+    asked for the same items a moment earlier (and the other way round)."""
+    empty = FakeDownstream(
+        GetCreatives=lambda req: generation_pb2.GetCreativesResponse(
+            items=[generation_pb2.ItemCreatives(item_id=q.item_id) for q in req.queries]
+        )
+    )
+    recommender = harness.recommender(empty)
+    with as_tenant():
+        try:
+            await recommender.recommend(recommend_request(), METADATA, None)
+            pin_every_arm(harness, "2")
+            await recommender.recommend(recommend_request(), METADATA, None)
+            await recommender.recommend(recommend_request(), METADATA, None)
+        finally:
+            await asyncio.sleep(0)
+            await recommender.close()
+    versions = [c.request.model_version for c in empty.called("PregenerateCreatives")]
+    assert versions == ["", "2"]
+
+
+def test_copy_versions_of_an_arm() -> None:
+    assert CopyVersions.of(None) is ANY_VERSION
+    assert CopyVersions.of(ArmSpec("a", "ARM_STRATEGY_PERSONALISED_BANDIT", 1.0)) is ANY_VERSION
+    both = CopyVersions.of(ArmSpec("a", "ARM_STRATEGY_PERSONALISED_BANDIT", 1.0, "2", "v3"))
+    assert both.pinned and not ANY_VERSION.pinned
+    assert both.describe() == "copywriter version 2 and prompt template version v3"
+    assert CopyVersions(template="v3").describe() == "prompt template version v3"
+    assert both.admits("2", "v3")
+    assert not both.admits("2", "v2") and not both.admits("", "v3")
+    assert CopyVersions(copywriter="2").admits("2", "anything")
+
+
+async def test_one_item_without_the_version_is_said_in_the_singular(harness: Harness) -> None:
+    pin_every_arm(harness, "2")
+    down = FakeDownstream(GetCreatives=versioned_pool)
+    reply = await harness.recommend(down, recommend_request(candidate_item_ids=["sku-0", "sku-1"]))
+    assert (
+        "copy",
+        "copy generated now or a template",
+        "no creatives of copywriter version 2 for 1 item",
+    ) in degradations(reply)

@@ -1,4 +1,5 @@
-"""`copyloop experiment create|report|list|stop`: A/B tests of copy strategies."""
+"""`copyloop experiment create|report|list|stop|winners`: A/B tests of copy strategies (and of
+copywriter or prompt template versions), and the creatives that beat their prediction."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import typer
 
 from copyloop.v1 import fusion_pb2
 from copyloop_client.commands.state import cli_errors, console, fail, state
-from copyloop_client.render import experiment_line, report_table, slice_table
+from copyloop_client.convert import parse_arm_pins
+from copyloop_client.render import experiment_line, performance_table, report_table, slice_table
 
 app = typer.Typer(
     help="Experiments: arms of copy strategies, reports with lift and P(best).",
@@ -30,10 +32,38 @@ def create(
         ),
     ],
     name: Annotated[str, typer.Option(help="display name")] = "",
+    copywriter_version: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--copywriter-version",
+            help="ARM_ID=VERSION: that arm serves only copy of this copywriter model version "
+            "(repeat per arm)",
+        ),
+    ] = None,
+    template_version: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--template-version",
+            help="ARM_ID=VERSION: that arm serves only copy of this prompt template version "
+            "(repeat per arm)",
+        ),
+    ] = None,
 ) -> None:
     """Creates a running experiment. Strategies: PERSONALISED_BANDIT, GENERIC_COPY,
-    RANDOM_COPY, GREEDY_PREDICTED."""
-    experiment = state(ctx).client().create_experiment(experiment_id, arm, name)
+    RANDOM_COPY, GREEDY_PREDICTED. Pin versions to A/B-test a new copywriter, e.g.
+    `--arm v1:PERSONALISED_BANDIT:1 --arm v2:PERSONALISED_BANDIT:1 --copywriter-version v1=1
+    --copywriter-version v2=2`."""
+    experiment = (
+        state(ctx)
+        .client()
+        .create_experiment(
+            experiment_id,
+            arm,
+            name,
+            copywriter_versions=parse_arm_pins(copywriter_version or [], "--copywriter-version"),
+            template_versions=parse_arm_pins(template_version or [], "--template-version"),
+        )
+    )
     typer.echo(f"created {experiment_line(experiment)}")
 
 
@@ -101,3 +131,27 @@ def list_experiments(ctx: typer.Context) -> None:
 def stop(ctx: typer.Context, experiment_id: Annotated[str, typer.Argument()]) -> None:
     """Stops assigning users to the experiment; its report stays available."""
     typer.echo(f"stopped {experiment_line(state(ctx).client().stop_experiment(experiment_id))}")
+
+
+@app.command()
+@cli_errors
+def winners(
+    ctx: typer.Context,
+    segment: Annotated[str, typer.Option(help="only this shopper segment (default: all)")] = "",
+    min_impressions: Annotated[
+        int, typer.Option(min=0, help="only creatives served at least this often")
+    ] = 100,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="at most this many")] = 20,
+) -> None:
+    """Pool creatives that beat their predicted CTR, best lift first, per shopper segment:
+    clicks over the clicks expected, shrunk toward 1 for small counts, with a 95% interval.
+    The copy to fine-tune the copywriter on."""
+    found = (
+        state(ctx)
+        .client()
+        .list_creative_performance(min_impressions=min_impressions, segment=segment, limit=limit)
+    )
+    if not found:
+        typer.echo(f"no creatives with {min_impressions}+ impressions yet")
+        return
+    console().print(performance_table(found))

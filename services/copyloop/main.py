@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,6 +79,38 @@ def _start_triton(model_dir: str) -> tuple[LocalTriton, str]:
     return triton, model_dir
 
 
+# ---- step: the content-effect model (copy quality) ---------------------------------------
+SHARED_DATA = Path(os.environ.get("COPYLOOP_SHARED_DATA", "../shared/data"))
+
+
+def _content_model_dir() -> str:
+    """PredictionService's content-effect model: COPYLOOP_PREDICTION_CONTENT_MODEL_DIR when
+    set ("off" = none); else var/models/content_effect, trained here from ../shared/data when
+    missing (about 2 minutes on 2 cores the first time, 30 s with the embedding cache);
+    without the data, none (copy quality 0.5)."""
+    configured = os.environ.get("COPYLOOP_PREDICTION_CONTENT_MODEL_DIR")
+    if configured is not None:
+        return configured
+    from copyloop.prediction.offline.content_effect import data_file, train_command
+
+    out = VAR / "models" / "content_effect"
+    if (out / "content_effect.json").is_file():
+        print(f"Content-effect model: {out}")
+        return str(out)
+    if not data_file(SHARED_DATA).is_file():
+        print(f"Content-effect model: none ({data_file(SHARED_DATA)} not found; copy quality 0.5)")
+        return ""
+    print(f"Training the content-effect model from {SHARED_DATA} into {out} ...", flush=True)
+    started = time.monotonic()
+    try:
+        train_command(SHARED_DATA, out, cache=VAR / "cache" / "minilm_embeddings.npz")
+    except Exception as exc:  # the platform runs without it (copy quality 0.5)
+        print(f"Content-effect model: none (training failed: {exc!r})")
+        return ""
+    print(f"Content-effect model trained in {time.monotonic() - started:.0f}s")
+    return str(out)
+
+
 async def _serve(args: argparse.Namespace) -> None:
     api_keys = os.environ.get("COPYLOOP_API_KEYS", "demo-key:demo")
     api_key = next(iter(parse_api_keys(api_keys)))
@@ -89,6 +122,7 @@ async def _serve(args: argparse.Namespace) -> None:
     for service, url in database_urls.items():
         print(f"{service} database: {describe_database(url)}")
     try:
+        content_model_dir = _content_model_dir()
         platform = await start_platform(
             PlatformConfig(
                 var_dir=VAR,
@@ -98,6 +132,7 @@ async def _serve(args: argparse.Namespace) -> None:
                 triton_url=triton.grpc_url if triton else "",
                 model_dir=model_dir,
                 database_urls=database_urls,
+                content_model_dir=content_model_dir,
             )
         )
         addresses = platform.addresses()
@@ -110,6 +145,7 @@ async def _serve(args: argparse.Namespace) -> None:
                 await walk.prepare()
                 await walk.warm_up()
                 await walk.show_recommendations(walk.contrasting_shoppers())
+                await walk.show_recommendations(walk.contrasting_shoppers()[:1], "zh-CN", n=3)
                 await walk.show_experiment()
             finally:
                 await walk.close()
@@ -154,6 +190,7 @@ async def _demo() -> None:
         await walk.prepare()
         await walk.warm_up()
         await walk.show_recommendations(walk.contrasting_shoppers())
+        await walk.show_recommendations(walk.contrasting_shoppers()[:1], "zh-CN", n=3)
         await walk.show_experiment()
     finally:
         await walk.close()

@@ -125,6 +125,7 @@ class ClosedLoopSimulator:
         locale: str = "en-US",
         seed: int = 0,
         pool_segments: Sequence[str] = POOL_SEGMENTS,
+        oracle: bool = True,
     ) -> None:
         self.market = market
         self.catalog = {i.item_id: i for i in catalog}
@@ -138,6 +139,9 @@ class ClosedLoopSimulator:
         self._exposures: Counter[tuple[str, str]] = Counter()
         self.outcomes: list[SessionOutcome] = []
         self.retried = 0  # Recommend calls retried after UNAVAILABLE
+        # The oracle's shares cost ~400 market evaluations per session: the benches that
+        # report them want it; a walkthrough that only reports the arms' CTRs does not.
+        self.oracle = oracle
 
     async def seed_history(self, days: float = 30.0) -> int:
         """Browsing and purchases that follow each shopper's hidden type, taste and budget
@@ -238,33 +242,11 @@ class ClosedLoopSimulator:
         )
         reply = await self._recommend(request)
         arm = reply.assignment.arm_id or "default"
-        texts = await self._texts(pool)
-        # The oracle knows everything: it takes each candidate's best live copy for this
-        # shopper (at the shopper's fatigue for the item) and fills the same n slots best
-        # first, so it also gets the best positions.
-        attractive = sorted(
-            (
-                max(
-                    self._p(shopper, i, text, features, angle, 1)[0]
-                    for text, angle in texts[i] or [(self.catalog[i].title, "")]
-                )
-                for i in pool
-            ),
-            reverse=True,
-        )[: len(reply.recommendations) or n]
-        best = [
-            p * (rank + 1) ** -self.market.config.position_exponent
-            for rank, p in enumerate(attractive)
-        ]
+        best, copy_best = (
+            await self._oracles(shopper, pool, features, reply, n) if self.oracle else ([], [])
+        )
         events: list[F.OutcomeEvent] = []
         impressions = []
-        copy_best = [
-            max(
-                self._p(shopper, rec.item_id, text, features, angle, rec.rank)[0]
-                for text, angle in [*texts[rec.item_id], (rec.copy.text, rec.copy.angle)]
-            )
-            for rec in reply.recommendations
-        ]
         for rec in reply.recommendations:
             p_click, p_buy = self._p(
                 shopper, rec.item_id, rec.copy.text, features, rec.copy.angle, rec.rank
@@ -312,6 +294,42 @@ class ClosedLoopSimulator:
         )
         self.outcomes.append(outcome)
         return outcome
+
+    async def _oracles(
+        self,
+        shopper: Shopper,
+        pool: Sequence[str],
+        features: ContextFeatures,
+        reply: F.RecommendResponse,
+        n: int,
+    ) -> tuple[list[float], list[float]]:
+        """True CTRs of the oracle's slots and of the served items with their best copy."""
+        texts = await self._texts(pool)
+        # The oracle knows everything: it takes each candidate's best live copy for this
+        # shopper (at the shopper's fatigue for the item) and fills the same n slots best
+        # first, so it also gets the best positions.
+        attractive = sorted(
+            (
+                max(
+                    self._p(shopper, i, text, features, angle, 1)[0]
+                    for text, angle in texts[i] or [(self.catalog[i].title, "")]
+                )
+                for i in pool
+            ),
+            reverse=True,
+        )[: len(reply.recommendations) or n]
+        best = [
+            p * (rank + 1) ** -self.market.config.position_exponent
+            for rank, p in enumerate(attractive)
+        ]
+        copy_best = [
+            max(
+                self._p(shopper, rec.item_id, text, features, angle, rec.rank)[0]
+                for text, angle in [*texts[rec.item_id], (rec.copy.text, rec.copy.angle)]
+            )
+            for rec in reply.recommendations
+        ]
+        return best, copy_best
 
     async def _recommend(self, request: F.RecommendRequest) -> F.RecommendResponse:
         """Recommend as a shop's client calls it: UNAVAILABLE is retryable (the SDK retries it

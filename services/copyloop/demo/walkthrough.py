@@ -46,10 +46,15 @@ class WalkthroughConfig:
     # Copy written for these segments (the demo shoppers' commonest) on the first items.
     segments: tuple[str, ...] = ("bargain_hunter", "premium_shopper", "loyal_high_value")
     segment_items: int = 80
+    # Chinese push copy for everyone on the first items, so a zh-CN shopper reads model copy
+    # (written in Chinese by the same copywriter), not only template lines.
+    zh_items: int = 80
+    zh_variants: int = 3
     warmup_sessions: int = 400
     # Sessions after the retrain: the experiment needs users, not only impressions, to tell
     # the arms apart (its intervals count users), so it runs on until each arm has many.
-    measured_sessions: int = 1200
+    measured_sessions: int = 4000
+    concurrency: int = 8
     seed: int = 7
     chart_path: Path = Path("var/experiment.png")
 
@@ -79,6 +84,7 @@ class Walkthrough:
             self.generation,
             self.meta,
             seed=config.seed,
+            oracle=False,  # the walkthrough reports the arms, not shares of the oracle
         )
 
     async def close(self) -> None:
@@ -111,19 +117,24 @@ class Walkthrough:
         """Push copy for everyone for every item, plus copy written for the commonest shopper
         segments (in each segment's best angles) for the first `segment_items` items."""
         missing = await self._items_without_copy(self.catalog, "")
-        if not missing:
+        if missing:
+            await self._pregenerate(missing, [], self.config.variants, "everyone")
+            subset = self.catalog[: self.config.segment_items]
+            await self._pregenerate(subset, list(self.config.segments), 2, "segments")
+        zh = await self._items_without_copy(self.catalog[: self.config.zh_items], "", "zh-CN")
+        if zh:
+            await self._pregenerate(zh, [], self.config.zh_variants, "zh-CN", locale="zh-CN")
+        if not missing and not zh:
             print("Copy pool: already filled.")
-            return
-        await self._pregenerate(missing, [], self.config.variants, "everyone")
-        subset = self.catalog[: self.config.segment_items]
-        await self._pregenerate(subset, list(self.config.segments), 2, "segments")
 
-    async def _items_without_copy(self, items: Sequence[DemoItem], segment: str) -> list[DemoItem]:
+    async def _items_without_copy(
+        self, items: Sequence[DemoItem], segment: str, locale: str = "en-US"
+    ) -> list[DemoItem]:
         live = await self.generation.GetCreatives(
             generation_pb2.GetCreativesRequest(
                 queries=[generation_pb2.CreativeQuery(item_id=i.item_id) for i in items],
                 channel=common_pb2.CHANNEL_PUSH,
-                locale="en-US",
+                locale=locale,
                 segment=segment,
                 max_per_item=1,
             ),
@@ -132,14 +143,19 @@ class Walkthrough:
         return [i for i, entry in zip(items, live.items, strict=True) if not entry.creatives]
 
     async def _pregenerate(
-        self, items: Sequence[DemoItem], segments: list[str], variants: int, label: str
+        self,
+        items: Sequence[DemoItem],
+        segments: list[str],
+        variants: int,
+        label: str,
+        locale: str = "en-US",
     ) -> None:
         job = (
             await self.generation.PregenerateCreatives(
                 generation_pb2.PregenerateCreativesRequest(
                     items=[item_to_proto(i) for i in items],
                     channels=[common_pb2.CHANNEL_PUSH],
-                    locales=["en-US"],
+                    locales=[locale],
                     segments=segments,
                     variants_per_item=variants,
                     auto_approve=True,
@@ -167,11 +183,13 @@ class Walkthrough:
             f"Warm-up: {self.config.warmup_sessions} simulated shopping sessions through "
             "Recommend/ReportOutcome ..."
         )
-        await self.sim.run(self.config.warmup_sessions, concurrency=4)
+        began = time.monotonic()
+        await self.sim.run(self.config.warmup_sessions, concurrency=self.config.concurrency)
         report = self.sim.report()
         print(
-            f"  {report.impressions} impressions; expected CTR per arm: "
-            + ", ".join(f"{a.arm} {a.expected_ctr:.3f}" for a in report.arms.values())
+            f"  {report.impressions} impressions in {time.monotonic() - began:.0f} s; "
+            "expected CTR per arm: "
+            + ", ".join(f"{a.arm} {a.expected_ctr:.4f}" for a in report.arms.values())
         )
         try:
             retrain = await self.fusion.RetrainModel(
@@ -186,13 +204,17 @@ class Walkthrough:
         if self.config.measured_sessions:
             print(f"Then {self.config.measured_sessions} more sessions with what was learned ...")
             start = self.config.warmup_sessions
+            began = time.monotonic()
             learned = await self.sim.run(
-                self.config.measured_sessions, concurrency=4, start_step=start
+                self.config.measured_sessions,
+                concurrency=self.config.concurrency,
+                start_step=start,
             )
             report = self.sim.report(learned)
             print(
-                f"  {report.impressions} impressions; expected CTR per arm: "
-                + ", ".join(f"{a.arm} {a.expected_ctr:.3f}" for a in report.arms.values())
+                f"  {report.impressions} impressions in {time.monotonic() - began:.0f} s; "
+                "expected CTR per arm (the market's own click probabilities): "
+                + ", ".join(f"{a.arm} {a.expected_ctr:.4f}" for a in report.arms.values())
             )
 
     def contrasting_shoppers(self) -> tuple[Shopper, Shopper]:
@@ -206,7 +228,9 @@ class Walkthrough:
             max(quality, key=lambda s: s.budget - 40 * s.price_sensitivity),
         )
 
-    async def show_recommendations(self, shoppers: Sequence[Shopper]) -> None:
+    async def show_recommendations(
+        self, shoppers: Sequence[Shopper], locale: str = "en-US", n: int = 5
+    ) -> None:
         for shopper in shoppers:
             profile = (
                 await self.profile.GetUserProfile(
@@ -218,11 +242,17 @@ class Walkthrough:
             reply = await self.fusion.Recommend(
                 F.RecommendRequest(
                     user_id=shopper.shopper_id,
-                    n=5,
+                    n=n,
                     latency_budget_ms=3000,
+                    # The zh-CN pool covers the first items: ask among them for that read.
+                    candidate_item_ids=(
+                        [i.item_id for i in self.catalog[: self.config.zh_items]]
+                        if locale.startswith("zh")
+                        else []
+                    ),
                     context=common_pb2.Context(
                         channel=common_pb2.CHANNEL_PUSH,
-                        locale="en-US",
+                        locale=locale,
                         device=common_pb2.DEVICE_MOBILE,
                     ),
                 ),
@@ -234,7 +264,8 @@ class Walkthrough:
                 f"segments {', '.join(profile.segments) or '-'}; "
                 f"hidden budget {shopper.budget:.0f}, "
                 f"price sensitivity {shopper.price_sensitivity:.2f} "
-                f"(arm: {reply.assignment.arm_id or '-'}, request {reply.request_id})"
+                f"(arm: {reply.assignment.arm_id or '-'}, locale {locale}, "
+                f"request {reply.request_id})"
             )
             for r in reply.recommendations:
                 source = F.CopySource.Name(r.copy.source).removeprefix("COPY_SOURCE_").lower()

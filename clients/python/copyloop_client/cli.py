@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from copyloop_client.commands import catalog, events, experiment, model, platform, serving, user
+from copyloop_client.commands import (
+    catalog,
+    copywriter,
+    events,
+    experiment,
+    model,
+    platform,
+    serving,
+    user,
+)
 from copyloop_client.commands.state import CliState
 
 app = typer.Typer(
@@ -25,6 +34,7 @@ app.add_typer(events.app, name="events")
 app.add_typer(model.app, name="model")
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(user.app, name="user")
+app.add_typer(copywriter.app, name="copywriter")
 app.command()(serving.generate)
 app.command()(serving.review)
 app.command()(serving.recommend)

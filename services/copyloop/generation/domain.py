@@ -23,6 +23,7 @@ from copyloop.generation.llm_client import (
     LLMError,
     LLMOutput,
     LLMTimeoutError,
+    LLMVersionNotFoundError,
     SamplingParams,
     TritonLLMClient,
 )
@@ -78,6 +79,7 @@ class GenerationRequest:
     store_in_pool: bool = False
     template_version: str = DEFAULT_TEMPLATE_VERSION
     promotion: Promotion | None = None
+    model_version: str = ""  # the copywriter version in Triton; "" = the newest loaded
 
 
 @dataclass
@@ -93,6 +95,15 @@ class GenerationResult:
     creatives: list[CreativeRecord] = field(default_factory=list)
     # What was degraded, e.g. "llm: unavailable (...); template copy" (empty when nothing was).
     degradations: list[str] = field(default_factory=list)
+    # Per raw output (CheckedVariant.raw_index): the model version Triton says wrote it.
+    raw_versions: list[str] = field(default_factory=list)
+
+    def version_of(self, variant: CheckedVariant) -> str:
+        """The copywriter version that wrote a model variant (Triton's answer, per output)."""
+        index = variant.raw_index
+        if index is not None and 0 <= index < len(self.raw_versions) and self.raw_versions[index]:
+            return self.raw_versions[index]
+        return self.model_version
 
     @property
     def llm_down(self) -> bool:
@@ -110,6 +121,20 @@ def llm_degradation(exc: BaseException | str) -> str:
         return f"llm: {exc}; template copy"
     kind = "out of time" if isinstance(exc, LLMTimeoutError) else "unavailable"
     return f"llm: {kind} ({str(exc)[:200]}); template copy"
+
+
+def version_missing(exc: LLMVersionNotFoundError) -> FailedPrecondition:
+    """A copywriter version Triton does not serve. FAILED_PRECONDITION, not INVALID_ARGUMENT
+    (the request is well formed; the version can be published and loaded later, and then the
+    same request succeeds) nor NOT_FOUND (the RPC's resource is the item, not the model): the
+    caller must not get template copy in its place, which would blur an A/B of copywriters."""
+    loaded = ", ".join(exc.loaded) or "none"
+    return FailedPrecondition(
+        f"copywriter model version {exc.version} is not loaded in Triton (loaded: {loaded}): "
+        "publish and load it (copyloop copywriter cycle) or leave model_version empty",
+        "MODEL_VERSION",
+        f"models/copywriter/versions/{exc.version}",
+    )
 
 
 def unsatisfiable(result: PipelineResult) -> FailedPrecondition:
@@ -199,6 +224,19 @@ class GenerationDomain:
     async def llm_ready(self) -> bool:
         return self.llm is not None and await self.llm.is_ready(timeout_s=2.0)
 
+    async def check_model_version(self, version: str) -> None:
+        """FAILED_PRECONDITION when Triton is up and does not serve `version`; nothing when it
+        does, when none is named, or when Triton cannot be asked now (the generation itself
+        then degrades as usual)."""
+        if not version or self.llm is None:
+            return
+        try:
+            await self.llm.check_version(version, timeout_s=2.0)
+        except LLMVersionNotFoundError as exc:
+            raise version_missing(exc) from exc
+        except LLMError:
+            return
+
     async def close(self) -> None:
         for task in list(self._jobs):
             task.cancel()
@@ -227,8 +265,14 @@ class GenerationDomain:
         with tracer("copyloop.generation").start_as_current_span("triton.generate") as span:
             span.set_attribute("llm.model", self.settings.model_name)
             span.set_attribute("llm.requests", count)
+            span.set_attribute("llm.model_version", request.model_version)
             calls = [
-                self.llm.generate(prompt, self._sampling(request, offset + i), timeout_s=timeout_s)
+                self.llm.generate(
+                    prompt,
+                    self._sampling(request, offset + i),
+                    timeout_s=timeout_s,
+                    model_version=request.model_version,
+                )
                 for i in range(count)
             ]
             return list(await asyncio.gather(*calls))
@@ -246,6 +290,7 @@ class GenerationDomain:
         prompt = self._prompt(request)
         wanted = request.variant_count
         raw: list[RawOutput] = []
+        raw_versions: list[str] = []
         result: PipelineResult | None = None
         llm_unavailable = self.llm is None
         degradations: list[str] = []
@@ -263,6 +308,8 @@ class GenerationDomain:
                 break
             try:
                 outputs = await self._ask(prompt.text, request, missing, len(raw), left)
+            except LLMVersionNotFoundError as exc:
+                raise version_missing(exc) from exc
             except LLMError as exc:
                 log.warning("LLM unavailable; using fallbacks", extra={"error": str(exc)})
                 llm_unavailable = not raw
@@ -272,6 +319,7 @@ class GenerationDomain:
                 RawOutput(o.text, o.cumulative_logprob, o.num_output_tokens, attempt)
                 for o in outputs
             ]
+            raw_versions += [o.model_version for o in outputs]
             result = process_variants(
                 request.brief,
                 request.constraints,
@@ -291,11 +339,14 @@ class GenerationDomain:
             template_id=prompt.template_id,
             template_version=prompt.template_version,
             model_name=self.settings.model_name,
-            model_version=self.model_version,
+            model_version=next((v for v in raw_versions if v), "")
+            or request.model_version
+            or self.model_version,
             llm_unavailable=llm_unavailable,
             rejected_attempts=len(result.rejected),
             latency_ms=(time.perf_counter() - started) * 1000,
             degradations=degradations,
+            raw_versions=raw_versions,
         )
 
     async def stream(
@@ -319,8 +370,11 @@ class GenerationDomain:
                     self._sampling(request, 0),
                     timeout_s=max(0.01, budget - max(RESERVE_MIN_S, RESERVE_SHARE * budget)),
                     on_complete=outputs.append,
+                    model_version=request.model_version,
                 ):
                     yield delta
+            except LLMVersionNotFoundError as exc:
+                raise version_missing(exc) from exc
             except LLMError as exc:
                 log.warning("LLM stream failed; using a fallback", extra={"error": str(exc)})
                 llm_unavailable = not outputs
@@ -339,11 +393,14 @@ class GenerationDomain:
                 template_id=prompt.template_id,
                 template_version=prompt.template_version,
                 model_name=self.settings.model_name,
-                model_version=self.model_version,
+                model_version=next((o.model_version for o in outputs if o.model_version), "")
+                or request.model_version
+                or self.model_version,
                 llm_unavailable=llm_unavailable,
                 rejected_attempts=len(result.rejected),
                 latency_ms=(time.perf_counter() - started) * 1000,
                 degradations=degradations,
+                raw_versions=[o.model_version for o in outputs],
             )
         )
 
@@ -382,6 +439,11 @@ class GenerationDomain:
                 text=variant.text,
                 quality=variant.quality.overall,
                 variant=as_json,
+                # The version the variant itself reports (Variant.model_version); template
+                # copy has none.
+                model_version=""
+                if variant.source == SOURCE_TEMPLATE_FALLBACK
+                else str(as_json.get("model_version", ""))[:32],
             )
             for variant, as_json in variants
         ]
@@ -409,6 +471,8 @@ class GenerationDomain:
         segment: str,
         status: str,
         max_per_item: int,
+        model_version: str = "",
+        template_version: str = "",
     ) -> dict[str, list[CreativeRecord]]:
         return await self._runner.run(
             self.store.by_items,
@@ -419,6 +483,8 @@ class GenerationDomain:
             segment,
             status,
             max_per_item,
+            model_version,
+            template_version,
         )
 
     async def list_creatives(

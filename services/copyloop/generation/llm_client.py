@@ -9,7 +9,9 @@ model has, and always uses the gRPC streaming API, which decoupled models requir
 
 Errors are mapped to three kinds callers can act on: `LLMUnavailableError` (server or model
 down: retry elsewhere / fall back), `LLMBadRequestError` (our request is wrong: do not retry),
-`LLMTimeoutError` (deadline passed); anything else is `LLMServerError`.
+`LLMTimeoutError` (deadline passed); anything else is `LLMServerError`. A request may name a
+model version (Triton's per-request `model_version`; empty = the newest loaded); one Triton
+does not serve is `LLMVersionNotFoundError`, and every output says which version wrote it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ __all__ = [
     "LLMServerError",
     "LLMTimeoutError",
     "LLMUnavailableError",
+    "LLMVersionNotFoundError",
     "SamplingParams",
     "TritonLLMClient",
 ]
@@ -78,6 +81,16 @@ class LLMServerError(LLMError):
     """The model failed while serving a valid request."""
 
 
+class LLMVersionNotFoundError(LLMError):
+    """The server is up but does not serve the requested model version (never published, not
+    loaded, or of another weights lineage); `loaded` lists the versions it does serve."""
+
+    def __init__(self, message: str, version: str, loaded: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.version = version
+        self.loaded = loaded
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     """vLLM-style sampling parameters, sent as the sampling_parameters JSON.
@@ -116,6 +129,7 @@ class LLMOutput:
     cumulative_logprob: float | None
     num_output_tokens: int
     latency_s: float
+    model_version: str = ""  # the version Triton says answered ("" when it did not say)
 
 
 @dataclass(frozen=True)
@@ -216,6 +230,50 @@ class TritonLLMClient:
         except (TimeoutError, InferenceServerException, grpc.RpcError, OSError):
             return False
 
+    async def loaded_versions(self, timeout_s: float = 5.0) -> tuple[str, ...]:
+        """The versions of the model the server has READY, ascending (the repository index)."""
+        client = self._connection()
+        try:
+            index = await client.get_model_repository_index(as_json=True, client_timeout=timeout_s)
+        except (InferenceServerException, grpc.RpcError) as exc:
+            raise _map_error(exc, "model repository index") from exc
+        versions = {
+            str(m.get("version", ""))
+            for m in index.get("models", [])
+            if m.get("name") == self.model_name and m.get("state") == "READY"
+        }
+        return tuple(sorted(versions, key=lambda v: (len(v), v)))
+
+    async def check_version(self, version: str, timeout_s: float = 5.0) -> None:
+        """Raises LLMVersionNotFoundError when the server is up and does not serve `version`
+        ("" = the newest: always fine); LLMUnavailableError etc. when it cannot be asked."""
+        if not version:
+            return
+        loaded = await self.loaded_versions(timeout_s)
+        if version not in loaded:
+            raise LLMVersionNotFoundError(
+                f"{self.model_name} version {version} is not loaded", version, loaded
+            )
+
+    async def _version_error(self, version: str, error: LLMError) -> LLMError:
+        """A failed request that named a version: LLMVersionNotFoundError when the server is
+        up and lacks it (its error text alone cannot tell an unloaded version from an
+        unloaded model), else the error as it was."""
+        if not version or isinstance(error, LLMTimeoutError | LLMBadRequestError):
+            return error
+        try:
+            loaded = await self.loaded_versions(timeout_s=2.0)
+        except LLMError:
+            return error
+        if version in loaded:
+            return error
+        return LLMVersionNotFoundError(
+            f"{self.model_name} version {version} is not loaded (loaded: "
+            f"{', '.join(loaded) or 'none'}): {error}",
+            version,
+            loaded,
+        )
+
     async def _model_shape(self, timeout_s: float | None) -> _ModelShape:
         if self._shape is None:
             client = self._connection()
@@ -256,7 +314,12 @@ class TritonLLMClient:
         return [c for c in candidates if c is not None]
 
     async def _responses(
-        self, prompt: str, sampling: str | None, stream: bool, timeout_s: float | None
+        self,
+        prompt: str,
+        sampling: str | None,
+        stream: bool,
+        timeout_s: float | None,
+        model_version: str = "",
     ) -> AsyncIterator[Any]:
         """Send one request on a fresh gRPC stream and yield its InferResults until the last.
 
@@ -266,6 +329,7 @@ class TritonLLMClient:
         shape = await self._model_shape(timeout_s)
         request = {
             "model_name": self.model_name,
+            "model_version": model_version,
             "inputs": self._inputs(shape, prompt, sampling, stream),
             "request_id": uuid.uuid4().hex,
         }
@@ -277,10 +341,13 @@ class TritonLLMClient:
         try:
             async for result, error in call:
                 if error is not None:
-                    raise _map_error(error, f"{self.model_name} request")
+                    raise await self._version_error(
+                        model_version, _map_error(error, f"{self.model_name} request")
+                    )
                 yield result
         except (grpc.RpcError, InferenceServerException) as exc:
-            raise _map_error(exc, f"{self.model_name} stream") from exc
+            mapped = _map_error(exc, f"{self.model_name} stream")
+            raise await self._version_error(model_version, mapped) from exc
         finally:
             call.cancel()
 
@@ -293,18 +360,21 @@ class TritonLLMClient:
         sampling: SamplingParams | Mapping[str, Any] | str | None = None,
         *,
         timeout_s: float | None = None,
+        model_version: str = "",
     ) -> LLMOutput:
-        """Generate one completion (the prompt is not echoed back)."""
+        """Generate one completion (the prompt is not echoed back) with `model_version` ("" =
+        the newest loaded); the output names the version that wrote it."""
         timeout = self._timeout(timeout_s)
         started = time.perf_counter()
         pieces: list[str] = []
-        finish_reason, logprob, n_tokens = "", None, 0
+        finish_reason, logprob, n_tokens, version = "", None, 0, ""
         try:
             async with asyncio.timeout(timeout):
                 async for result in self._responses(
-                    prompt, _sampling_json(sampling), False, timeout
+                    prompt, _sampling_json(sampling), False, timeout, model_version
                 ):
                     text, reason, cum, count = _read(result)
+                    version = _version(result) or version
                     pieces.append(text)
                     finish_reason = reason or finish_reason
                     logprob = cum if cum is not None else logprob
@@ -312,7 +382,12 @@ class TritonLLMClient:
         except TimeoutError as exc:
             raise LLMTimeoutError(f"{self.model_name}: no answer within {timeout}s") from exc
         return LLMOutput(
-            "".join(pieces), finish_reason, logprob, n_tokens, time.perf_counter() - started
+            "".join(pieces),
+            finish_reason,
+            logprob,
+            n_tokens,
+            time.perf_counter() - started,
+            version or model_version,
         )
 
     async def generate_many(
@@ -339,16 +414,20 @@ class TritonLLMClient:
         *,
         timeout_s: float | None = None,
         on_complete: Callable[[LLMOutput], None] | None = None,
+        model_version: str = "",
     ) -> AsyncIterator[str]:
         """Yield text deltas as the model produces them; `on_complete` gets the summary."""
         timeout = self._timeout(timeout_s)
         started = time.perf_counter()
         pieces: list[str] = []
-        finish_reason, logprob, n_tokens = "", None, 0
+        finish_reason, logprob, n_tokens, version = "", None, 0, ""
         # The deadline is the gRPC stream's own (DEADLINE_EXCEEDED -> LLMTimeoutError): an
         # asyncio timeout cannot span the yields of an async generator safely.
-        async for result in self._responses(prompt, _sampling_json(sampling), True, timeout):
+        async for result in self._responses(
+            prompt, _sampling_json(sampling), True, timeout, model_version
+        ):
             text, reason, cum, count = _read(result)
+            version = _version(result) or version
             finish_reason = reason or finish_reason
             logprob = cum if cum is not None else logprob
             n_tokens = count if count is not None else n_tokens
@@ -358,7 +437,12 @@ class TritonLLMClient:
         if on_complete is not None:
             on_complete(
                 LLMOutput(
-                    "".join(pieces), finish_reason, logprob, n_tokens, time.perf_counter() - started
+                    "".join(pieces),
+                    finish_reason,
+                    logprob,
+                    n_tokens,
+                    time.perf_counter() - started,
+                    version or model_version,
                 )
             )
 
@@ -371,6 +455,14 @@ def _scalar(result: Any, name: str) -> Any:
     if array is None or array.size == 0:
         return None
     return array.reshape(-1)[0]
+
+
+def _version(result: Any) -> str:
+    """The model version Triton says answered ("" when the response does not say)."""
+    try:
+        return str(result.get_response().model_version or "")
+    except AttributeError:
+        return ""
 
 
 def _read(result: Any) -> tuple[str, str, float | None, int | None]:

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import hashlib
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,10 +108,13 @@ LIMITS = validation.limits(
         "copyloop.v1.GenerateRequest.idempotency_key": 128,
         "copyloop.v1.GenerateRequest.template_version": 32,
         "copyloop.v1.GenerateRequest.angle": 32,
+        "copyloop.v1.GenerateRequest.model_version": 32,
         "copyloop.v1.Promotion.description": 500,
         "copyloop.v1.CreativeQuery.item_id": 128,
         "copyloop.v1.GetCreativesRequest.locale": 16,
         "copyloop.v1.GetCreativesRequest.segment": 128,
+        "copyloop.v1.GetCreativesRequest.model_version": 32,
+        "copyloop.v1.GetCreativesRequest.template_version": 32,
         "copyloop.v1.ListCreativesRequest.item_id": 128,
         "copyloop.v1.ApproveCreativeRequest.creative_id": 64,
         "copyloop.v1.ApproveCreativeRequest.reviewer": 128,
@@ -119,6 +123,8 @@ LIMITS = validation.limits(
         "copyloop.v1.PregenerateCreativesRequest.locales": 16,
         "copyloop.v1.PregenerateCreativesRequest.segments": 128,
         "copyloop.v1.PregenerateCreativesRequest.idempotency_key": 128,
+        "copyloop.v1.PregenerateCreativesRequest.model_version": 32,
+        "copyloop.v1.PregenerateCreativesRequest.template_version": 32,
         "copyloop.v1.GetPregenerationJobRequest.job_id": 64,
         "copyloop.v1.ReviewCopyRequest.locale": 16,
         "copyloop.v1.ReviewCopyRequest.segment": 128,
@@ -149,6 +155,19 @@ def generate_request(req: generation_pb2.GenerateRequest, prefix: str = "") -> G
     return parsed
 
 
+_MODEL_VERSION_RE = re.compile(r"[1-9][0-9]{0,17}")
+
+
+def check_model_version(v: Violations, path: str, version: str) -> None:
+    """A Triton model version is a positive integer ("2"); "" = the newest loaded. Whether
+    Triton serves it is asked later (FAILED_PRECONDITION when it does not)."""
+    v.check(
+        not version or bool(_MODEL_VERSION_RE.fullmatch(version)),
+        path,
+        "a copywriter model version number such as 2, or empty for the newest",
+    )
+
+
 @dataclass(frozen=True)
 class CreativesQuery:
     items: list[tuple[str, int]]  # (item id, item version or 0 = any)
@@ -158,6 +177,8 @@ class CreativesQuery:
     status: str
     per_item: int
     fields: frozenset[str] = frozenset()  # the Creative fields wanted; empty = all
+    model_version: str = ""  # only creatives this copywriter version wrote; "" = any
+    template_version: str = ""  # only creatives written with this template version; "" = any
 
 
 CREATIVE_FIELDS = frozenset(generation_pb2.Creative.DESCRIPTOR.fields_by_name)
@@ -178,6 +199,7 @@ def creatives_query(req: generation_pb2.GetCreativesRequest) -> CreativesQuery:
         "read_mask",
         f"unknown Creative fields {unknown}: use top-level names such as creative_id, text",
     )
+    check_model_version(v, "model_version", req.model_version)
     v.raise_if_any()
     return CreativesQuery(
         items=[(q.item_id, q.item_version) for q in req.queries],
@@ -187,6 +209,8 @@ def creatives_query(req: generation_pb2.GetCreativesRequest) -> CreativesQuery:
         status=STATUSES.get(req.status, LIVE),
         per_item=req.max_per_item or 5,
         fields=frozenset(req.read_mask.paths),
+        model_version=req.model_version,
+        template_version=req.template_version,
     )
 
 
@@ -220,6 +244,8 @@ def pregeneration_requests(
                             audience=generation_pb2.Audience(segment=segment),
                             variant_count=count,
                             angle=angle,
+                            model_version=req.model_version,
+                            template_version=req.template_version,
                         )
                         found = generation_request(one, v, prefix=f"items[{n}].")
                         if found is not None:
@@ -259,6 +285,7 @@ def generation_request(
         "at most 500 characters",
     )
     v.check(len(req.idempotency_key) <= 128, f"{prefix}idempotency_key", "at most 128 characters")
+    check_model_version(v, f"{prefix}model_version", req.model_version)
     sampling = _sampling(req.sampling, v, f"{prefix}sampling")
     brief, constraints = _brief(
         req.item,
@@ -299,6 +326,7 @@ def generation_request(
         store_in_pool=req.store_in_pool,
         template_version=template_version,
         promotion=promotion,
+        model_version=req.model_version,
     )
 
 
@@ -492,7 +520,7 @@ def variant_to_proto(
         template_id=result.template_id,
         template_version=result.template_version,
         model_name=result.model_name if variant.source != SOURCE_TEMPLATE_FALLBACK else "template",
-        model_version=result.model_version
+        model_version=result.version_of(variant)
         if variant.source != SOURCE_TEMPLATE_FALLBACK
         else variant.template,
         compliance=generation_pb2.ComplianceReport(
@@ -577,6 +605,7 @@ def creative_to_proto(
         create_time=dt_to_ts(r.create_time),
         update_time=dt_to_ts(r.update_time),
         angle=variant.angle,
+        model_version=r.model_version,
     )
 
 

@@ -40,6 +40,9 @@ creatives = Table(
     Column("status_reason", Text, nullable=False, default=""),
     Column("create_time", DateTime(timezone=True), nullable=False),
     Column("update_time", DateTime(timezone=True), nullable=False),
+    # The copywriter model version (Triton's) that wrote it; "" = template copy or written
+    # before versions were recorded. GetCreatives filters on it (A/B of copywriters).
+    Column("model_version", String(32), nullable=False, server_default=""),
     # The pool key: one row per distinct text for an (item version, channel, locale, segment,
     # template version); storing the same text again is a no-op.
     Index(

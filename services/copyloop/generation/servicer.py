@@ -97,7 +97,14 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     ) -> G.GetCreativesResponse:
         query = messages.creatives_query(request)
         found = await self.domain.creatives_for(
-            query.items, query.channel, query.locale, query.segment, query.status, query.per_item
+            query.items,
+            query.channel,
+            query.locale,
+            query.segment,
+            query.status,
+            query.per_item,
+            query.model_version,
+            query.template_version,
         )
         return G.GetCreativesResponse(
             items=[
@@ -147,6 +154,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         self, request: G.PregenerateCreativesRequest, context: grpc.aio.ServicerContext
     ) -> G.PregenerateCreativesResponse:
         parsed = messages.pregeneration_requests(request)
+        # A version Triton does not serve fails now, not unit by unit in the background.
+        await self.domain.check_model_version(request.model_version)
         job = await self.domain.start_job(
             parsed,
             LIVE if request.auto_approve else DRAFT,

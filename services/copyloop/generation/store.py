@@ -76,6 +76,7 @@ class NewCreative:
     text: str
     quality: float
     variant: dict[str, Any]
+    model_version: str = ""  # the copywriter version that wrote it; "" = template copy
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class CreativeRecord:
     status_reason: str
     create_time: datetime
     update_time: datetime
+    model_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -219,11 +221,24 @@ class CreativeStore:
         segment: str,
         status: str,
         max_per_item: int,
+        model_version: str = "",
+        template_version: str = "",
     ) -> dict[str, list[CreativeRecord]]:
-        """Creatives for this segment and for everyone, best first. With the cache: an item's
-        pool for every segment is read once and kept, the segment picked here."""
+        """Creatives for this segment and for everyone, best first; only those written by
+        `model_version` and with `template_version` when set. With the cache: an item's
+        pool for every segment is read once and kept, the segment and versions picked here."""
         if self._pool is None:
-            return self._by_items(tenant, items, channel, locale, segment, status, max_per_item)
+            return self._by_items(
+                tenant,
+                items,
+                channel,
+                locale,
+                segment,
+                status,
+                max_per_item,
+                model_version,
+                template_version,
+            )
         prefix = (tenant, channel, locale, status)
         pools: dict[str, list[CreativeRecord]] = {}
         missing = []
@@ -242,7 +257,13 @@ class CreativeStore:
             pools.update(fresh)
         found = {}
         for item_id, pool in pools.items():
-            mine = [r for r in pool if r.segment in (segment, "")][:max_per_item]
+            mine = [
+                r
+                for r in pool
+                if r.segment in (segment, "")
+                and (not model_version or r.model_version == model_version)
+                and (not template_version or r.template_version == template_version)
+            ][:max_per_item]
             if mine:
                 found[item_id] = _segment_first(mine, segment)
         return found
@@ -256,6 +277,8 @@ class CreativeStore:
         segment: str | None,
         status: str,
         max_per_item: int | None,
+        model_version: str = "",
+        template_version: str = "",
     ) -> dict[str, list[CreativeRecord]]:
         """One query for many items: creatives for this segment and for everyone, best first
         (segment None: every segment's, best first, none left out)."""
@@ -280,6 +303,8 @@ class CreativeStore:
                 c.c.locale == locale,
                 c.c.status == status,
                 c.c.segment.in_({segment, ""}) if segment is not None else true(),
+                c.c.model_version == model_version if model_version else true(),
+                c.c.template_version == template_version if template_version else true(),
                 or_(*match),
             )
             .order_by(c.c.item_id, c.c.quality.desc(), c.c.creative_id)

@@ -7,6 +7,13 @@ one-call local server for the embedded default, tests and benchmarks:
   stub matching this interpreter), once, cached by a content stamp;
 - starts tritonserver on free ports with the project's model repository and tells the
   copywriter model where its weights are (env COPYWRITER_MODEL_DIR);
+- runs it in explicit model-control mode and loads the models itself, so a copywriter version
+  published later (`copywriter/<n>/`, see `publish_version`) is loaded with `load_model`
+  while the server keeps serving: no restart, no polling race with half-written directories,
+  and the caller knows when the new version is ready (the load call returns then). Only the
+  versions descended from the weights this server was started with are loaded (a version
+  records its root weights), so versions published for the demo model never shadow a test's
+  tiny model that shares the repository;
 - puts this interpreter's LIBDIR first in LD_LIBRARY_PATH (the stub must load the same
   libpython as the packages it imports, or e.g. `ssl` fails with an undefined symbol), the
   wheel's vendored libraries after it, and this environment's bin/ first on PATH (the stub
@@ -42,16 +49,26 @@ from types import TracebackType
 from typing import IO, Any
 
 __all__ = [
+    "COPYWRITER",
     "DEFAULT_MODEL_REPOSITORY",
+    "VERSION_FILE",
     "LocalTriton",
     "TritonStartError",
     "assemble_backend_dir",
     "find_tritonserver",
+    "lineage_versions",
+    "load_model",
+    "model_versions",
+    "version_info",
+    "weights_digest",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_MODEL_REPOSITORY = REPO_ROOT / "deploy" / "triton" / "models"
 MODEL_DIR_ENV = "COPYWRITER_MODEL_DIR"
+COPYWRITER = "copywriter"
+# In a published version's directory: its weights, its root weights (version 1's), its parent.
+VERSION_FILE = "copywriter_version.json"
 
 
 def default_var_dir() -> Path:
@@ -66,6 +83,107 @@ _FATAL_LOG_MARKERS = (
     "Stub process is unhealthy",
     "failed to initialize",
 )
+
+
+# ---- model versions ---------------------------------------------------------------------
+
+
+def model_versions(repository: str | Path, model: str = COPYWRITER) -> list[int]:
+    """The version directories of a model in the repository, ascending."""
+    root = Path(repository) / model
+    if not root.is_dir():
+        return []
+    return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def version_info(repository: str | Path, version: int, model: str = COPYWRITER) -> dict[str, Any]:
+    """A published version's pointer (model_dir, root, parent_version, ...); {} for a version
+    whose weights come from the config / COPYWRITER_MODEL_DIR (version 1)."""
+    pointer = Path(repository) / model / str(version) / VERSION_FILE
+    if not pointer.is_file():
+        return {}
+    info: dict[str, Any] = json.loads(pointer.read_text())
+    return info
+
+
+def weights_digest(model_dir: str | Path) -> str:
+    """A fingerprint of a model directory's JSON files (config, tokenizer, training manifest):
+    it changes when the weights there are retrained, so versions fine-tuned from the old ones
+    stop counting as descendants."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_dir).glob("*.json")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def lineage_versions(
+    repository: str | Path, root_model_dir: str | Path | None, model: str = COPYWRITER
+) -> list[int]:
+    """The versions a server started with `root_model_dir` serves: those without a pointer
+    (their weights are the root's) and those published from that root as it is now (same
+    path and same `weights_digest`); all when None."""
+    versions = model_versions(repository, model)
+    if root_model_dir is None:
+        return versions
+    root = str(Path(root_model_dir).resolve())
+    digest = weights_digest(root)
+    kept = []
+    for version in versions:
+        info = version_info(repository, version, model)
+        if info.get("root", root) == root and info.get("root_digest", digest) == digest:
+            kept.append(version)
+    return kept
+
+
+def _config_json(repository: Path, model: str, versions: Sequence[int] | None) -> str | None:
+    """The model's config.pbtxt as JSON with `specific { versions }`, for the load API's
+    config override; None when every version the config's own policy names is wanted."""
+    if versions is None:
+        return None
+    from google.protobuf import json_format, text_format
+    from tritonclient.grpc import model_config_pb2
+
+    config = text_format.Parse(
+        (repository / model / "config.pbtxt").read_text(), model_config_pb2.ModelConfig()
+    )
+    config.version_policy.specific.versions[:] = list(versions)
+    return json_format.MessageToJson(config, preserving_proto_field_name=True)
+
+
+def load_model(
+    grpc_url: str,
+    repository: str | Path,
+    model: str = COPYWRITER,
+    *,
+    root_model_dir: str | Path | None = None,
+    timeout_s: float = 300.0,
+) -> list[int]:
+    """Asks a running Triton (explicit model control) to load `model`, serving the versions
+    of `root_model_dir`'s lineage (every version when None); returns them. Versions already
+    loaded keep serving while new ones load; the call returns when the load is done.
+    Raises TritonStartError when Triton refuses or a version fails to load."""
+    import tritonclient.grpc as triton_grpc
+    from tritonclient.utils import InferenceServerException
+
+    repository = Path(repository)
+    every = model_versions(repository, model)
+    versions = lineage_versions(repository, root_model_dir, model) if root_model_dir else every
+    if not versions:
+        raise TritonStartError(f"{repository / model} has no version for {root_model_dir}")
+    # The config's own policy (all) when it names exactly these versions: loading again then
+    # loads only the new version directories. A changed config would reload every version.
+    override = None if versions == every else versions
+    client = triton_grpc.InferenceServerClient(grpc_url)
+    try:
+        client.load_model(
+            model, config=_config_json(repository, model, override), client_timeout=timeout_s
+        )
+        ready = [v for v in versions if client.is_model_ready(model, str(v), client_timeout=30)]
+    except InferenceServerException as exc:
+        raise TritonStartError(f"loading {model} failed: {exc}") from exc
+    finally:
+        client.close()
+    return ready
 
 
 class TritonStartError(RuntimeError):
@@ -214,6 +332,7 @@ class LocalTriton:
         self.extra_args = tuple(extra_args)
         self.extra_env = dict(env or {})
         self.log_path: Path | None = None
+        self.loaded_versions: dict[str, list[int]] = {}  # model -> versions it serves
         self._process: subprocess.Popen[bytes] | None = None
         self._log_handle: IO[bytes] | None = None
 
@@ -263,6 +382,7 @@ class LocalTriton:
             f"--metrics-port={self.metrics_port}",
             "--strict-readiness=true",
             "--exit-on-error=true",
+            "--model-control-mode=explicit",  # start() loads; load_model() adds versions
             "--disable-auto-complete-config",
             f"--log-verbose={self.log_verbose}",
             *self.extra_args,
@@ -295,6 +415,7 @@ class LocalTriton:
             )
             try:
                 self._wait_ready()
+                self._load_models()
                 return self
             except TritonStartError as exc:
                 last_error = exc
@@ -331,6 +452,36 @@ class LocalTriton:
             f"tritonserver not ready after {self.startup_timeout_s:.0f}s; log tail:\n"
             f"{self.log_tail()}"
         )
+
+    def _load_models(self) -> None:
+        """Loads every model of the repository; the copywriter with the versions of this
+        server's weights (see `lineage_versions`)."""
+        for config in sorted(self.model_repository.glob("*/config.pbtxt")):
+            name = config.parent.name
+            root = self.model_dir if name == COPYWRITER else None
+            try:
+                self.loaded_versions[name] = load_model(
+                    self.grpc_url,
+                    self.model_repository,
+                    name,
+                    root_model_dir=root,
+                    timeout_s=self.startup_timeout_s,
+                )
+            except TritonStartError as exc:
+                raise TritonStartError(f"{exc}; log tail:\n{self.log_tail()}") from exc
+
+    def load_model(self, model: str = COPYWRITER) -> list[int]:
+        """Loads the model again (e.g. after a version was published): the new versions of
+        this server's lineage start serving, the loaded ones serve on meanwhile."""
+        root = self.model_dir if model == COPYWRITER else None
+        self.loaded_versions[model] = load_model(
+            self.grpc_url,
+            self.model_repository,
+            model,
+            root_model_dir=root,
+            timeout_s=self.startup_timeout_s,
+        )
+        return self.loaded_versions[model]
 
     def stop(self) -> None:
         """SIGTERM (Triton drains in-flight requests), then SIGKILL after the grace period.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,18 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from copyloop.generation.prompts import CopyBrief, render_prompt
 
-from .batching import EncodedExample, collate, encode_example, weighted_lm_loss
+from .batching import IGNORE_INDEX, EncodedExample, collate, encode_example, weighted_lm_loss
 from .tokenizer import load_tokenizer
 from .train import run_training_steps
 
-__all__ = ["FinetuneConfig", "FinetuneResult", "brief_from_row", "finetune", "load_examples"]
+__all__ = [
+    "FinetuneConfig",
+    "FinetuneResult",
+    "brief_from_row",
+    "completion_perplexity",
+    "finetune",
+    "load_examples",
+]
 
 _COPY_COLUMNS = ("copy", "text", "headline")
 _TITLE_COLUMNS = ("item_title", "title", "product", "product_name")
@@ -51,6 +59,7 @@ _BRIEF_COLUMNS = {
     "audience_summary",
     "max_chars",
     "must_include",
+    "angle",
     "attributes",
     "item",
     "copy",
@@ -170,6 +179,8 @@ def brief_from_row(row: dict[str, Any]) -> CopyBrief:
         else "",
         max_chars=int(_float(fields.get("max_chars"), 0) or 0),
         must_include=_split_list(fields.get("must_include")),
+        # The marketing angle the copy was written in: the prompt names it, as in serving.
+        angle=str(fields.get("angle")).strip() if _present(fields.get("angle")) else "",
     )
 
 
@@ -224,6 +235,44 @@ def _mean_loss(
         total += float(loss) * float(batch.weights.sum())
         weight_sum += float(batch.weights.sum())
     return total / max(weight_sum, 1e-8)
+
+
+@torch.no_grad()
+def completion_perplexity(
+    model: PreTrainedModel,
+    tokenizer: Any,
+    pairs: Sequence[tuple[CopyBrief, str]],
+    template_version: str = "v1",
+) -> float:
+    """Token-level perplexity of each copy given its serving prompt (the prompt carries no
+    loss): how likely the model finds copy like it, e.g. held-out winners before and after a
+    fine-tune. inf when no pair fits the context."""
+    model.eval()
+    device = next(model.parameters()).device
+    context = int(
+        getattr(model.config, "max_position_embeddings", 0)
+        or getattr(model.config, "n_positions", 0)
+        or 2048
+    )
+    total, tokens = 0.0, 0
+    for brief, copy in pairs:
+        prompt = render_prompt(brief, tokenizer, template_version=template_version).text
+        example = encode_example(tokenizer, prompt, copy, 1.0, max_length=context)
+        if example is None:
+            continue
+        batch = collate([example], int(tokenizer.pad_token_id))
+        logits = model(input_ids=batch.input_ids.to(device)).logits[:, :-1, :].float()
+        labels = batch.labels[:, 1:].to(device).clone()
+        labels[batch.prompt_mask[:, 1:].to(device)] = IGNORE_INDEX
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)),
+            labels.reshape(-1),
+            ignore_index=IGNORE_INDEX,
+            reduction="sum",
+        )
+        total += float(loss)
+        tokens += int((labels != IGNORE_INDEX).sum())
+    return math.exp(total / tokens) if tokens else math.inf
 
 
 def _with_lora(model: PreTrainedModel, config: FinetuneConfig) -> PreTrainedModel:

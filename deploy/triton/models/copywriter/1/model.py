@@ -54,6 +54,7 @@ from sampling import (
 from scheduler import Scheduler, SchedulerStopped, Sequence
 
 MODEL_DIR_ENV = "COPYWRITER_MODEL_DIR"
+VERSION_FILE = "copywriter_version.json"  # in a version dir: where that version's weights are
 TORCH_THREADS_ENV = "COPYWRITER_TORCH_THREADS"  # used when the config parameter is 0
 BAD_REQUEST_PREFIX = "bad request: "
 FINISH_CANCELLED = "cancelled"
@@ -74,6 +75,23 @@ def _optional_input(request, name: str):
 def _optional_bool(request, name: str, default: bool) -> bool:
     value = _optional_input(request, name)
     return default if value is None else bool(value)
+
+
+def _version_weights(args: dict) -> str:
+    """Weights named by this version's pointer file, or "" (version 1: config / env as before).
+
+    A version published by the copywriter cycle (`copyloop.generation.copywriter.cycle`) is a
+    directory <n>/ holding a link to this model.py and VERSION_FILE, which names its weights
+    outside the repository (var/models/copywriter-v<n>): weights never live in git.
+    """
+    version_dir = Path(args["model_repository"]) / str(args.get("model_version", ""))
+    pointer = version_dir / VERSION_FILE
+    if not pointer.is_file():
+        return ""
+    weights = str(json.loads(pointer.read_text()).get("model_dir", ""))
+    if not weights:
+        raise pb_utils.TritonModelException(f"{pointer} names no model_dir")
+    return weights
 
 
 @dataclass(eq=False)
@@ -156,7 +174,11 @@ class TritonPythonModel:
         self.logger = pb_utils.Logger
         if not pb_utils.using_decoupled_model_transaction_policy(self.model_config):
             raise pb_utils.TritonModelException("copywriter must be configured as decoupled")
-        model_dir = _param(self.model_config, "model_dir") or os.environ.get(MODEL_DIR_ENV, "")
+        model_dir = (
+            _version_weights(args)
+            or _param(self.model_config, "model_dir")
+            or os.environ.get(MODEL_DIR_ENV, "")
+        )
         if not model_dir:
             raise pb_utils.TritonModelException(
                 f"no model: set the config parameter model_dir or env {MODEL_DIR_ENV}"

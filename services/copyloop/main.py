@@ -139,7 +139,13 @@ async def _serve(args: argparse.Namespace) -> None:
         print("Services: " + "  ".join(f"{k} {v}" for k, v in addresses.items()))
         if not args.serve_only:
             walk = Walkthrough(
-                addresses, api_key, WalkthroughConfig(chart_path=VAR / "experiment.png")
+                addresses,
+                api_key,
+                WalkthroughConfig(
+                    chart_path=VAR / "experiment.png",
+                    copywriter_model_dir=model_dir,
+                    triton_url=triton.grpc_url if triton else "",
+                ),
             )
             try:
                 await walk.prepare()
@@ -147,6 +153,7 @@ async def _serve(args: argparse.Namespace) -> None:
                 await walk.show_recommendations(walk.contrasting_shoppers())
                 await walk.show_recommendations(walk.contrasting_shoppers()[:1], "zh-CN", n=3)
                 await walk.show_experiment()
+                await walk.show_copywriter_cycle()
             finally:
                 await walk.close()
             if args.once:
@@ -155,7 +162,16 @@ async def _serve(args: argparse.Namespace) -> None:
             ".tmp"
         )  # written whole, then renamed: readers never see half
         pending.write_text(
-            json.dumps({"pid": os.getpid(), "api_key": api_key, "addresses": addresses})
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "api_key": api_key,
+                    "addresses": addresses,
+                    # What `copyloop copywriter cycle` needs to publish and load a version.
+                    "triton_url": triton.grpc_url if triton else "",
+                    "model_dir": model_dir,
+                }
+            )
         )
         pending.replace(STATE_FILE)
         print(

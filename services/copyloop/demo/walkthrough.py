@@ -57,6 +57,10 @@ class WalkthroughConfig:
     concurrency: int = 8
     seed: int = 7
     chart_path: Path = Path("var/experiment.png")
+    # Version 1's weights and the Triton to load a new version into: with both, the walkthrough
+    # ends with one copywriter cycle (the copy that won fine-tunes the next version).
+    copywriter_model_dir: str = ""
+    triton_url: str = ""
 
 
 class Walkthrough:
@@ -216,6 +220,29 @@ class Walkthrough:
                 "expected CTR per arm (the market's own click probabilities): "
                 + ", ".join(f"{a.arm} {a.expected_ctr:.4f}" for a in report.arms.values())
             )
+
+    async def show_copywriter_cycle(self) -> None:
+        """Generation learns from results: the served copy that beat its predicted clicks
+        fine-tunes the next copywriter version, published and loaded into the running Triton
+        (about a minute on 2 cores). New copy is then written by it; an experiment arm can pin
+        either version (`Arm.copywriter_version`) to A/B-test them."""
+        if not (self.config.copywriter_model_dir and self.config.triton_url):
+            return
+        from copyloop.demo.copywriter_cycle import run_copywriter_cycle
+
+        print("\nCopywriter cycle: fine-tuning the next version on the copy that won ...")
+        try:
+            await run_copywriter_cycle(
+                self.fusion,
+                self.generation,
+                self.profile,
+                self.meta,
+                model_dir=self.config.copywriter_model_dir,
+                triton_url=self.config.triton_url,
+                show=item_to_proto(self.catalog[0]),
+            )
+        except (grpc.aio.AioRpcError, OSError, RuntimeError) as exc:
+            print(f"  copywriter cycle skipped: {exc}")
 
     def contrasting_shoppers(self) -> tuple[Shopper, Shopper]:
         """The most price-sensitive deal hunter and the biggest-budget quality seeker (hidden

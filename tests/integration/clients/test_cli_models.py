@@ -27,8 +27,11 @@ SMALL_DATA = {
     # tiny windows on ranking and log loss.
     "gate_ece_tolerance": 0.1,
     # Clicks here follow the item's category, never its copy: two models' greedy copy choices
-    # differ only by noise, which on these windows crosses 1.96 standard errors too often.
-    "gate_off_policy_z": 4.0,
+    # differ only by noise, and on ~240 impressions with a few heavy inverse-propensity
+    # weights that noise crossed 4 standard errors once in a loaded run. This test is about
+    # the CLI and the ranking/log-loss rules; the off-policy rule is unit-tested
+    # (tests/unit/prediction/training/test_gate.py), so here it never refuses.
+    "gate_off_policy_z": 1e9,
     # Versions here are trained and promoted by hand (the trigger has its own tests).
     "auto_retrain_outcomes": 0,
     "guardrail_min_impressions": 0,

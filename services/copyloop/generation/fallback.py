@@ -183,11 +183,16 @@ class FallbackCopy:
     report: ComplianceReport
 
 
+DEFAULT_CURRENCY = "USD"  # what an item without a currency code is priced in (messages.py)
+
+
 def format_money(amount: float, currency: str, locale: str) -> str:
-    """'$19.99', '¥99', '19.99美元': whole amounts lose their '.00'."""
+    """'$19.99', '¥99', '19.99美元': whole amounts lose their '.00'. Always with its currency:
+    a bare "现价13.99" leaves a shopper (and the claim checker) guessing; an item without a
+    currency code is priced in DEFAULT_CURRENCY, as the request parser assumes."""
     number = f"{amount:.2f}".removesuffix(".00")
-    code = currency.upper().strip()
-    if locale == "zh-CN" and code not in ("CNY", ""):
+    code = currency.upper().strip() or DEFAULT_CURRENCY
+    if locale == "zh-CN" and code != "CNY":
         return f"{number}{ZH_CURRENCY_NAMES.get(code, code)}"
     symbol = CURRENCY_SYMBOLS.get(code)
     return f"{symbol}{number}" if symbol else f"{number} {code}".strip()

@@ -51,5 +51,9 @@ def non_words(frame: str, locale: str, facts: Iterable[str] = ()) -> list[str]:
 
 
 def warm_up() -> None:
-    """Loads the English word list (about a second), so the first check does not pay for it."""
+    """Loads the English word list (about a second) and builds the frame grammar
+    (`grammar.frame_grammar`), so the first check does not pay for them."""
+    from copyloop.generation import grammar
+
     _known("copy")
+    grammar.warm_up()

@@ -33,6 +33,7 @@ from copyloop.generation.dedupe import DEFAULT_THRESHOLD, dedupe
 from copyloop.generation.fallback import ANGLE_LABEL, build_fallbacks, format_money
 from copyloop.generation.fluency import non_words
 from copyloop.generation.frames import frame_of
+from copyloop.generation.grammar import grammar_problems, item_facts
 from copyloop.generation.length import LengthResult, effective_max_chars, fit_to_length
 from copyloop.generation.pii import redact_pii
 from copyloop.generation.prompts.brief import CopyBrief, validate_brief
@@ -87,7 +88,7 @@ class RejectedOutput:
     raw_text: str
     source: str
     reasons: list[Violation]  # compliance violations, or "slot" / "raw_number" / "fluency" /
-    # "duplicate" / "coverage" / "repetition" / "language"
+    # "grammar" / "duplicate" / "coverage" / "repetition" / "language"
     compliance: ComplianceReport | None = None
 
 
@@ -268,6 +269,12 @@ def process_variants(
         strange = non_words(frame, brief.locale, _facts(brief))
         if strange:
             reason = Violation("fluency", "not words: " + ", ".join(dict.fromkeys(strange)))
+            rejected.append(RejectedOutput(index, raw.text, source, [reason]))
+            continue
+        # Sentences a marketer would publish, not a splice of two ("Watch what {title}!").
+        broken = grammar_problems(frame, brief.locale, item_facts(brief), shop_terms(merged))
+        if broken:
+            reason = Violation("grammar", broken[0])
             rejected.append(RejectedOutput(index, raw.text, source, [reason]))
             continue
         invented = unslotted_amounts(frame, brief)

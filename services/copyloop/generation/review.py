@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from copyloop.generation.claims import ItemFacts, Promotion, check_claims
 from copyloop.generation.compliance import CopyConstraints, check_compliance
 from copyloop.generation.coverage import CoverageReport, attribute_coverage
+from copyloop.generation.grammar import frame_of_copy, shape_problems
 from copyloop.generation.length import effective_max_chars
 from copyloop.generation.prompts import CopyBrief
 from copyloop.generation.quality import QualityReport, quality_score
@@ -23,7 +24,7 @@ from copyloop.generation.sentiment import score_sentiment
 class Finding:
     """One reason a text may not go live; `start`/`end` locate it in the text when they can."""
 
-    check: str  # claim | sentiment | compliance | length | pii
+    check: str  # claim | sentiment | compliance | length | pii | grammar
     message: str
     start: int | None = None
     end: int | None = None
@@ -110,6 +111,11 @@ def review_copy(
         findings.append(Finding("compliance", f"disclaimer: missing {disclaimer!r}"))
     truth = truth_findings(text, brief, promotion, shop_terms(constraints))
     findings.extend(truth.findings)
+    # Sentence shape only: a person's (or a production model's) plain line is not held to the
+    # demo copywriter's frame grammar, which the pipeline applies to slot frames.
+    # (read with the item's facts taken out: a name is not held to sentence rules)
+    shape = shape_problems(frame_of_copy(text, brief), brief.locale)
+    findings.extend(Finding("grammar", p) for p in shape)
     coverage = attribute_coverage(text, brief)
     quality = quality_score(text, brief.locale, brief.tone, coverage.score)
     findings.sort(key=lambda f: (f.start is None, f.start or 0))

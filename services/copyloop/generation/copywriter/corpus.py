@@ -38,6 +38,7 @@ __all__ = [
     "build_corpus",
     "choose_style",
     "iter_combinations",
+    "publishable",
     "write_copy",
 ]
 
@@ -365,5 +366,28 @@ def build_corpus(
         brief = brief_for_item(item, channel, locale, tone, rng)
         style = choose_style(brief, rng)
         copy = write_copy(brief, style, rng, curiosity)
+        for _ in range(_REWRITES):
+            if publishable(copy, brief):
+                break
+            copy = write_copy(brief, style, rng, curiosity)
         examples.append(CorpusExample(brief=brief, style=style, copy=copy))
     return examples
+
+
+_REWRITES = 4
+
+
+def publishable(frame: str, brief: CopyBrief) -> bool:
+    """Whether the pipeline's cheap reading checks would let `frame` through for `brief`: words
+    of its own in the shopper's language (not a bare "{title}."), the name or price not said
+    thrice, sentences the grammar gate accepts. The copywriter learns only copy that can go live:
+    a corpus that shows it "{title}。" teaches it to write a line the pipeline always refuses."""
+    from copyloop.generation.grammar import grammar_problems
+    from copyloop.generation.pipeline import speaks_locale, unreadable_reason
+
+    filled = fill_slots(frame, brief)
+    if filled is None or not speaks_locale(frame, brief.locale):
+        return False
+    if unreadable_reason(filled.text, brief) is not None:
+        return False
+    return not grammar_problems(frame, brief.locale, shop_terms=brief.must_include)

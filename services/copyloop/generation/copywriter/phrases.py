@@ -130,6 +130,7 @@ HOOKS: dict[str, dict[str, tuple[str, ...]]] = {
             "{discount_pct}优惠：{title}",
             "立省{saving}，{title}到手价{price}",
             "{title}原价{list_price}，现价{price}",
+            "{title}直降{discount_pct}，现价{price}",
             "省{saving}入手{title}",
             "{title}现价{price}",
             "{title}仅需{price}",
@@ -245,20 +246,22 @@ SHORT_HOOKS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 # Curiosity openers from headline writing. The Upworthy archive (when present) weights them
-# by how often and how well they were used; the completions name the product.
+# by how often and how well they were used; the completions name the product at the end, so a
+# line the model cuts short after the name is still a sentence ("Watch what {title} can do"
+# taught it "Watch what {title}!").
 CURIOSITY: dict[str, tuple[str, ...]] = {
-    "here's why": ("Here's why {title} is worth a look", "Here's why {brand} fans pick {title}"),
-    "this is what": ("This is what {title} can do",),
+    "here's why": ("Here's why shoppers pick {title}", "Here's why {brand} fans pick {title}"),
+    "this is what": ("This is what everyday made easier looks like: {title}",),
     "what happens when": ("What happens when you try {title}?",),
     "the real reason": ("The real reason shoppers like {title}",),
-    "you'll want": ("You'll want to see {title}", "You'll want {title} in your life"),
+    "you'll want": ("You'll want to see {title}", "You'll want this one: {title}"),
     "why you should": ("Why you should meet {title}", "Why you should try {title}"),
     "meet the": ("Meet the {title}", "Meet the {title} from {brand}"),
-    "ever wonder": ("Ever wonder what makes {title} different?",),
-    "this is how": ("This is how {title} makes life easier",),
+    "ever wonder": ("Ever wonder what's different about {title}?",),
+    "this is how": ("This is how to make life easier: {title}",),
     "how to": ("How to make every day easier: {title}",),
-    "turns out": ("Turns out {title} is what your day was missing",),
-    "watch": ("Watch what {title} can do",),
+    "turns out": ("Turns out your day was missing {title}",),
+    "watch": ("Watch this: {title}",),
 }
 
 BODY: dict[str, tuple[str, ...]] = {
@@ -303,8 +306,15 @@ PRICE_LINE: dict[str, dict[str, tuple[str, ...]]] = {
             "Only {price}.",
             "Save {saving}.",
             "{discount_pct} off right now.",
+            "Now {price}.",
         ),
-        "regular": ("Only {price}.", "Yours for {price}.", "Just {price}.", "{price}."),
+        "regular": (
+            "Only {price}.",
+            "Yours for {price}.",
+            "Just {price}.",
+            "{price}.",
+            "Now {price}.",
+        ),
     },
     "zh-CN": {
         "discounted": (
@@ -312,8 +322,9 @@ PRICE_LINE: dict[str, dict[str, tuple[str, ...]]] = {
             "现价{price}，省{saving}。",
             "仅{price}。",
             "直降{discount_pct}。",
+            "现价{price}，原价{list_price}。",
         ),
-        "regular": ("仅需{price}。", "到手价{price}。", "只要{price}。"),
+        "regular": ("仅需{price}。", "到手价{price}。", "只要{price}。", "现价{price}。"),
     },
 }
 

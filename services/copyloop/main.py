@@ -145,6 +145,7 @@ async def _serve(args: argparse.Namespace) -> None:
                     chart_path=VAR / "experiment.png",
                     copywriter_model_dir=model_dir,
                     triton_url=triton.grpc_url if triton else "",
+                    weights_root=VAR / "models",
                 ),
             )
             try:

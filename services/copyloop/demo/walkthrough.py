@@ -61,6 +61,7 @@ class WalkthroughConfig:
     # ends with one copywriter cycle (the copy that won fine-tunes the next version).
     copywriter_model_dir: str = ""
     triton_url: str = ""
+    weights_root: Path = Path("var/models")  # where a new version's weights are written
 
 
 class Walkthrough:
@@ -239,6 +240,7 @@ class Walkthrough:
                 self.meta,
                 model_dir=self.config.copywriter_model_dir,
                 triton_url=self.config.triton_url,
+                weights_root=self.config.weights_root,
                 show=item_to_proto(self.catalog[0]),
             )
         except (grpc.aio.AioRpcError, OSError, RuntimeError) as exc:

@@ -307,7 +307,9 @@ class GenerationDomain:
                     degradations.append(llm_degradation(SKIPPED))
                 break
             try:
-                outputs = await self._ask(prompt.text, request, missing, len(raw), left)
+                outputs = await self._ask(
+                    prompt.text, request, missing * self.settings.oversample, len(raw), left
+                )
             except LLMVersionNotFoundError as exc:
                 raise version_missing(exc) from exc
             except LLMError as exc:

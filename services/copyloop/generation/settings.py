@@ -35,6 +35,14 @@ class GenerationSettings(ServiceSettings):
         description="Extra LLM rounds for variants that failed a check (each within the "
         "request's deadline, so a tight Recommend budget never waits for them).",
     )
+    oversample: int = Field(
+        5,
+        ge=1,
+        le=8,
+        description="Completions asked per missing variant in each LLM round (best of n): a "
+        "small model's outputs fail the checks often, and extra rows of one batch cost far "
+        "less than another round.",
+    )
     pregeneration_concurrency: int = Field(4, ge=1, le=64)
     prediction_addr: str = Field(
         "",

@@ -16,6 +16,7 @@ from copyloop.generation.copywriter.tiny import build_tiny_model, single_thread
 from copyloop.generation.triton_local import DEFAULT_MODEL_REPOSITORY, model_versions
 from copyloop.v1 import common_pb2, fusion_pb2, generation_pb2, profile_pb2
 from copyloop_client.cli import app
+from copyloop_client.client import Copyloop
 from copyloop_client.commands.state import CliState
 
 ITEM = common_pb2.Item(
@@ -92,7 +93,10 @@ class _Stub:
 
 
 class _FakeClient:
-    """The three stubs the command calls, answering from fixed rows (two pages of winners)."""
+    """The three stubs the command calls, answering from fixed rows (two pages of winners);
+    the SDK's own paging method reads them."""
+
+    list_creative_performance = Copyloop.list_creative_performance
 
     def __init__(self) -> None:
         texts = {f"cr_{n}": "Now $29.99: Aurora Desk Lamp! Why wait?" for n in range(8)}

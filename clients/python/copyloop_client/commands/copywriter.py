@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from copyloop.v1 import fusion_pb2, generation_pb2, profile_pb2
+from copyloop.v1 import generation_pb2, profile_pb2
 from copyloop_client.commands.state import cli_errors, console, fail, state
 
 app = typer.Typer(
@@ -37,25 +37,6 @@ def _platform_value(var_dir: Path, key: str) -> str:
         return str(json.loads((var_dir / "platform.json").read_text()).get(key, "") or "")
     except (OSError, ValueError):
         return ""
-
-
-def _winner_rows(client: Any, min_impressions: int, segment: str, limit: int) -> list[Any]:
-    rows: list[fusion_pb2.CreativePerformance] = []
-    token = ""
-    while len(rows) < limit:
-        reply = client.fusion.ListCreativePerformance(
-            fusion_pb2.ListCreativePerformanceRequest(
-                page_size=min(PAGE, limit - len(rows)),
-                page_token=token,
-                min_impressions=min_impressions,
-                segment=segment,
-            )
-        )
-        rows.extend(reply.creatives)
-        token = reply.next_page_token
-        if not token:
-            break
-    return rows
 
 
 def _creatives(client: Any, item_ids: set[str]) -> dict[str, generation_pb2.Creative]:
@@ -158,7 +139,9 @@ def cycle(
     )
     url = "" if url.lower() == "none" else url
     client = cli.client()
-    rows = _winner_rows(client, min_impressions, segment, limit)
+    rows = client.list_creative_performance(
+        min_impressions=min_impressions, segment=segment, limit=limit, page_size=PAGE
+    )
     item_ids = {r.item_id for r in rows}
     winners = to_winners(rows, _creatives(client, item_ids), _items(client, item_ids))
     typer.echo(

@@ -157,6 +157,7 @@ class Figures:
     latency_ms: list[float] = field(default_factory=list)
     segments: set[str] = field(default_factory=set)
     angles: Counter[str] = field(default_factory=Counter)
+    angles_model: Counter[str] = field(default_factory=Counter)  # live model lines per angle
     gate_fails_live_model: int = 0  # live model lines the grammar gate would refuse
     lines: list[str] = field(default_factory=list)  # every live line, tagged by its writer
 
@@ -183,6 +184,9 @@ class Figures:
             else 0.0,
             "segments_with_creatives": len(self.segments - {""}),
             "angles": dict(self.angles),
+            "model_share_by_angle": {
+                a: round(self.angles_model[a] / n, 3) for a, n in self.angles.items()
+            },
             "grammar_fails_live_model": self.gate_fails_live_model,
         }
 
@@ -296,6 +300,7 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
         "llm": not args.no_llm,
         "sampling_override": {"temperature": args.temperature, "top_p": args.top_p},
         "samples": {loc: f.samples() for loc, f in per_locale.items()},
+        "lines": {loc: f.lines for loc, f in per_locale.items()},
     }
 
 
@@ -339,6 +344,7 @@ async def measure_running(args: argparse.Namespace) -> dict[str, object]:
         "llm": True,
         "platform": args.platform,
         "samples": {loc: f.samples() for loc, f in per_locale.items()},
+        "lines": {loc: f.lines for loc, f in per_locale.items()},
     }
 
 
@@ -371,7 +377,9 @@ def _add(
     if c.variant.latency_ms:
         f.latency_ms.append(c.variant.latency_ms)
     f.segments.add(c.segment)
-    f.angles[c.angle or c.variant.angle or "-"] += 1
+    angle = c.angle or c.variant.angle or "-"
+    f.angles[angle] += 1
+    f.angles_model[angle] += model
 
 
 def print_table(result: dict[str, object], locales: list[str]) -> None:
@@ -408,12 +416,20 @@ def print_table(result: dict[str, object], locales: list[str]) -> None:
             print(f"model outputs judged ({column}): {judged}, passed {passed:.1%}; rejected: ")
             print(f"  {shares or '-'}")
     print(f"angles: {result['overall']['angles']}")  # type: ignore[index]
+    print(f"model-written share per angle: {result['overall']['model_share_by_angle']}")  # type: ignore[index]
     print(f"pool wall time: {result['pool_wall_s']:.0f} s for {result['units']} units")
     samples: dict[str, list[str]] = result.get("samples", {})  # type: ignore[assignment]
     for locale, lines in samples.items():
         print(f"sample live lines, {locale}:")
         for line in lines:
             print(f"  {line}")
+
+
+def _write_lines(result: dict[str, object], path: Path | None) -> None:
+    """Every live line (tagged by its writer) to `path`, kept out of the JSON figures."""
+    lines: dict[str, list[str]] = result.pop("lines", {})  # type: ignore[assignment]
+    if path is not None:
+        path.write_text("".join(f"[{loc}]{line}\n" for loc, rows in lines.items() for line in rows))
 
 
 def main() -> None:
@@ -433,15 +449,18 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, help="instead of the service's default")
     parser.add_argument("--top-p", type=float, help="instead of the service's default")
     parser.add_argument("--platform", help="var/platform.json of a running platform to measure")
+    parser.add_argument("--lines", type=Path, help="write every live line here, one per row")
     args = parser.parse_args()
     if args.platform:
         result = asyncio.run(measure_running(args))
+        _write_lines(result, args.lines)
         print_table(result, [k for k in result if k.count("-") == 1 and len(k) == 5])
         print(json.dumps(result, ensure_ascii=False))
         return
     if not args.no_llm and not (args.model_dir / "config.json").exists():
         sys.exit(f"no model at {args.model_dir}: train it first (or pass --no-llm)")
     result = asyncio.run(measure(args))
+    _write_lines(result, args.lines)
     print_table(result, args.locales)
     print(json.dumps(result, ensure_ascii=False))
 

@@ -278,14 +278,17 @@ class GenerationDomain:
             return list(await asyncio.gather(*calls))
 
     async def generate(
-        self, request: GenerationRequest, timeout_s: float | None = None
+        self, request: GenerationRequest, timeout_s: float | None = None, *, offline: bool = False
     ) -> GenerationResult:
         """Model copy checked and topped up with template copy. The LLM gets the deadline less
         a reserve (RESERVE_SHARE, at least RESERVE_MIN_S) kept for the fallback, so a model
         that is down, slow or hung still leaves time to answer; its failure is listed in
-        `degradations`. FAILED_PRECONDITION when no copy can meet the constraints."""
+        `degradations`. FAILED_PRECONDITION when no copy can meet the constraints. `offline`
+        (pre-generation: nobody waits) allows more rounds and a longer budget, so template copy
+        fills a pool slot only when the model really cannot."""
         started = time.perf_counter()
-        budget = min(timeout_s or self.settings.llm_timeout_s, self.settings.llm_timeout_s)
+        ceiling = self.settings.pregeneration_timeout_s if offline else self.settings.llm_timeout_s
+        budget = min(timeout_s or ceiling, ceiling)
         llm_deadline = started + budget - max(RESERVE_MIN_S, RESERVE_SHARE * budget)
         prompt = self._prompt(request)
         wanted = request.variant_count
@@ -295,7 +298,9 @@ class GenerationDomain:
         llm_unavailable = self.llm is None
         degradations: list[str] = []
         existing = await self._existing_texts(request)
-        rounds = 1 + self.settings.regeneration_rounds
+        rounds = 1 + (
+            self.settings.pregeneration_rounds if offline else self.settings.regeneration_rounds
+        )
         for attempt in range(rounds if self.llm is not None else 0):
             missing = wanted if result is None else result.shortfall(wanted)
             left = llm_deadline - time.perf_counter()
@@ -566,7 +571,7 @@ class GenerationDomain:
         as DRAFT only, never sent live, and the slot is free for a later job."""
         creatives, template, llm_down = 0, False, False
         for request in unit:
-            result = await self.generate(request)
+            result = await self.generate(request, offline=True)
             passing = [v for v in result.variants if v.compliance.passed]
             template = template or any(v.source == SOURCE_TEMPLATE_FALLBACK for v in passing)
             llm_down = llm_down or result.llm_down

@@ -39,7 +39,12 @@ from copyloop.generation.pii import redact_pii
 from copyloop.generation.prompts.brief import CopyBrief, validate_brief
 from copyloop.generation.quality import QualityReport, QualityWeights, quality_score
 from copyloop.generation.review import shop_terms, truth_findings
-from copyloop.generation.slots import SLOT_RE, fill_slots_detailed, unslotted_amounts
+from copyloop.generation.slots import (
+    SLOT_RE,
+    fill_slots_detailed,
+    slot_values,
+    unslotted_amounts,
+)
 
 SOURCE_MODEL = "model"
 SOURCE_MODEL_REGENERATED = "model_regenerated"
@@ -205,8 +210,14 @@ def unreadable_reason(text: str, brief: CopyBrief) -> Violation | None:
     # Helmet" of "Endurance Bike Helmet, White"). A one-line text (push, SMS, ad line) that
     # names the product twice reads as a glitch ("X makes every day X!"); longer copy may
     # name it twice, never three times.
+    # Its short name counts too ("Rainbow Plush Bear! ... Why wait? Plush Bear!"): every
+    # mention of the full name contains it, so its count is the number of times named.
     folded = text.casefold()
-    names = {brief.item_title.casefold().strip(), _TITLE_STEM.split(brief.item_title)[0]}
+    names = {
+        brief.item_title.casefold().strip(),
+        _TITLE_STEM.split(brief.item_title)[0],
+        slot_values(brief).get("short_title", ""),
+    }
     named = max((folded.count(n) for n in {n.casefold().strip() for n in names} if n), default=0)
     allowed = 1 if len(text) <= SHORT_COPY_CHARS else 2
     if named > allowed:

@@ -35,6 +35,16 @@ class GenerationSettings(ServiceSettings):
         description="Extra LLM rounds for variants that failed a check (each within the "
         "request's deadline, so a tight Recommend budget never waits for them).",
     )
+    pregeneration_rounds: int = Field(
+        6,
+        ge=0,
+        le=12,
+        description="Extra LLM rounds per pool slot in pre-generation: nobody waits for it, "
+        "so a slot the model has not filled yet gets more tries before template copy does.",
+    )
+    pregeneration_timeout_s: float = Field(
+        120.0, gt=0, le=1800, description="Upper bound per pool slot and angle in pre-generation."
+    )
     oversample: int = Field(
         5,
         ge=1,

@@ -24,6 +24,17 @@ from copyloop.generation.prompts.brief import CopyBrief
         ("{title} is here. #giftideas #madetolast", []),  # tags are not words
         ("{title} by Glowlab, now {price}.", ["Glowlab"]),  # a name typed outside a slot
         ("限时好价：{title} 仅需 {price}。", []),  # zh frames are not read here
+        # Slips a frequency floor misses: a possessive on an article, a letter pair outside
+        # the closed class of short words, rare words one edit from common ones.
+        ("The's new in every day. Only {title}!", ["The's"]),
+        ("Th coming back to your radar: {title}.", ["Th"]),
+        ("Sime to grab {title}. Go on.", ["Sime"]),
+        ("Surry: {title} every day easier.", ["Surry"]),
+        ("Yor new fave: {title}.", ["Yor"]),
+        # Rare but chosen words stay words.
+        ("Meet {title}, a crowd pleaser!", []),
+        ("Artisanal, handcrafted and moisturizing: {title}.", []),
+        ("Comfy, stylish, rechargeable {title} for your kiddos. It's ok, go on.", []),
     ],
 )
 def test_non_words_in_a_frame(frame: str, expected: list[str]) -> None:

@@ -351,6 +351,11 @@ def test_one_variant_per_frame_even_when_the_facts_differ() -> None:
             "repetition",
         ),
         ("Galaxy Explorer Rocket Set makes every day Galaxy Explorer Rocket Set!", "repetition"),
+        # The short name is the name too: the line names the product twice.
+        (
+            "Galaxy Explorer Rocket Set! Yours for $19.99. Why wait? Explorer Rocket Set!",
+            "repetition",
+        ),
         ("Galaxy Explorer Rocket Set for just\ufffd420 pieces", "encoding"),
         ("Rocket fun: just $19.99. Your cart is what $19.99.", "repetition"),
     ],

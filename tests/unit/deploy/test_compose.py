@@ -167,6 +167,20 @@ def test_triton_reserves_a_gpu_and_mounts_the_model_repository_read_only(
     assert any(weights.startswith(t) for t in _mount_targets(triton))
 
 
+def test_triton_loads_published_copywriter_versions_without_a_restart(
+    services: dict[str, Any],
+) -> None:
+    """Explicit model control (the cycle's load call reaches it from the host) and the folder
+    with published versions' weights mounted where the model looks for them by name."""
+    triton = services["triton"]
+    command = triton["command"]
+    assert "--model-control-mode=explicit" in command and "--load-model=copywriter" in command
+    root = environment(triton)["COPYWRITER_WEIGHTS_ROOT"]
+    host_of = {v.split(":")[1]: v.split(":")[0] for v in triton["volumes"]}
+    assert host_of[root] == "./var/models", "not where the copywriter cycle writes new weights"
+    assert any(str(p).startswith("127.0.0.1:8001:") for p in triton["ports"])
+
+
 def test_generation_reads_the_tokenizer_from_the_weights_triton_serves(
     services: dict[str, Any],
 ) -> None:

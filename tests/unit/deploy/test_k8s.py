@@ -304,6 +304,22 @@ def test_triton_requests_a_gpu_and_is_probed_on_its_health_endpoints(rendered: R
     assert any(t["key"] == "nvidia.com/gpu" for t in tolerations)
 
 
+def test_triton_serves_the_repository_on_the_volume_with_explicit_model_control(
+    rendered: Rendered,
+) -> None:
+    """A version the copywriter cycle publishes (a folder in the repository, weights under
+    versions/) is loaded by Triton's load call: no new image, no restart."""
+    _, manifests = rendered
+    container = _container(_deployments(manifests)["triton"])
+    args = container["args"]
+    assert "--model-control-mode=explicit" in args and "--load-model=copywriter" in args
+    repository = next(a.split("=", 1)[1] for a in args if a.startswith("--model-repository="))
+    root = _env(container)["COPYWRITER_WEIGHTS_ROOT"]["value"]
+    mounts = [m["mountPath"] for m in container["volumeMounts"]]
+    assert any(repository.startswith(m) for m in mounts)
+    assert any(root.startswith(m) for m in mounts)
+
+
 def test_claimed_volumes_exist(rendered: Rendered) -> None:
     _, manifests = rendered
     claims = set(by_kind(manifests, "PersistentVolumeClaim"))

@@ -55,6 +55,9 @@ from scheduler import Scheduler, SchedulerStopped, Sequence
 
 MODEL_DIR_ENV = "COPYWRITER_MODEL_DIR"
 VERSION_FILE = "copywriter_version.json"  # in a version dir: where that version's weights are
+# Where a container sees the folder that holds published versions' weights (compose, k8s): a
+# pointer names the path the cycle wrote on its own machine, this finds the same folder by name.
+WEIGHTS_ROOT_ENV = "COPYWRITER_WEIGHTS_ROOT"
 TORCH_THREADS_ENV = "COPYWRITER_TORCH_THREADS"  # used when the config parameter is 0
 BAD_REQUEST_PREFIX = "bad request: "
 FINISH_CANCELLED = "cancelled"
@@ -82,7 +85,8 @@ def _version_weights(args: dict) -> str:
 
     A version published by the copywriter cycle (`copyloop.generation.copywriter.cycle`) is a
     directory <n>/ holding a link to this model.py and VERSION_FILE, which names its weights
-    outside the repository (var/models/copywriter-v<n>): weights never live in git.
+    outside the repository (var/models/copywriter-v<n>): weights never live in git. In a
+    container those weights are under WEIGHTS_ROOT_ENV (see `_mounted`).
     """
     version_dir = Path(args["model_repository"]) / str(args.get("model_version", ""))
     pointer = version_dir / VERSION_FILE
@@ -91,7 +95,16 @@ def _version_weights(args: dict) -> str:
     weights = str(json.loads(pointer.read_text()).get("model_dir", ""))
     if not weights:
         raise pb_utils.TritonModelException(f"{pointer} names no model_dir")
-    return weights
+    return _mounted(weights, os.environ.get(WEIGHTS_ROOT_ENV, ""))
+
+
+def _mounted(weights: str, root: str) -> str:
+    """`weights` where it exists; else, with a weights root mounted (a container), the folder
+    of the same name under it (var/models/copywriter-v2 on the host is /weights/versions/
+    copywriter-v2 inside)."""
+    if Path(weights).is_dir() or not root:
+        return weights
+    return str(Path(root) / Path(weights).name)
 
 
 @dataclass(eq=False)

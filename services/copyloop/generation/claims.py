@@ -489,6 +489,21 @@ def _zhe(match: re.Match[str]) -> tuple[str, tuple[float, ...], str | None, str]
     return None if value is None else ("", (value,), None, "eq")
 
 
+def _any_discount(match: re.Match[str]) -> tuple[str, tuple[float, ...], str | None, str] | None:
+    return "sale", (), None, "any"
+
+
+# A discount said in words, without a figure ("Price drop:", "on sale", 特价): true only when the
+# item is cheaper than its list price or a promotion lowers it.
+_SALE_WORDS = (
+    r"(?i:\bprice[\s-]?drops?\b|\bprices?\s(?:drop(?:ped|s)?|cut|slashed|reduced)\b"
+    r"|\bon\s(?:sale|special)\b|\bsale\sprices?\b|\bmarked\sdown\b|\bmark-?downs?\b"
+    r"|\breduced\s(?:price|to)\b|\bprice\s(?:cut|reduction)s?\b|\bclearance\b"
+    r"|\bdiscounted\b|\bnow\scheaper\b|\bcheaper\sthan\sever\b)"
+    r"|降价|直降|特价|特惠|打折|折扣价|清仓|减价|让利|优惠价"
+)
+
+
 def _tagged(tag: str) -> _Handler:
     def handler(match: re.Match[str]) -> tuple[str, tuple[float, ...], str | None, str] | None:
         return (tag, (), None, "eq")
@@ -592,6 +607,7 @@ _SCANNERS: tuple[tuple[str, str, _Handler], ...] = (
         rf"(?P<n>{_NUM})(?![\d.A-Za-z{_CJK}%])",
         _bare_price,
     ),
+    ("discount", _SALE_WORDS, _any_discount),
     ("time_limit", _TIME_LIMITS, _tagged("")),
     *(("offer", pattern, _tagged(kind)) for kind, pattern in _OFFERS),
     *(("superlative", pattern, _tagged(family)) for family, pattern in _SUPERLATIVES),
@@ -843,6 +859,11 @@ class _Checker:
         return f"says {item.claim.text.strip()} but the saving is {saving}"
 
     def _check_discount(self, item: _Found) -> str | None:
+        if not item.values:  # "Price drop", "on sale", 特价: any real discount supports it
+            if self.discounts:
+                return None
+            said = item.claim.text.strip()
+            return f"says {said} but the item has no discount ({self.price_words()})"
         claimed = item.values[0]
         if any(_whole_pct_match(claimed, d) for d in self.discounts):
             return None

@@ -435,7 +435,8 @@ CASES: list[tuple[str, str, str, str, tuple[str, ...]]] = [
     ("zh_time_jinri", "zh_detergent_promo", "zh-CN", "今日特价，75折", ()),
     ("zh_time_countdown", "zh_kettle", "zh-CN", "倒计时开始", ()),
     ("zh_time_xianshi_none", "zh_toy_sale", "zh-CN", "限时特惠", ("time_limit",)),
-    ("zh_time_jinri_none", "zh_toy_plain", "zh-CN", "今日特价", ("time_limit",)),
+    # 特价 says the price is cut: a discount claim too, and the plain item has none.
+    ("zh_time_jinri_none", "zh_toy_plain", "zh-CN", "今日特价", ("time_limit", "discount")),
     ("zh_time_today_only_none", "zh_toy_sale", "zh-CN", "仅限今天", ("time_limit",)),
     (
         "zh_time_countdown_none",
@@ -504,6 +505,55 @@ CASES: list[tuple[str, str, str, str, tuple[str, ...]]] = [
     ("ho_zh_wan_pieces_none", "zh_toy_plain", "zh-CN", "月销10万件", ("number",)),
     ("ho_zh_second_half_none", "zh_toy_sale", "zh-CN", "第二件半价", ("discount",)),
     ("ho_zh_restore_none", "zh_toy_sale", "zh-CN", "明天恢复原价", ("time_limit",)),
+    # A discount said in words, without a figure: true only with a real discount or promotion.
+    ("sale_en_price_drop", "toy_sale", "en-US", "Price drop: BrickCo Rocket Set for $6.49!", ()),
+    ("sale_en_on_sale_promo", "charger_promo", "en-US", "The PowerMax charger is on sale.", ()),
+    ("sale_en_marked_down", "socks", "en-US", "Crew socks, marked down to $12.", ()),
+    ("sale_en_for_sale_plain", "toy_plain", "en-US", "For sale: a 520-piece rocket set.", ()),
+    ("sale_zh_te_jia", "zh_toy_sale", "zh-CN", "特价99元，BrickCo火箭积木套装", ()),
+    ("sale_zh_jiang_jia_promo", "zh_detergent_promo", "zh-CN", "绿源洗衣液降价啦", ()),
+    (
+        "sale_en_price_drop_none",
+        "toy_plain",
+        "en-US",
+        "Price drop: BrickCo Rocket Set for $6.49!",
+        ("discount",),
+    ),
+    (
+        "sale_en_on_sale_none",
+        "toy_plain",
+        "en-US",
+        "BrickCo Rocket Set, now on sale!",
+        ("discount",),
+    ),
+    (
+        "sale_en_discounted_none",
+        "toy_plain",
+        "en-US",
+        "Discounted rocket sets inside.",
+        ("discount",),
+    ),
+    (
+        "sale_en_clearance_none",
+        "toy_plain",
+        "en-US",
+        "Clearance: BrickCo Rocket Set.",
+        ("discount",),
+    ),
+    (
+        "sale_zh_te_jia_none",
+        "zh_toy_plain",
+        "zh-CN",
+        "特价99元，BrickCo火箭积木套装",
+        ("discount",),
+    ),
+    (
+        "sale_zh_qing_cang_none",
+        "zh_toy_plain",
+        "zh-CN",
+        "清仓好物：BrickCo火箭积木套装",
+        ("discount",),
+    ),
 ]
 
 TRUE_CASES = [c for c in CASES if not c[4]]
@@ -562,8 +612,9 @@ def test_zh_probe_spans() -> None:
 def test_fullwidth_spans_point_into_the_original_text() -> None:
     text = "特惠：仅需￥１９．９０！"
     claims = find_claims(text, "zh-CN")
-    assert [(c.kind, c.value) for c in claims] == [("price", 19.9)]
-    assert text[claims[0].start : claims[0].end] == "￥１９．９０"
+    assert [(c.kind, c.value) for c in claims] == [("discount", None), ("price", 19.9)]
+    assert text[claims[0].start : claims[0].end] == "特惠"
+    assert text[claims[1].start : claims[1].end] == "￥１９．９０"
 
 
 @pytest.mark.parametrize(

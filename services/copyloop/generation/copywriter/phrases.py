@@ -26,7 +26,7 @@ HOOKS: dict[str, dict[str, tuple[str, ...]]] = {
             "{title} for {price}, down from {list_price}",
             "Save {saving} on {title}",
             "Keep {saving} in your pocket: {title}",
-            "Price drop: {title} for {price}",
+            "Price drop: {title}, now {discount_pct} off",
             "{discount_pct} off {brand}'s {title}",
             "Your {title}, {discount_pct} off",
             "{title}, now {price}",
@@ -136,7 +136,7 @@ HOOKS: dict[str, dict[str, tuple[str, ...]]] = {
             "{title}仅需{price}",
             "好价！{title}只要{price}",
             "划算！{title}到手{price}",
-            "{brand} {title}特惠价{price}",
+            "{brand} {title}特惠价{price}，省{saving}",
             "{price}就能带走{title}",
         ),
         "quality": (

@@ -58,7 +58,7 @@ __all__ = [
 DEFAULT_OUT_DIR = Path("var/models/copywriter-demo")
 MANIFEST_NAME = "copywriter_train.json"
 # Bump when the corpus grammar or training recipe changes in a way the config does not show.
-RECIPE_VERSION = "copywriter-recipe-6-publishable-frames"
+RECIPE_VERSION = "copywriter-recipe-7-sale-words-need-a-discount"
 
 
 @dataclass(frozen=True)

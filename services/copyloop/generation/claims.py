@@ -498,9 +498,9 @@ def _any_discount(match: re.Match[str]) -> tuple[str, tuple[float, ...], str | N
 _SALE_WORDS = (
     r"(?i:\bprice[\s-]?drops?\b|\bprices?\s(?:drop(?:ped|s)?|cut|slashed|reduced)\b"
     r"|\bon\s(?:sale|special)\b|\bsale\sprices?\b|\bmarked\sdown\b|\bmark-?downs?\b"
-    r"|\breduced\s(?:price|to)\b|\bprice\s(?:cut|reduction)s?\b|\bclearance\b"
-    r"|\bdiscounted\b|\bnow\scheaper\b|\bcheaper\sthan\sever\b)"
-    r"|降价|直降|特价|特惠|打折|折扣价|清仓|减价|让利|优惠价"
+    r"|\breduced\b|\bprice\s(?:cut|reduction)s?\b|\bclearance\b|\bdiscount(?:s|ed)?\b"
+    r"|\b(?:big|huge|great|extra|massive)\ssavings\b|\bnow\scheaper\b|\bcheaper\sthan\sever\b)"
+    r"|降价|直降|特价|特惠|打折|折扣|清仓|减价|让利|优惠价"
 )
 
 

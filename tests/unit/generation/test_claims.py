@@ -547,6 +547,11 @@ CASES: list[tuple[str, str, str, str, tuple[str, ...]]] = [
         "特价99元，BrickCo火箭积木套装",
         ("discount",),
     ),
+    ("sale_en_big_savings_none", "toy_plain", "en-US", "Big savings on BrickCo!", ("discount",)),
+    ("sale_en_reduced_none", "toy_plain", "en-US", "Reduced: BrickCo Rocket Set.", ("discount",)),
+    ("sale_zh_zhe_kou_none", "zh_toy_plain", "zh-CN", "BrickCo积木折扣来袭", ("discount",)),
+    ("sale_en_big_savings", "toy_sale", "en-US", "Big savings on BrickCo!", ()),
+    ("sale_en_save_time", "toy_plain", "en-US", "Save time: BrickCo Rocket Set.", ()),
     (
         "sale_zh_qing_cang_none",
         "zh_toy_plain",

@@ -15,6 +15,11 @@ rescaled by one 1-D logistic fit so score differences read as log-odds of winnin
 Choices (C values, mix weight, pair weights) were made by 4-fold cross-validation grouped by
 *story* (tests sharing a lede or an image) on the training half of a story-safe split of the
 dev file only (bench/upworthy_pairwise.py --cv 4); the held-out half was scored once.
+Tried the same way (CV on the training halves of split seeds 0-2) and not adopted, none beating
+this mix beyond fold noise (about +-0.003): a character n-gram (char_wb 2-5) TF-IDF member,
+impression-weighted ridge on within-group log-odds CTR instead of the pairwise loss, a small
+pairwise MLP and k-NN smoothing over the embeddings, one joint model over both feature blocks,
+difference-scaled standardisation, extra craft signals, other mix weights and pair weights.
 
 Copy quality (what PredictionService.Score returns as `copy_quality`, and ReviewCopy shows):
   q(text) = sigmoid(ctr_slope * (u(text) - reference)) = r / (1 + r),

@@ -18,11 +18,14 @@ made of characters that are all words of some kind; its failures are caught by t
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable
 from functools import cache
 
 from wordfreq import zipf_frequency
 
+from copyloop.generation.grammar import EN_DANGLING, EN_POSSESSIVE_PRONOUNS, frame_grammar
+from copyloop.generation.grammar import warm_up as grammar_warm_up
 from copyloop.generation.slots import SLOT_RE
 
 __all__ = ["MIN_ZIPF", "non_words"]
@@ -33,89 +36,23 @@ MIN_ZIPF = 1.0
 _TYPO_CHECK_BELOW = 3.0
 _TYPO_GAP = 2.0
 _TYPO_NEIGHBOUR_MIN = 4.5
-_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+_LETTERS = string.ascii_lowercase
 _WORD = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
 _HASHTAG = re.compile(r"#\w+")
 _SHORT_FORMS = frozenset({"s", "t", "ll", "re", "ve", "d", "m"})  # a lone contraction tail
 # The English words of one or two letters copy uses (a closed class), and common short forms.
 _SHORT_WORDS = frozenset(
-    [
-        "a",
-        "i",
-        "am",
-        "an",
-        "as",
-        "at",
-        "be",
-        "by",
-        "do",
-        "go",
-        "he",
-        "hi",
-        "if",
-        "in",
-        "is",
-        "it",
-        "me",
-        "my",
-        "no",
-        "of",
-        "oh",
-        "ok",
-        "on",
-        "or",
-        "so",
-        "to",
-        "tv",
-        "up",
-        "us",
-        "we",
-        "x",
-        "xl",
-        "xs",
-    ]
+    {"a", "i", "am", "an", "as", "at", "be", "by", "do", "go", "he", "hi", "if", "in", "is"}
+    | {"it", "me", "my", "no", "of", "oh", "ok", "on", "or", "so", "to", "tv", "up", "us", "we"}
+    | {"x", "xl", "xs"}
 )
-# Words that cannot take a possessive 's: articles, conjunctions, prepositions, pronouns.
-_NO_POSSESSIVE = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "nor",
-        "so",
-        "to",
-        "of",
-        "for",
-        "with",
-        "in",
-        "on",
-        "at",
-        "by",
-        "from",
-        "as",
-        "than",
-        "your",
-        "my",
-        "our",
-        "their",
-        "his",
-        "her",
-        "its",
-        "this",
-        "these",
-        "those",
-        "every",
-        "each",
-        "any",
-        "some",
-        "no",
-        "yours",
-        "mine",
-        "ours",
-    ]
+# Words that cannot take a possessive 's: the articles, determiners, conjunctions and
+# possessive pronouns the shape rules know, prepositions and demonstratives.
+_NO_POSSESSIVE = (
+    EN_DANGLING
+    | EN_POSSESSIVE_PRONOUNS
+    | {"to", "of", "for", "with", "in", "on", "at", "by", "from", "as", "so"}
+    | {"his", "her", "this", "these", "those", "each", "any", "some", "no"}
 )
 
 
@@ -162,8 +99,6 @@ def _known(word: str) -> bool:
 @cache
 def _grammar_words() -> frozenset[str]:
     """The frame grammar's English words: chosen by people, so never a slip ("pleaser")."""
-    from copyloop.generation.grammar import frame_grammar
-
     return frame_grammar().vocabulary.get("en-US", frozenset())
 
 
@@ -187,7 +122,5 @@ def non_words(frame: str, locale: str, facts: Iterable[str] = ()) -> list[str]:
 def warm_up() -> None:
     """Loads the English word list (about a second) and builds the frame grammar
     (`grammar.frame_grammar`), so the first check does not pay for them."""
-    from copyloop.generation import grammar
-
     _known("copy")
-    grammar.warm_up()
+    grammar_warm_up()

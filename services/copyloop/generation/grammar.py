@@ -42,6 +42,8 @@ from copyloop.generation.prompts.brief import CopyBrief
 from copyloop.generation.slots import SLOT_RE, slot_values
 
 __all__ = [
+    "EN_DANGLING",
+    "EN_POSSESSIVE_PRONOUNS",
     "ORDER",
     "FrameGrammar",
     "frame_grammar",
@@ -274,7 +276,7 @@ def _delexicalise(
 # Words after which an English sentence cannot stop: articles, possessive determiners and
 # conjunctions. (Prepositions, auxiliaries and wh-words can: "the one everyone is asking
 # about", "Yes, it is.", "Here's why."; the frame grammar judges those in slot frames.)
-_EN_DANGLING = frozenset(
+EN_DANGLING = frozenset(
     [
         "a",
         "an",
@@ -293,7 +295,7 @@ _EN_DANGLING = frozenset(
         "than",
     ]
 )
-_EN_POSSESSIVE_PRONOUN = frozenset(["yours", "mine", "ours", "theirs", "hers"])
+EN_POSSESSIVE_PRONOUNS = frozenset(["yours", "mine", "ours", "theirs", "hers"])
 # What may follow "yours" / "mine" directly: a preposition, conjunction, adverb or verb, never
 # the noun a determiner would take ("Grab yours details").
 _EN_AFTER_POSSESSIVE = frozenset(
@@ -329,7 +331,7 @@ _EN_AFTER_POSSESSIVE = frozenset(
         "while",
     ]
 )
-_EN_NO_DOUBLE = _EN_DANGLING | frozenset(
+_EN_NO_DOUBLE = EN_DANGLING | frozenset(
     ["to", "of", "for", "with", "in", "on", "at", "is", "are", "now", "just", "only"]
 )
 _EN_WORD = re.compile(
@@ -362,11 +364,11 @@ def _en_shape(text: str) -> list[str]:
         if stray:  # a sub-word piece on its own ("W new in ..."); facts are slots by now
             problems.append(f"stray letter {stray[0]!r}: {sentence!r}")
         last = words[-1] if words[-1] != "?" else words[-2] if len(words) > 1 else ""
-        if last in _EN_DANGLING:
+        if last in EN_DANGLING:
             problems.append(f"ends on {last!r}: {sentence!r}")
         for first, second in pairwise(words):
             noun_like = second[:1].isalpha() or second.startswith("{")
-            if first in _EN_POSSESSIVE_PRONOUN and noun_like and second not in _EN_AFTER_POSSESSIVE:
+            if first in EN_POSSESSIVE_PRONOUNS and noun_like and second not in _EN_AFTER_POSSESSIVE:
                 problems.append(f"{first!r} before a noun: {sentence!r}")
             if first == second and first in _EN_NO_DOUBLE:
                 problems.append(f"{first!r} twice: {sentence!r}")

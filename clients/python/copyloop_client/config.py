@@ -61,6 +61,11 @@ class RetryPolicy:
             raise ConfigError("; ".join(problems))
 
 
+# Keys the main job writes to var/platform.json for other readers than the client config
+# (platform_control reads the pid, `copyloop copywriter cycle` the Triton URL and model dir).
+PLATFORM_ONLY_KEYS = frozenset({"pid", "triton_url", "model_dir"})
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     """Everything a client needs to reach the platform."""
@@ -110,14 +115,15 @@ class ClientConfig:
     ) -> ClientConfig:
         """Applies a parsed file's keys on top of `base`. Keys: addresses {service: host:port},
         api_key, timeout_s, retry {max_attempts, initial_backoff_s, max_backoff_s,
-        backoff_multiplier}. A platform.json's `pid` is accepted and ignored."""
+        backoff_multiplier}. What only a platform.json holds (PLATFORM_ONLY_KEYS: its pid, and
+        the Triton address and model the copywriter cycle reads) is accepted and ignored."""
         base = base or cls()
-        allowed = {"addresses", "api_key", "timeout_s", "retry", "pid"}
-        unknown = set(data) - allowed
+        allowed = {"addresses", "api_key", "timeout_s", "retry"}
+        unknown = set(data) - allowed - PLATFORM_ONLY_KEYS
         if unknown:
             raise ConfigError(
                 f"{source}: unknown key(s) {', '.join(sorted(unknown))}; "
-                f"allowed: {', '.join(sorted(allowed - {'pid'}))}"
+                f"allowed: {', '.join(sorted(allowed))}"
             )
         try:
             addresses = data.get("addresses") or {}

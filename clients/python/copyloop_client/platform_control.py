@@ -2,7 +2,8 @@
 from a shell, without keeping a terminal open for it.
 
 The contract with the main job: once serving it writes var/platform.json = {"pid", "api_key",
-"addresses": {service: host:port}} and removes it on exit; SIGTERM drains and stops it.
+"addresses": {service: host:port}, "triton_url", "model_dir"} and removes it on exit; SIGTERM
+drains and stops it.
 """
 
 from __future__ import annotations

@@ -23,9 +23,14 @@ async def serve(var_dir: Path) -> None:
     )
     path = var_dir / "platform.json"
     partial = path.with_suffix(".json.tmp")
-    partial.write_text(
-        json.dumps({"pid": os.getpid(), "api_key": "runner-key", "addresses": platform.addresses()})
-    )
+    state = {
+        "pid": os.getpid(),
+        "api_key": "runner-key",
+        "addresses": platform.addresses(),
+        "triton_url": "",  # the main job's keys for the copywriter cycle (no Triton here)
+        "model_dir": "",
+    }
+    partial.write_text(json.dumps(state))
     partial.replace(path)  # readers never see half a file
     print(f"serving {platform.addresses()}", flush=True)
     stop = asyncio.Event()

@@ -10,8 +10,10 @@ import pytest
 from copyloop_client import ClientConfig, ConfigError, RetryPolicy
 from copyloop_client.channel import channel_options, service_config
 
-PLATFORM = {
+PLATFORM = {  # as the main job writes it (python -m copyloop.main)
     "pid": 1,
+    "triton_url": "127.0.0.1:8001",
+    "model_dir": "/models/copywriter",
     "api_key": "platform-key",
     "addresses": {"profile": "p:1", "generation": "g:1", "prediction": "x:1", "fusion": "f:1"},
 }

@@ -31,6 +31,7 @@ from copyloop.generation.pipeline import (
     SOURCE_TEMPLATE_FALLBACK,
     CheckedVariant,
     PipelineResult,
+    PipelineSettings,
     RawOutput,
     fill_with_fallbacks,
     process_variants,
@@ -206,8 +207,10 @@ class GenerationDomain:
         llm: TritonLLMClient | None,
         tokenizer: Any = None,
         model_version: str = "",
+        pipeline_settings: PipelineSettings = PipelineSettings(),
     ) -> None:
         self.store = store
+        self.pipeline_settings = pipeline_settings
         self.settings = settings
         self.llm = llm
         self.tokenizer = tokenizer
@@ -331,6 +334,7 @@ class GenerationDomain:
                 request.brief,
                 request.constraints,
                 raw,
+                self.pipeline_settings,
                 existing_texts=existing,
                 promotion=request.promotion,
             )
@@ -388,7 +392,13 @@ class GenerationDomain:
                 degradations.append(llm_degradation(exc))
         raw = [RawOutput(o.text, o.cumulative_logprob, o.num_output_tokens) for o in outputs]
         result = fill_with_fallbacks(
-            process_variants(request.brief, request.constraints, raw, promotion=request.promotion),
+            process_variants(
+                request.brief,
+                request.constraints,
+                raw,
+                self.pipeline_settings,
+                promotion=request.promotion,
+            ),
             request.brief,
             1,
         )

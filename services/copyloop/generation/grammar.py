@@ -406,20 +406,22 @@ def grammar_problems(
     facts: Sequence[tuple[str, str]] = (),
     shop_terms: Sequence[str] = (),
     grammar: FrameGrammar | None = None,
+    strict: bool = False,
 ) -> list[str]:
     """Why `frame` does not read as sentences; [] when it does.
 
     `facts` are (slot, value) pairs of the item ("{title}", "Trail Bike Helmet"): typed out in
     full they count as the slot. `shop_terms` are the shop's must-include terms and disclaimer.
     A slot frame in the grammar's vocabulary is held to the grammar; everything is held to the
-    shape rules."""
+    shape rules. `strict`: the frame comes from a copywriter trained on this grammar, so every
+    slot frame is held to it, a word it never uses included ("Here happens when you!")."""
     grammar = grammar or frame_grammar()
     own = _delexicalise(frame, locale, facts, shop_terms, grammar)
     problems = shape_problems(own, locale)
     if problems:
         return problems
     # Written to the slot contract (not plain text) and in the grammar's words.
-    if SLOT_RE.search(frame) and grammar.speaks(own, locale):
+    if SLOT_RE.search(frame) and (strict or grammar.speaks(own, locale)):
         unseen = grammar.unseen(own, locale)
         problems += [f"not a sentence the copywriter knows: {u!r}" for u in unseen]
     return problems

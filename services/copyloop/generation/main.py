@@ -11,9 +11,11 @@ from typing import Any
 from copyloop.common.db import make_engine, migrate
 from copyloop.common.server import RunningServer, ServiceSpec, create_server, run_service
 from copyloop.generation import messages
+from copyloop.generation.copywriter.phrases import trained_on_this_grammar
 from copyloop.generation.domain import GenerationDomain
 from copyloop.generation.effects import CopyEffectClient
 from copyloop.generation.llm_client import TritonLLMClient
+from copyloop.generation.pipeline import PipelineSettings
 from copyloop.generation.served import warm_up_in_background
 from copyloop.generation.servicer import FULL_NAME, GenerationServicer
 from copyloop.generation.settings import GenerationSettings
@@ -69,7 +71,12 @@ async def start_generation_service(settings: GenerationSettings) -> GenerationSe
         else None
     )
     domain = GenerationDomain(
-        CreativeStore(engine, settings.pool_cache_ttl_s), settings, llm, tokenizer, version
+        CreativeStore(engine, settings.pool_cache_ttl_s),
+        settings,
+        llm,
+        tokenizer,
+        version,
+        PipelineSettings(strict_grammar=trained_on_this_grammar(settings.model_dir)),
     )
     effects = CopyEffectClient(settings.prediction_addr)
     servicer = GenerationServicer(domain, effects)

@@ -69,6 +69,9 @@ class PipelineSettings:
     # 0.3 = at least one of product, brand, selling point; copy that names none of them
     # (e.g. "Free shipping!") is useless in a feed. Fallbacks are exempt.
     min_coverage: float = 0.3
+    # The served model learned its sentences from the frame grammar (the demo copywriter): all
+    # of its slot frames are held to it, not only those in the grammar's words.
+    strict_grammar: bool = False
 
 
 @dataclass
@@ -283,7 +286,13 @@ def process_variants(
             rejected.append(RejectedOutput(index, raw.text, source, [reason]))
             continue
         # Sentences a marketer would publish, not a splice of two ("Watch what {title}!").
-        broken = grammar_problems(frame, brief.locale, item_facts(brief), shop_terms(merged))
+        broken = grammar_problems(
+            frame,
+            brief.locale,
+            item_facts(brief),
+            shop_terms(merged),
+            strict=settings.strict_grammar,
+        )
         if broken:
             reason = Violation("grammar", broken[0])
             rejected.append(RejectedOutput(index, raw.text, source, [reason]))

@@ -6,6 +6,7 @@ rules. The corpus the copywriter learns from must pass it, spliced sentences mus
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -237,3 +238,20 @@ def test_review_copy_reports_broken_sentences_as_grammar_findings() -> None:
     vitamin = dataclasses.replace(EN, item_title="Vitamin C Serum")
     named = review_copy("Vitamin C Serum, now $9.99.", vitamin, CopyConstraints())
     assert "grammar" not in {f.check for f in named.findings}
+
+
+def test_strict_holds_every_slot_frame_of_the_demo_copywriter_to_the_grammar() -> None:
+    """A word outside the grammar lets a frame escape to the shape rules, unless the frame
+    comes from the copywriter trained on the grammar (strict): then the runs decide."""
+    frame = "Here happens when you! Only {title}."
+    assert grammar_problems(frame, "en-US") == []
+    assert grammar_problems(frame, "en-US", strict=True)
+    assert grammar_problems("Grab {title}!", "en-US", strict=True) == []
+
+
+def test_only_a_model_with_the_demo_manifest_is_held_strictly(tmp_path: Path) -> None:
+    from copyloop.generation.copywriter.phrases import MANIFEST_NAME, trained_on_this_grammar
+
+    assert not trained_on_this_grammar("") and not trained_on_this_grammar(tmp_path)
+    (tmp_path / MANIFEST_NAME).write_text('{"recipe": "copywriter-recipe-7"}')
+    assert trained_on_this_grammar(tmp_path)

@@ -11,7 +11,29 @@ Kept apart from the assembly logic in `corpus.py` so copywriters can extend the 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from copyloop.generation.prompts.brief import ANGLES
+
+# The training manifest the demo copywriter writes beside its weights (train.py): a model
+# directory holding one learned its sentences from this grammar.
+MANIFEST_NAME = "copywriter_train.json"
+
+
+def trained_on_this_grammar(model_dir: str | Path) -> bool:
+    """Whether the model in `model_dir` is the demo copywriter, whose every sentence comes from
+    this grammar (so the grammar gate may hold all its frames to it); False for another LLM."""
+    if not str(model_dir):
+        return False
+    try:
+        manifest = json.loads((Path(model_dir) / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and str(manifest.get("recipe", "")).startswith(
+        "copywriter-recipe"
+    )
+
 
 STYLES: tuple[str, ...] = ANGLES  # the corpus labels each example with its angle
 

@@ -42,6 +42,7 @@ from .batching import (
     weighted_lm_loss,
 )
 from .corpus import CorpusExample, build_corpus
+from .phrases import MANIFEST_NAME
 from .sources import DEFAULT_SHARED_DATA, SharedText, load_shared_text, log
 from .tokenizer import train_tokenizer
 
@@ -56,7 +57,6 @@ __all__ = [
 ]
 
 DEFAULT_OUT_DIR = Path("var/models/copywriter-demo")
-MANIFEST_NAME = "copywriter_train.json"
 # Bump when the corpus grammar or training recipe changes in a way the config does not show.
 RECIPE_VERSION = "copywriter-recipe-7-sale-words-need-a-discount"
 

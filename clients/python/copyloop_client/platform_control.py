@@ -156,7 +156,8 @@ def start_platform(
     extra_args: Sequence[str] = (),
 ) -> tuple[PlatformInfo, bool]:
     """Spawns the platform detached from this terminal (own session, output to
-    var/platform.log) and waits until platform.json exists and FusionService is SERVING.
+    var/platform.log) and waits until platform.json exists and every service in it is SERVING
+    (FusionService alone is not enough: `platform status` right after must show all four).
     Returns (info, started_now); an already running platform is returned as is."""
     var_dir = var_dir.resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
@@ -186,10 +187,7 @@ def start_platform(
                 f"{_last_line(log_path) or 'no output'} (log: {log_path})"
             )
         info = _readable(path)
-        if (
-            info is not None
-            and health_status(info.addresses.get("fusion", ""), timeout_s=1.0) == "SERVING"
-        ):
+        if info is not None and _all_serving(info):
             return info, True
         time.sleep(POLL_S)
     process.terminate()
@@ -197,6 +195,13 @@ def start_platform(
         process.wait(10)
     raise PlatformError(
         f"the platform was not serving after {timeout_s:.0f}s and was stopped; see {log_path}"
+    )
+
+
+def _all_serving(info: PlatformInfo) -> bool:
+    return all(
+        s in info.addresses and health_status(info.addresses[s], timeout_s=1.0) == "SERVING"
+        for s in SERVICES
     )
 
 

@@ -124,7 +124,8 @@ async def test_feedback_reaches_the_training_log_and_a_triggered_retrain_promote
         await asyncio.sleep(0.2)
     decision = auto.decisions["tenant-a"]
     assert decision.result == "promoted" and decision.version == live.version
-    assert decision.reason.startswith("beats the popularity baseline: ok "), decision.reason
+    assert decision.reason.startswith("beats the cold-start prior: ok "), decision.reason
+    assert "; and the popularity baseline: ok " in decision.reason
     assert "new outcomes" in decision.trigger
     assert live.metrics["auto_retrain"]["result"] == "promoted"
 

@@ -94,7 +94,7 @@ async def test_outcomes_trigger_a_retrain_that_promotes_and_the_guardrail_rolls_
     assert not listed.model_versions
 
     # The rest arrive: the trigger fires on its own, trains on the log but its newest fifth,
-    # and the gate promotes the model against the popularity baseline on that fifth.
+    # and the gate promotes the model against the cold-start prior and popularity on that fifth.
     rest = list(outs.outcomes)[THRESHOLD - 1 :]
     await stub.LogOutcomes(P.LogOutcomesRequest(outcomes=rest), metadata=auth())
     assert await eventually(lambda: _is(live_version(stub), "v1"), timeout_s=180)
@@ -103,7 +103,8 @@ async def test_outcomes_trigger_a_retrain_that_promotes_and_the_guardrail_rolls_
     [(tenant, decision)] = auto.decisions.items()
     assert decision.result == "promoted" and decision.version == "v1"
     assert decision.trigger.endswith(f"new outcomes (threshold {THRESHOLD})")
-    assert decision.reason.startswith("beats the popularity baseline: ok ")
+    assert decision.reason.startswith("beats the cold-start prior: ok ")
+    assert "; and the popularity baseline: ok " in decision.reason
     assert decision.train_window[1] == decision.eval_window[0]
     assert decision.train_window[0] == market_log[0].timestamp
     assert decision.eval_window[1] > market_log[-1].timestamp

@@ -238,11 +238,13 @@ async def test_train_evaluate_promote_survives_restart_and_rolls_back(
     assert Path(v1.report_uri).exists() and (Path(v1.report_uri).parent / "roc.png").exists()
     replay = await stub.TrainModel(train_request, metadata=auth())
     assert replay.model_version.version == "v1"  # the retry did not train again
-    # The first model must pass the gate against the popularity baseline fit on its training
-    # window: it learned from the profile and the copy, popularity only from the item.
+    # The first model must pass the gate against the cold-start prior it replaces (scored on
+    # the same window) and the popularity baseline fit on its training window: it learned from
+    # the profile and the copy, popularity only from the item.
     gated = await stub.PromoteModel(P.PromoteModelRequest(version="v1"), metadata=auth())
     assert gated.promoted, gated.reason
-    assert gated.reason.startswith("beats the popularity baseline: ok "), gated.reason
+    assert gated.reason.startswith("beats the cold-start prior: ok "), gated.reason
+    assert "; and the popularity baseline: ok " in gated.reason, gated.reason
     assert "FAIL" not in gated.reason
 
     request = score_request(market_log[-50:])
@@ -310,6 +312,34 @@ async def test_train_evaluate_promote_survives_restart_and_rolls_back(
         await channel.close()
     finally:
         await restarted.stop(0)
+
+
+async def test_a_first_model_that_learned_nothing_does_not_replace_the_cold_start_prior(
+    prediction, market_log
+) -> None:
+    """Nothing is live, so the cold-start prior serves. A first model trained on outcomes
+    shuffled among their impressions knows nothing; on a real later window the prior's category
+    affinity ranks better, so the gate keeps the prior, naming it."""
+    _, stub = prediction
+    shuffled = shuffled_labels(market_log[: int(len(market_log) * 0.8)], START - 10 * DAY)
+    for examples, prefix in ((shuffled, "shuffled"), (market_log, "real")):
+        imps, outs = log_requests(examples, prefix)
+        await stub.LogImpressions(imps, metadata=auth())
+        await stub.LogOutcomes(outs, metadata=auth())
+    trained = await stub.TrainModel(
+        P.TrainModelRequest(
+            train_window=window(START - 10 * DAY, START - 2 * DAY),
+            eval_window=window(START + 8 * DAY, START + 10 * DAY),
+            epochs=2,
+            seed=8,
+            promote_if_better=True,
+        ),
+        metadata=auth(),
+    )
+    assert not trained.promoted
+    assert trained.reason.startswith("not better than the cold-start prior: FAIL"), trained.reason
+    reply = await stub.Score(score_request(market_log[-20:]), metadata=auth())
+    assert reply.mode == P.SCORING_MODE_PRIOR
 
 
 async def test_too_little_data_fails_with_failed_precondition(prediction, market_log) -> None:

@@ -23,6 +23,7 @@ import torch
 from numpy.typing import NDArray
 
 from copyloop.prediction.features.hashing import bucket, mix_ids, stable_hash
+from copyloop.prediction.features.prior import CHANNEL_CTR, DEFAULT_CTR, prior_logit
 from copyloop.prediction.features.text import (
     STYLE_NAMES,
     CachedEmbedder,
@@ -137,6 +138,9 @@ class EncodedBatch:
     clicked: NDArray[np.float32] | None = None  # float32 [B]
     converted: NDArray[np.float32] | None = None  # float32 [B], click and purchase
     propensity: NDArray[np.float64] | None = None  # float64 [B], logged; 0 = unknown
+    # float32 [B]: the cold-start prior's CTR logit (features.prior), the offset a model with
+    # `prior_offset` learns its correction on; None = zeros.
+    prior: NDArray[np.float32] | None = None
 
     def __len__(self) -> int:
         return int(self.cat.shape[0])
@@ -146,6 +150,9 @@ class EncodedBatch:
             "cat": torch.from_numpy(self.cat),
             "dense": torch.from_numpy(self.dense),
             "text": torch.from_numpy(self.text),
+            "prior": torch.from_numpy(
+                self.prior if self.prior is not None else np.zeros(len(self), dtype=np.float32)
+            ),
         }
         out.update({name: torch.from_numpy(ids) for name, ids in self.bags.items()})
         return out
@@ -160,6 +167,7 @@ class EncodedBatch:
             None if self.clicked is None else self.clicked[index],
             None if self.converted is None else self.converted[index],
             None if self.propensity is None else self.propensity[index],
+            None if self.prior is None else self.prior[index],
         )
 
 
@@ -296,6 +304,7 @@ class FeatureEncoder:
             {
                 "raw": ((len(CONTEXT_FIELDS),), np.uint64),
                 "dense": ((len(CONTEXT_DENSE),), np.float32),
+                "base_ctr": ((), np.float64),
             },
             10_000,
         )
@@ -413,6 +422,9 @@ class FeatureEncoder:
     def _build_contexts(self, contexts: list[ContextFeatures]) -> dict[str, NDArray[Any]]:
         raw = np.zeros((len(contexts), len(CONTEXT_FIELDS)), dtype=np.uint64)
         dense = np.zeros((len(contexts), len(CONTEXT_DENSE)), dtype=np.float32)
+        base_ctr = np.asarray(
+            [CHANNEL_CTR.get(c.channel, DEFAULT_CTR) for c in contexts], dtype=np.float64
+        )
         for row, context in enumerate(contexts):
             hour = int(context.hour) % 24
             raw[row] = [
@@ -423,7 +435,7 @@ class FeatureEncoder:
             ]
             angle = 2.0 * math.pi * hour / 24.0
             dense[row] = [math.sin(angle), math.cos(angle)]
-        return {"raw": raw, "dense": dense}
+        return {"raw": raw, "dense": dense, "base_ctr": base_ctr}
 
     def _pair_dense(
         self, users: list[_UserPart], user_index: NDArray[np.int64], item_rows: NDArray[np.int64]
@@ -509,6 +521,7 @@ class FeatureEncoder:
                 context_rows = np.repeat(context_rows, n)
             ctx_raw = self._contexts.arrays["raw"][context_rows]
             ctx_dense = self._contexts.arrays["dense"][context_rows]
+            base_ctr = self._contexts.arrays["base_ctr"][context_rows]
             pair = self._pair_dense(unique_users, user_index, item_rows)
 
         base = np.concatenate([user_raw, item_raw, copy_raw, ctx_raw], axis=1)
@@ -525,7 +538,14 @@ class FeatureEncoder:
             0,
         )
         bags = {"segments": segments, "segment_style": segment_style, "ngrams": ngram_ids}
-        return EncodedBatch(cat, bags, dense.astype(np.float32, copy=False), text)
+        # The prior's logit from the same inputs it reads: log1p(popularity) is item_dense's
+        # popularity column x 8, the affinity the pair column (max over the item's keys).
+        prior = prior_logit(
+            base_ctr,
+            item_dense[:, ITEM_DENSE.index("item_popularity_log")].astype(np.float64) * 8.0,
+            pair[:, 0].astype(np.float64),
+        ).astype(np.float32)
+        return EncodedBatch(cat, bags, dense.astype(np.float32, copy=False), text, prior=prior)
 
     def encode_examples(self, examples: Sequence[TrainingExample]) -> EncodedBatch:
         """Inputs and labels of logged impressions, in the given order."""

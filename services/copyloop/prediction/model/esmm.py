@@ -9,6 +9,7 @@ a small MLP on top models the rest.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from copyloop.prediction.features.encoder import BAGS, FeatureEncoder
+from copyloop.prediction.features.prior import DEFAULT_CVR
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,11 @@ class ModelConfig:
     tower_dims: tuple[int, ...] = (16,)
     dropout: float = 0.0
     field_dropout: float = 0.0  # training only: drop whole categorical fields (per row)
+    # The CTR logit is the cold-start prior's logit (features.prior, an input) plus what the
+    # network adds, which starts at 0 (the CVR tower at the prior's constant): a model trained
+    # on a few clicks corrects the prior instead of relearning it. False for versions saved
+    # before it existed.
+    prior_offset: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -40,6 +47,7 @@ class ModelConfig:
         data = dict(data)
         data["deep_dims"] = tuple(data["deep_dims"])
         data["tower_dims"] = tuple(data["tower_dims"])
+        data.setdefault("prior_offset", False)
         return cls(**data)
 
 
@@ -106,6 +114,10 @@ def _mlp(in_dim: int, dims: tuple[int, ...], dropout: float) -> tuple[nn.Sequent
     return nn.Sequential(*layers), in_dim
 
 
+# The prior's P(purchase | click) as a logit: where the CVR tower starts with `prior_offset`
+# (the same for every row, so pCTCVR first ranks as the prior's pCTR does).
+DEFAULT_CVR_LOGIT = math.log(DEFAULT_CVR / (1.0 - DEFAULT_CVR))
+
 # Feature groups the first layer sees, in order; attribution reports contributions per group.
 INPUT_PARTS: tuple[str, ...] = ("fields", *BAGS, "text", "dense")
 
@@ -145,6 +157,12 @@ class EsmmModel(nn.Module):
             nn.init.normal_(bag.weight, std=0.01)
             with torch.no_grad():
                 bag.weight[0].zero_()
+        if self.config.prior_offset:  # the untrained model predicts exactly the prior
+            for tower, bias in ((self.ctr_tower, 0.0), (self.cvr_tower, DEFAULT_CVR_LOGIT)):
+                output = tower[-1]
+                assert isinstance(output, nn.Linear)
+                nn.init.zeros_(output.weight)
+                nn.init.constant_(output.bias, bias)
 
     def sparse_parameters(self) -> list[torch.Tensor]:
         return [self.embedding.weight, *(bag.weight for bag in embedding_bags(self.bags))]
@@ -168,6 +186,8 @@ class EsmmModel(nn.Module):
         )
         parts["text"] = self.text_proj(inputs["text"])  # projected: attribution stays cheap
         parts["dense"] = inputs["dense"]
+        if self.config.prior_offset and "prior" in inputs:  # absent: an offset of 0
+            parts["prior"] = inputs["prior"]
         return parts
 
     def head(self, parts: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -185,7 +205,10 @@ class EsmmModel(nn.Module):
         for layer in self.cross:
             x = layer(x0, x)
         hidden = self.deep(x)
-        return self.ctr_tower(hidden).squeeze(-1), self.cvr_tower(hidden).squeeze(-1)
+        ctr = self.ctr_tower(hidden).squeeze(-1)
+        if "prior" in parts:
+            ctr = ctr + parts["prior"]
+        return ctr, self.cvr_tower(hidden).squeeze(-1)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         return self.head(self.embed(inputs))

@@ -12,34 +12,28 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from copyloop.prediction.features.prior import (
+    CHANNEL_CTR,
+    DEFAULT_CTR,
+    DEFAULT_CVR,
+    prior_ctr,
+)
 from copyloop.prediction.features.types import (
     ContextFeatures,
     CopyFeatures,
     ItemFeatures,
+    TrainingExample,
     UserFeatures,
 )
 from copyloop.prediction.model.predictions import Predictions
 
 COLD_START_VERSION = "prior:cold-start"
 
-# Industry-typical starting points; only used until the first model is trained.
-_CHANNEL_CTR = {
-    "ad_copy": 0.02,
-    "product_description": 0.05,
-    "push": 0.03,
-    "sms": 0.015,
-    "email_subject": 0.025,
-    "social_post": 0.012,
-    "promo_banner": 0.01,
-}
-_DEFAULT_CTR = 0.02
-_DEFAULT_CVR = 0.05
-
 
 class ColdStartPrior:
     """Scores without a trained model: channel base rate x (1 + popularity and affinity lift).
 
-    The lifts are bounded guesses (at most x2.5), enough to rank popular, on-taste items first.
+    The lifts are bounded guesses (at most x3), enough to rank popular, on-taste items first.
     """
 
     def predict(
@@ -48,14 +42,24 @@ class ColdStartPrior:
         context: ContextFeatures,
         candidates: Sequence[tuple[ItemFeatures, CopyFeatures]],
     ) -> Predictions:
-        base = _CHANNEL_CTR.get(context.channel, _DEFAULT_CTR)
-        p_ctr = np.empty(len(candidates))
-        p_cvr = np.full(len(candidates), _DEFAULT_CVR)
-        for row, (item, _copy) in enumerate(candidates):
-            popularity_lift = 0.5 * math.tanh(math.log1p(max(item.popularity, 0.0)) / 5.0)
-            affinity = max(
-                (user.category_affinity.get(c, 0.0) for c in item.category_path), default=0.0
-            )
-            affinity_lift = max(0.0, min(affinity, 1.0))
-            p_ctr[row] = base * (1.0 + popularity_lift) * (1.0 + affinity_lift)
+        base = CHANNEL_CTR.get(context.channel, DEFAULT_CTR)
+        p_cvr = np.full(len(candidates), DEFAULT_CVR)
+        popularity = np.asarray([math.log1p(max(item.popularity, 0.0)) for item, _ in candidates])
+        affinity = np.asarray(
+            [
+                max((user.category_affinity.get(c, 0.0) for c in item.category_path), default=0.0)
+                for item, _ in candidates
+            ]
+        )
+        p_ctr = prior_ctr(base, popularity, affinity)
         return Predictions(p_ctr, p_cvr)
+
+    def predict_examples(self, examples: Sequence[TrainingExample]) -> Predictions:
+        """The prior's scores for logged impressions, each in its own user and context: what
+        was live before the first model, so the promotion gate can compare against it."""
+        if not examples:
+            return Predictions(np.empty(0), np.empty(0))
+        parts = [self.predict(e.user, e.context, [(e.item, e.copy)]) for e in examples]
+        return Predictions(
+            np.concatenate([p.p_ctr for p in parts]), np.concatenate([p.p_cvr for p in parts])
+        )

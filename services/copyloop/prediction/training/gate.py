@@ -20,9 +20,10 @@ Rules (all must hold; thresholds are `GateThresholds`, set from PredictionSettin
    errors read off each 95% interval; treating them as independent is conservative, since
    both are computed on the same rows).
 
-The first model (nothing live) is held to the same rules against the popularity baseline
-fit on its training window: a model that cannot beat per-item popularity should not replace
-the cold-start prior.
+The first model (nothing live) is held to the same rules twice: against the cold-start prior it
+would replace (scored on the same window; a model fit on a few clicks can rank worse than the
+prior's category affinity) and against the popularity baseline fit on its training window (a
+model that cannot beat per-item popularity has learned nothing worth serving).
 """
 
 from __future__ import annotations

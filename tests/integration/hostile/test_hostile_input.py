@@ -18,6 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+
+# Imported now, not lazily mid-run: deeply nested hostile messages raise RecursionError in this
+# process, and CPython 3.11.7 can then fail to compile a module imported later ("SystemError:
+# AST constructor recursion depth mismatch", an interpreter bug); hypothesis imports its
+# optimiser on first use, which made one parametrisation fail in CI.
+import hypothesis.internal.conjecture.optimiser  # noqa: F401
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -164,6 +164,8 @@ async def test_outcomes_trigger_a_retrain_that_promotes_and_the_guardrail_rolls_
     await stub.LogOutcomes(P.LogOutcomesRequest(outcomes=clicks), metadata=auth())
     await stub.LogImpressions(P.LogImpressionsRequest(impressions=served[300:]), metadata=auth())
     assert await eventually(lambda: _is(live_version(stub), "v1"), timeout_s=30)
+    # The rollback is visible before the loop has written its record on v2: wait for both.
+    assert await eventually(lambda: _has_guardrail(service, tenant, "v2"), timeout_s=30)
     check = auto.guardrail[tenant]
     assert check.rollback and check.impressions == 500 and check.observed_clicks == 10
     assert check.expected_clicks == pytest.approx(150)
@@ -181,6 +183,10 @@ async def test_outcomes_trigger_a_retrain_that_promotes_and_the_guardrail_rolls_
 
 async def _is(value: Awaitable[str], expected: str) -> bool:
     return await value == expected
+
+
+async def _has_guardrail(service: PredictionService, tenant: str, version: str) -> bool:
+    return "guardrail" in service.domain.store.get(tenant, version).metrics
 
 
 async def _recorded(decisions: dict[str, object]) -> bool:

@@ -36,7 +36,12 @@ from copyloop.generation.claims import ItemFacts, check_claims
 from copyloop.generation.compliance import CopyConstraints
 from copyloop.generation.copywriter import phrases
 from copyloop.generation.length import effective_max_chars
-from copyloop.generation.pipeline import RawOutput, clean_model_output, process_variants
+from copyloop.generation.pipeline import (
+    PipelineSettings,
+    RawOutput,
+    clean_model_output,
+    process_variants,
+)
 from copyloop.generation.prompts import CHANNELS, LOCALES, CopyBrief, render_prompt
 from copyloop.generation.prompts.brief import angles_for_segment
 from copyloop.generation.slots import SLOT_RE, frame_slots
@@ -237,12 +242,14 @@ class Tally:
         }
 
 
-def evaluate(briefs: list[CopyBrief], outputs: list[list[str]]) -> dict[str, Tally]:
+def evaluate(
+    briefs: list[CopyBrief], outputs: list[list[str]], settings: PipelineSettings
+) -> dict[str, Tally]:
     tallies: dict[str, Tally] = {"all": Tally()}
     examples: list[str] = []
     for brief, texts in zip(briefs, outputs, strict=True):
         for text in texts:
-            result = process_variants(brief, CopyConstraints(), [RawOutput(text)])
+            result = process_variants(brief, CopyConstraints(), [RawOutput(text)], settings)
             for key in ("all", brief.locale, brief.channel):
                 tally = tallies.setdefault(key, Tally())
                 tally.outputs += 1
@@ -293,7 +300,10 @@ def main() -> None:
         args.frequency_penalty,
     )
     seconds = time.perf_counter() - started
-    tallies = evaluate(briefs, outputs)
+    # The checks as GenerationService runs them for this model: the demo copywriter's frames are
+    # held to its grammar strictly (generation/main.py).
+    strict = phrases.trained_on_this_grammar(args.model_dir)
+    tallies = evaluate(briefs, outputs, PipelineSettings(strict_grammar=strict))
     rows = [tallies[k].row(k) for k in ("all", *LOCALES, *CHANNELS) if k in tallies]
     header = (
         f"{'group':<20} {'outputs':>7} {'pass':>6} {'read':>6} {'frames':>6} {'top3':>6} "

@@ -390,9 +390,7 @@ class PredictionDomain:
                     return False, f"not better than {against}: {comparison.reason}"
                 reason = f"beats {against}: {comparison.reason}"
             else:
-                promote, reason = self._first_model_gate(
-                    tenant, candidate.train_window, version, examples
-                )
+                promote, reason = self._first_model_gate(tenant, candidate, examples)
                 if not promote:
                     return False, reason
         self.store.make_live(tenant, version)
@@ -400,11 +398,7 @@ class PredictionDomain:
         return True, reason
 
     def _first_model_gate(
-        self,
-        tenant: str,
-        train_window: tuple[float, float],
-        version: str,
-        examples: Sequence[TrainingExample],
+        self, tenant: str, candidate: VersionRecord, examples: Sequence[TrainingExample]
     ) -> tuple[bool, str]:
         """The first model replaces the cold-start prior, so it must beat that prior (what is
         live, scored on the same window) and what per-item popularity learns from its training
@@ -414,8 +408,8 @@ class PredictionDomain:
         decision and its reason (the first comparison it fails, else both)."""
         clicked = np.array([e.clicked for e in examples])
         converted = np.array([e.clicked and e.converted for e in examples])
-        predicted = self._load(tenant, self.store.get(tenant, version)).predict_examples(examples)
-        fit = [example_from_log(r) for r in self.store.labelled(tenant, *train_window)]
+        predicted = self._load(tenant, candidate).predict_examples(examples)
+        fit = [example_from_log(r) for r in self.store.labelled(tenant, *candidate.train_window)]
         baselines = (
             (
                 "the cold-start prior",
@@ -427,7 +421,13 @@ class PredictionDomain:
         passed: list[str] = []
         for against, live_id, scores in baselines:
             comparison = compare_predictions(
-                predicted, scores, clicked, converted, version, live_id, self.gate_thresholds()
+                predicted,
+                scores,
+                clicked,
+                converted,
+                candidate.version,
+                live_id,
+                self.gate_thresholds(),
             )
             if not comparison.candidate_better:
                 return False, f"not better than {against}: {comparison.reason}"

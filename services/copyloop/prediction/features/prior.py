@@ -46,11 +46,16 @@ def prior_ctr(
     return out
 
 
+def logit(p: NDArray[np.float64] | float) -> NDArray[np.float64]:
+    """log(p / (1 - p)), clipped away from 0 and 1."""
+    clipped = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    out: NDArray[np.float64] = np.log(clipped / (1.0 - clipped))
+    return out
+
+
 def prior_logit(
     base_ctr: NDArray[np.float64] | float,
     log_popularity: NDArray[np.float64] | float,
     affinity: NDArray[np.float64] | float,
 ) -> NDArray[np.float64]:
-    p = np.clip(prior_ctr(base_ctr, log_popularity, affinity), 1e-6, 1 - 1e-6)
-    out: NDArray[np.float64] = np.log(p / (1.0 - p))
-    return out
+    return logit(prior_ctr(base_ctr, log_popularity, affinity))

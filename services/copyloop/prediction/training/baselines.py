@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from copyloop.prediction.features.encoder import EncodedBatch, FeatureEncoder
+from copyloop.prediction.features.prior import logit
 from copyloop.prediction.features.types import (
     TrainingExample,
 )
@@ -198,12 +199,6 @@ class PopularityPrior:
         )
 
 
-def _logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
-    clipped = np.clip(p, 1e-6, 1 - 1e-6)
-    out: NDArray[np.float64] = np.log(clipped / (1 - clipped))
-    return out
-
-
 class CalibratedColdStart:
     """The cold-start prior's ranking with calibrated numbers: P(click) = sigmoid(a + b *
     logit(prior)) with b >= 0, fit on the training window, and P(purchase | click) the window's
@@ -221,10 +216,10 @@ class CalibratedColdStart:
         clicks = float(clicked.sum())
         conversions = sum(e.clicked and e.converted for e in examples)
         self.cvr = (conversions + 1.0) / (clicks + 2.0)
-        base = float(_logit(np.asarray([(clicks + 1.0) / (len(examples) + 2.0)]))[0])
+        base = float(logit((clicks + 1.0) / (len(examples) + 2.0)))
         self.intercept, self.slope = base, 0.0
         if 0 < clicks < len(examples):
-            x = _logit(ColdStartPrior().predict_examples(examples).p_ctr)
+            x = logit(ColdStartPrior().predict_examples(examples).p_ctr)
             fit = LogisticRegression(C=1e4, max_iter=1000).fit(x[:, None], clicked)
             slope = float(fit.coef_[0][0])
             if slope > 0:  # a prior that ranks backwards on this window keeps its ranking
@@ -235,6 +230,6 @@ class CalibratedColdStart:
         return self
 
     def predict(self, examples: Sequence[TrainingExample]) -> Predictions:
-        x = _logit(ColdStartPrior().predict_examples(examples).p_ctr)
+        x = logit(ColdStartPrior().predict_examples(examples).p_ctr)
         p_ctr = 1.0 / (1.0 + np.exp(-(self.intercept + self.slope * x)))
         return Predictions(p_ctr, np.full(len(examples), self.cvr))
